@@ -1,0 +1,157 @@
+// Task and loop micro-benchmarks, each beside its baseline:
+//
+//   await_ready_task   create + co_await + destroy of a task that completes at once, beside a
+//                      minimal hand-written lazy task with a free-list allocator (this file).
+//                      Target: at most 1.2x.
+//   await_create_task  co_await coring::create_task(t): a task through the ready queue (one
+//                      loop iteration). Target: under 100 ns. asyncio: bench/asyncio_baseline.py.
+//   sleep0_round_trip  co_await sleep(0s): yield to the loop and come back.
+//   call_soon          callbacks scheduled and run, per callback.
+#include <coring/coring.hpp>
+
+#include "support/ratio_main.hpp"
+
+#include <benchmark/benchmark.h>
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <utility>
+
+using namespace std::chrono_literals;
+
+// --------------------------------------------------------------------------- the baseline task
+// The least a lazy task can do: a free-list frame allocator, symmetric transfer, a value slot.
+namespace handwritten {
+
+struct free_list {
+    struct block {
+        block* next;
+    };
+    static inline thread_local block* head = nullptr;
+    static void* allocate(std::size_t n) {
+        if (head != nullptr) {
+            block* b = head;
+            head = b->next;
+            return b;
+        }
+        return ::operator new(n < 256 ? 256 : n);
+    }
+    static void deallocate(void* p) noexcept {
+        auto* b = static_cast<block*>(p);
+        b->next = head;
+        head = b;
+    }
+};
+
+template <class T>
+struct task {
+    struct promise_type {
+        T value{};
+        std::coroutine_handle<> continuation;
+        task get_return_object() { return task{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        struct final_awaiter {
+            bool await_ready() noexcept { return false; }
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<promise_type> h) noexcept { return h.promise().continuation; }
+            void await_resume() noexcept {}
+        };
+        final_awaiter final_suspend() noexcept { return {}; }
+        void return_value(T v) { value = v; }
+        void unhandled_exception() { std::terminate(); }
+        static void* operator new(std::size_t n) { return free_list::allocate(n); }
+        static void operator delete(void* p) noexcept { free_list::deallocate(p); }
+    };
+    std::coroutine_handle<promise_type> h;
+    explicit task(std::coroutine_handle<promise_type> handle) : h(handle) {}
+    task(task&& o) noexcept : h(std::exchange(o.h, {})) {}
+    ~task() {
+        if (h) h.destroy();
+    }
+    bool await_ready() noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> c) noexcept {
+        h.promise().continuation = c;
+        return h;
+    }
+    T await_resume() noexcept { return h.promise().value; }
+};
+
+// A coroutine that is started by hand and never suspends for long: the benchmark driver.
+struct driver {
+    struct promise_type {
+        driver get_return_object() { return driver{std::coroutine_handle<promise_type>::from_promise(*this)}; }
+        std::suspend_always initial_suspend() noexcept { return {}; }
+        std::suspend_always final_suspend() noexcept { return {}; }
+        void return_void() {}
+        void unhandled_exception() { std::terminate(); }
+    };
+    std::coroutine_handle<promise_type> h;
+    ~driver() { h.destroy(); }
+    void run() { h.resume(); }
+};
+
+task<int> leaf(int v) { co_return v + 1; }
+
+driver await_loop(benchmark::State& state) {
+    long sum = 0;
+    for (auto _ : state) sum += co_await leaf(static_cast<int>(sum & 1));
+    benchmark::DoNotOptimize(sum);
+}
+
+}  // namespace handwritten
+
+// --------------------------------------------------------------------------- coring
+
+namespace {
+
+coring::task<int> leaf(int v) { co_return v + 1; }
+coring::task<> noop_task() { co_return; }
+
+void await_ready_task_handwritten(benchmark::State& state) {
+    auto d = handwritten::await_loop(state);
+    d.run();
+}
+
+void await_ready_task_coring(benchmark::State& state) {
+    coring::run([](benchmark::State& st) -> coring::task<> {
+        long sum = 0;
+        for (auto _ : st) sum += co_await leaf(static_cast<int>(sum & 1));
+        benchmark::DoNotOptimize(sum);
+    }(state));
+}
+
+void await_create_task_coring(benchmark::State& state) {
+    coring::run([](benchmark::State& st) -> coring::task<> {
+        for (auto _ : st) co_await coring::create_task(noop_task());
+    }(state));
+}
+
+void sleep0_round_trip_coring(benchmark::State& state) {
+    coring::run([](benchmark::State& st) -> coring::task<> {
+        for (auto _ : st) co_await coring::sleep(0s);
+    }(state));
+}
+
+void call_soon_coring(benchmark::State& state) {
+    constexpr int batch = 1000;
+    coring::run([](benchmark::State& st) -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        long ran = 0;
+        for (auto _ : st) {
+            for (int i = 0; i < batch; ++i) loop.call_soon([&ran] { ++ran; });
+            co_await coring::sleep(0s);  // one iteration runs the whole batch
+        }
+        benchmark::DoNotOptimize(ran);
+    }(state));
+    state.SetItemsProcessed(state.iterations() * batch);
+}
+
+}  // namespace
+
+BENCHMARK(await_ready_task_coring)->Name("await_ready_task:coring");
+BENCHMARK(await_ready_task_handwritten)->Name("await_ready_task:handwritten");
+BENCHMARK(await_create_task_coring)->Name("await_create_task:coring");
+BENCHMARK(sleep0_round_trip_coring)->Name("sleep0_round_trip:coring");
+BENCHMARK(call_soon_coring)->Name("call_soon_x1000:coring");
+
+CORING_BENCHMARK_MAIN()

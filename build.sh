@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# coring's entry point on a fresh Debian 12 / Ubuntu machine: installs what is missing (as root;
+# otherwise prints the one apt-get line to run), configures, builds and runs.
+#
+#   ./build.sh example [config]   build and run the flagship example (examples/hello.cpp)
+#   ./build.sh test [config]      build everything and run the whole test suite with ctest
+#
+# config: release (default: g++ -O2 -Werror), debug (g++ -O0 -g),
+#         asan (g++ -fsanitize=address,undefined, LeakSanitizer on), clang (clang++ -O2)
+# Builds go to build/<config>. CORING_JOBS overrides the parallelism (default: nproc).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+command=${1:-}
+config=${2:-release}
+jobs=${CORING_JOBS:-$(nproc)}
+
+usage() {
+    sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+[[ $command == example || $command == test ]] || usage
+
+# Debian package names; each is installed only if missing.
+packages=(g++ cmake make pkg-config liburing-dev catch2 libbenchmark-dev python3 netcat-openbsd curl wrk)
+[[ $config == clang ]] && packages+=(clang)
+[[ $config == asan ]] && packages+=(libclang-rt-dev)
+
+ensure_packages() {
+    local missing=() p
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    ((${#missing[@]} == 0)) && return 0
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "build.sh: installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    else
+        echo "build.sh: missing packages. Run:"
+        echo "    sudo apt-get install -y ${missing[*]}"
+        exit 1
+    fi
+}
+
+case $config in
+    release) cxx=g++ cxxflags="-O2" extra=(-DCORING_WERROR=ON) ;;
+    debug) cxx=g++ cxxflags="-O0 -g" extra=() ;;
+    asan) cxx=g++ cxxflags="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" extra=() ;;
+    clang) cxx=clang++ cxxflags="-O2" extra=() ;;
+    *) echo "build.sh: unknown config '$config'" >&2; usage ;;
+esac
+
+ensure_packages
+build="$root/build/$config"
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS="$cxxflags" "${extra[@]}"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+if [[ $command == example ]]; then
+    cmake --build "$build" --target hello -j "$jobs"
+    exec "$build/examples/hello"
+fi
+cmake --build "$build" -j "$jobs"
+cd "$build"
+ctest --output-on-failure -j "$jobs" --timeout 600

@@ -1,0 +1,84 @@
+#pragma once
+// A doubly-linked, circular, sentinel-based intrusive list: O(1) push, pop and unlink of any
+// element, no allocation. Used for FIFO waiter lists and the loop's registry of task states.
+//
+// An element type derives from list_hook<Tag> once per list it can be on; the Tag tells the
+// hooks apart when a type sits on two lists. A hook is "linked" while it is on a list.
+
+#include <cassert>
+#include <cstddef>
+
+namespace coring::detail {
+
+template <class Tag = void>
+struct list_hook {
+    list_hook* m_prev = nullptr;
+    list_hook* m_next = nullptr;
+
+    [[nodiscard]] bool linked() const noexcept { return m_next != nullptr; }
+
+    /// Removes this element from whatever list holds it. Safe on an unlinked hook.
+    void unlink() noexcept {
+        if (m_next != nullptr) {
+            m_prev->m_next = m_next;
+            m_next->m_prev = m_prev;
+            m_prev = m_next = nullptr;
+        }
+    }
+};
+
+template <class T, class Tag = void>
+class intrusive_list {
+    using hook = list_hook<Tag>;
+
+public:
+    intrusive_list() noexcept { m_root.m_prev = m_root.m_next = &m_root; }
+    intrusive_list(const intrusive_list&) = delete;
+    intrusive_list& operator=(const intrusive_list&) = delete;
+    ~intrusive_list() { assert(empty() && "intrusive_list destroyed while elements are linked"); }
+
+    [[nodiscard]] bool empty() const noexcept { return m_root.m_next == &m_root; }
+
+    void push_back(T& element) noexcept {
+        hook& h = element;
+        assert(!h.linked());
+        h.m_prev = m_root.m_prev;
+        h.m_next = &m_root;
+        m_root.m_prev->m_next = &h;
+        m_root.m_prev = &h;
+    }
+
+    [[nodiscard]] T* front() noexcept { return empty() ? nullptr : from_hook(m_root.m_next); }
+
+    /// Unlinks and returns the first element, or nullptr.
+    T* pop_front() noexcept {
+        if (empty()) return nullptr;
+        hook* h = m_root.m_next;
+        h->unlink();
+        return from_hook(h);
+    }
+
+    static void erase(T& element) noexcept { static_cast<hook&>(element).unlink(); }
+
+    [[nodiscard]] std::size_t size() const noexcept {
+        std::size_t n = 0;
+        for (const hook* h = m_root.m_next; h != &m_root; h = h->m_next) ++n;
+        return n;
+    }
+
+    /// Calls f(T&) for each element in order; f must not unlink elements other than the current one.
+    template <class F>
+    void for_each(F&& f) {
+        for (hook* h = m_root.m_next; h != &m_root;) {
+            hook* next = h->m_next;
+            f(*from_hook(h));
+            h = next;
+        }
+    }
+
+private:
+    static T* from_hook(hook* h) noexcept { return static_cast<T*>(h); }
+    hook m_root;
+};
+
+}  // namespace coring::detail

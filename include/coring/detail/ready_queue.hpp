@@ -1,0 +1,79 @@
+#pragma once
+// The loop's ready queue: an intrusive FIFO of nodes that live inside awaiters (in coroutine
+// frames) or inside heap callbacks. Scheduling is two stores and never allocates.
+//
+// A node is on the queue at most once. The loop runs a batch that it takes off the queue at the
+// start of the run phase (asyncio's rule: work scheduled while the batch runs waits for the next
+// iteration, so a task that yields with sleep(0) lets the others run).
+//
+// A node's behaviour is one pointer to a static table of operations, shared by every node of
+// its type: `run` (what the loop does with it) and, for the leaf awaiter a task is suspended in,
+// `cancel` (what a cancel request does to it; see state_base.hpp).
+
+#include <cstddef>
+
+namespace coring::detail {
+
+struct ready_node {
+    /// Run the node, or (when the loop is closed with callbacks still queued, which asyncio
+    /// drops) release what it owns without running it.
+    enum class action : unsigned char { run, discard };
+
+    struct operations {
+        void (*run)(ready_node*, action) noexcept;
+        /// Null for nodes that are never a task's cancellation slot.
+        void (*cancel)(ready_node*) noexcept = nullptr;
+    };
+
+    explicit ready_node(const operations& ops) noexcept : m_ops(&ops) {}
+
+    void run(action what = action::run) noexcept { m_ops->run(this, what); }
+    void cancel() noexcept { m_ops->cancel(this); }
+
+    ready_node* m_next = nullptr;
+    const operations* m_ops;
+};
+
+class ready_queue {
+public:
+    [[nodiscard]] bool empty() const noexcept { return m_head == nullptr; }
+    [[nodiscard]] std::size_t size() const noexcept { return m_size; }
+
+    void push(ready_node* node) noexcept {
+        node->m_next = nullptr;
+        if (m_tail != nullptr)
+            m_tail->m_next = node;
+        else
+            m_head = node;
+        m_tail = node;
+        ++m_size;
+    }
+
+    ready_node* pop() noexcept {
+        ready_node* node = m_head;
+        if (node != nullptr) {
+            m_head = node->m_next;
+            if (m_head == nullptr) m_tail = nullptr;
+            --m_size;
+        }
+        return node;
+    }
+
+    /// Moves every queued node into a new queue and leaves this one empty.
+    ready_queue take_all() noexcept {
+        ready_queue batch;
+        batch.m_head = m_head;
+        batch.m_tail = m_tail;
+        batch.m_size = m_size;
+        m_head = m_tail = nullptr;
+        m_size = 0;
+        return batch;
+    }
+
+private:
+    ready_node* m_head = nullptr;
+    ready_node* m_tail = nullptr;
+    std::size_t m_size = 0;
+};
+
+}  // namespace coring::detail

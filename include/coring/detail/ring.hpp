@@ -1,0 +1,187 @@
+#pragma once
+// RAII owner of one io_uring instance and the low-level rules for using it (DESIGN.md, "Ring"):
+//
+// - setup asks for SINGLE_ISSUER | DEFER_TASKRUN, then COOP_TASKRUN, then plain flags, falling
+//   back only on EINVAL, and records what the kernel gave;
+// - when io_uring is unavailable (EPERM / ENOSYS: kernel.io_uring_disabled, a seccomp profile
+//   such as Docker's default) it throws one std::system_error that names cause and remedy;
+// - get_sqe() never returns null: a full submission queue is submitted to make room;
+// - drain() empties the completion queue entry by entry (advancing the head before each handler
+//   runs, so a handler may submit or even drain again) and flushes the kernel's overflow list;
+// - user_data 0 marks an SQE whose completion nobody needs (an async cancel request) and ~0 is
+//   liburing's own timeout marker: drain() skips both, so no operation ever uses them.
+
+#include <coring/errors.hpp>
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <system_error>
+
+namespace coring::detail {
+
+/// Base of everything whose address is the user_data of an SQE. The loop calls m_complete with
+/// every CQE of the operation; the last one arrives without IORING_CQE_F_MORE.
+struct io_completion {
+    using function = void (*)(io_completion*, int result, unsigned flags) noexcept;
+    explicit io_completion(function complete, bool internal = false) noexcept : m_complete(complete), m_internal(internal) {}
+    function m_complete;
+    bool m_internal;  // the loop's own operations (wake-up, signals) are not user work in flight
+};
+
+/// Explains why io_uring_setup failed and what to do about it.
+inline std::string io_uring_setup_failure_message(int err) {
+    std::string msg = "coring: cannot create an io_uring instance (io_uring_setup failed with ";
+    msg += err == EPERM ? "EPERM" : err == ENOSYS ? "ENOSYS" : err == ENOMEM ? "ENOMEM" : std::to_string(err);
+    msg += "). ";
+    switch (err) {
+        case EPERM:
+            msg += "io_uring is switched off for this process: the sysctl kernel.io_uring_disabled is set (set it to 0, "
+                   "or to 1 and add the user to kernel.io_uring_group), or a seccomp profile forbids it (Docker's default "
+                   "profile does: run the container with --security-opt seccomp=unconfined or a profile that allows "
+                   "io_uring_setup, io_uring_enter and io_uring_register)";
+            break;
+        case ENOSYS:
+            msg += "the kernel has no io_uring (built without CONFIG_IO_URING, older than 5.1) or a seccomp filter "
+                   "hides it; coring needs Linux 5.11 or newer with io_uring allowed";
+            break;
+        case ENOMEM:
+            msg += "the ring does not fit in the locked-memory limit (kernels before 5.12 charge rings to "
+                   "RLIMIT_MEMLOCK): raise `ulimit -l` or lower loop_options.queue_depth";
+            break;
+        default:
+            msg += "check the kernel version (5.11 or newer) and loop_options.queue_depth";
+            break;
+    }
+    return msg;
+}
+
+/// 0 if this process can create an io_uring instance, else the errno io_uring_setup fails with.
+inline int io_uring_probe() noexcept {
+    io_uring probe{};
+    const int r = io_uring_queue_init(2, &probe, 0);
+    if (r < 0) return -r;
+    io_uring_queue_exit(&probe);
+    return 0;
+}
+
+class ring {
+public:
+    using duration = std::chrono::nanoseconds;
+
+    ring(unsigned sq_entries, unsigned cq_entries) {
+        // Most wanted first; each later attempt drops what an older kernel rejects with EINVAL.
+        const unsigned attempts[] = {
+            IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL,
+            IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE | IORING_SETUP_SUBMIT_ALL,
+            IORING_SETUP_CQSIZE,
+            0,
+        };
+        int err = EINVAL;
+        for (unsigned flags : attempts) {
+            io_uring_params params{};
+            params.flags = flags;
+            params.cq_entries = cq_entries;
+            err = -io_uring_queue_init_params(sq_entries, &m_ring, &params);
+            if (err == 0) {
+                m_setup_flags = flags;
+                m_features = params.features;
+                return;
+            }
+            if (err != EINVAL) break;
+        }
+        throw std::system_error(err, std::system_category(), io_uring_setup_failure_message(err));
+    }
+
+    ring(const ring&) = delete;
+    ring& operator=(const ring&) = delete;
+    ~ring() { close(); }
+
+    void close() noexcept {
+        if (m_open) {
+            io_uring_queue_exit(&m_ring);
+            m_open = false;
+        }
+    }
+
+    [[nodiscard]] unsigned setup_flags() const noexcept { return m_setup_flags; }
+    [[nodiscard]] bool has_feature(unsigned feature) const noexcept { return (m_features & feature) != 0; }
+    [[nodiscard]] unsigned pending_submissions() const noexcept { return io_uring_sq_ready(&m_ring); }
+    [[nodiscard]] io_uring* native() noexcept { return &m_ring; }
+
+    /// A free submission queue entry; submits what is queued when the queue is full.
+    io_uring_sqe* get_sqe() {
+        io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
+        while (sqe == nullptr) {
+            const int r = io_uring_submit(&m_ring);
+            // EBUSY/EAGAIN: the kernel wants its completion backlog reaped first. Nobody here
+            // can reap (we may be inside a completion handler), so give the kernel the CQ
+            // entries it needs by flushing the overflow list, then try again.
+            if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) throw_errno(-r, "io_uring_submit");
+            if (r < 0) io_uring_get_events(&m_ring);
+            sqe = io_uring_get_sqe(&m_ring);
+        }
+        return sqe;
+    }
+
+    /// Submits what is queued and collects completions without waiting.
+    void submit_and_poll() { check(io_uring_submit_and_get_events(&m_ring), "io_uring_enter"); }
+
+    /// Submits what is queued and waits until a completion arrives or `timeout` passes.
+    void submit_and_wait(duration timeout) {
+        if (timeout <= duration::zero()) return submit_and_poll();
+        __kernel_timespec ts{};
+        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+        ts.tv_sec = secs.count();
+        ts.tv_nsec = (timeout - secs).count();
+        io_uring_cqe* cqe = nullptr;
+        check(io_uring_submit_and_wait_timeout(&m_ring, &cqe, 1, &ts, nullptr), "io_uring_enter");
+    }
+
+    /// Submits what is queued and waits until a completion arrives, however long that takes.
+    void submit_and_wait() { check(io_uring_submit_and_wait(&m_ring, 1), "io_uring_enter"); }
+
+    /// Calls on_completion(io_completion*, res, flags) for every CQE, including the ones the
+    /// kernel parked on its overflow list while the completion queue was full.
+    template <class F>
+    unsigned drain(F&& on_completion) {
+        unsigned handled = 0;
+        for (;;) {
+            if (io_uring_cq_ready(&m_ring) == 0) {
+                if (!io_uring_cq_has_overflow(&m_ring)) break;
+                io_uring_get_events(&m_ring);  // moves overflowed CQEs into the ring
+                if (io_uring_cq_ready(&m_ring) == 0) break;
+            }
+            const unsigned head = *m_ring.cq.khead;
+            const io_uring_cqe& cqe = m_ring.cq.cqes[io_uring_cqe_index(&m_ring, head, m_ring.cq.ring_mask)];
+            const std::uint64_t user_data = cqe.user_data;
+            const int result = cqe.res;
+            const unsigned flags = cqe.flags;
+            io_uring_cq_advance(&m_ring, 1);
+            ++handled;
+            if (user_data == 0 || user_data == LIBURING_UDATA_TIMEOUT) continue;
+            on_completion(reinterpret_cast<io_completion*>(static_cast<std::uintptr_t>(user_data)), result, flags);
+        }
+        return handled;
+    }
+
+private:
+    // Waiting can end early for harmless reasons: the timeout passed (ETIME), a signal arrived
+    // (EINTR: the caller recomputes its deadline on the next iteration), or the kernel asks us
+    // to reap first (EBUSY, EAGAIN). Anything else is a bug or a dead ring.
+    static void check(int r, const char* what) {
+        if (r >= 0 || r == -ETIME || r == -EINTR || r == -EAGAIN || r == -EBUSY) return;
+        throw_errno(-r, what);
+    }
+
+    io_uring m_ring{};
+    unsigned m_setup_flags = 0;
+    unsigned m_features = 0;
+    bool m_open = true;
+};
+
+}  // namespace coring::detail

@@ -1,0 +1,89 @@
+#pragma once
+// state<T>: the shared state of a task_handle<T> or future<T> (see state_base.hpp for the parts
+// that do not depend on T).
+
+#include <coring/detail/state_base.hpp>
+#include <coring/detail/value_slot.hpp>
+#include <coring/errors.hpp>
+#include <coring/task.hpp>
+
+#include <coroutine>
+#include <exception>
+#include <coring/detail/source_location.hpp>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace coring::detail {
+
+template <class T>
+class state final : public state_base {
+public:
+    /// A future: finished by set_value / set_exception / request_cancel.
+    explicit state(event_loop& loop) : state_base(loop, /*is_task=*/false, {}, source_location{}) {}
+
+    /// A task: `body` becomes the root frame of this state's chain.
+    state(event_loop& loop, task<T>&& body, std::string name, const source_location& site)
+        : state_base(loop, /*is_task=*/true, std::move(name), site) {
+        auto frame = body.release();
+        frame.promise().set_root(this);
+        m_frame = frame;
+    }
+
+    template <class... Args>
+    void set_value(Args&&... args) {
+        if (done()) throw invalid_state_error("coring: set_result on a future that is already done");
+        m_value.emplace(std::forward<Args>(args)...);
+        finish(nullptr);
+    }
+
+    void set_exception(std::exception_ptr error) {
+        if (!error) throw std::invalid_argument("coring: set_exception with an empty exception_ptr");
+        if (done()) throw invalid_state_error("coring: set_exception on a future that is already done");
+        finish(std::move(error));
+    }
+
+    /// The outcome for result() or co_await: rethrows a failure; returns a copy of the value, or
+    /// moves it out (once) when T cannot be copied.
+    T get_for_caller() {
+        rethrow_if_failed();
+        if constexpr (std::is_void_v<T>) {
+            return;
+        } else if constexpr (std::is_reference_v<T> || std::is_copy_constructible_v<T>) {
+            return m_value.get();
+        } else {
+            if (!m_value.has_value())
+                throw invalid_state_error("coring: the result of " + name() + " was already moved out (its type cannot be copied, so it can be retrieved once)");
+            T value = std::move(m_value.get());
+            m_value.reset();
+            return value;
+        }
+    }
+
+    void finish_root(std::coroutine_handle<> frame) noexcept override {
+        auto typed = std::coroutine_handle<task_promise<T>>::from_address(frame.address());
+        task_outcome<T>& outcome = typed.promise().m_outcome;
+        std::exception_ptr error;
+        if (outcome.has_error()) {
+            error = outcome.take_error();
+        } else if constexpr (std::is_void_v<T>) {
+            m_value.emplace();
+        } else if constexpr (std::is_reference_v<T>) {
+            m_value.emplace(*outcome.value());
+        } else {
+            try {
+                m_value.emplace(std::move(outcome.value()));
+            } catch (...) {
+                error = std::current_exception();
+            }
+        }
+        typed.destroy();
+        finish(std::move(error));
+    }
+
+private:
+    ~state() override = default;
+    value_slot<T> m_value;
+};
+
+}  // namespace coring::detail

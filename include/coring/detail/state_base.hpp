@@ -1,0 +1,230 @@
+#pragma once
+// The shared state behind task_handle<T> and future<T> (the parts that do not depend on T).
+//
+//   task_handle<T> ──┐ (refcounted; copies share one state)
+//   task_handle<T> ──┼──▶ state<T> ──m_frame (until it starts)──▶ root frame (task<T> body)
+//   event_loop ──────┘        │                                        │ awaits task<U> (same
+//    (one reference while     │ m_slot (once it runs)                   ▼  chain, same state)
+//     the task runs)          └──────────────────────────────────▶ leaf awaiter (sleep, read, ...)
+//
+// A state created by create_task is also the task's *chain*: every task<T> awaited inside it
+// runs under the same state, and the leaf awaiter the chain is suspended in fills m_slot. A
+// cancel request sets m_cancel_requested and fires the slot; the leaf decides what happens
+// (remove a timer, send IORING_OP_ASYNC_CANCEL, unlink from a waiter list) and resumes the task
+// by throwing cancelled_error. A request that finds no slot (the task is running, queued to run,
+// or not started) stays pending and is delivered at the next suspension point.
+//
+// Members that need the complete event_loop are defined at the end of event_loop.hpp.
+
+#include <coring/detail/frame_pool.hpp>
+#include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/ready_queue.hpp>
+#include <coring/errors.hpp>
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <coring/detail/source_location.hpp>
+#include <string>
+#include <utility>
+
+namespace coring {
+class event_loop;
+}
+
+namespace coring::detail {
+
+/// Something that waits for a state to finish: an awaiting coroutine or a done callback. When the
+/// state finishes, each waiter is moved, in the order it registered, to the loop's ready queue.
+struct completion_waiter : ready_node {
+    using ready_node::ready_node;
+};
+
+/// A state's waiters: a FIFO threaded through the waiters' own ready-queue link (a waiter is on
+/// a state's list or on the ready queue, never both), circular so that the list is one pointer
+/// to its tail. A task rarely has more than a few waiters, so erase() may walk.
+class waiter_list {
+public:
+    [[nodiscard]] bool empty() const noexcept { return m_tail == nullptr; }
+
+    void push_back(completion_waiter& waiter) noexcept {
+        if (m_tail == nullptr) {
+            waiter.m_next = &waiter;
+        } else {
+            waiter.m_next = m_tail->m_next;
+            m_tail->m_next = &waiter;
+        }
+        m_tail = &waiter;
+    }
+
+    completion_waiter* pop_front() noexcept {
+        if (m_tail == nullptr) return nullptr;
+        auto* head = static_cast<completion_waiter*>(m_tail->m_next);
+        if (head == m_tail)
+            m_tail = nullptr;
+        else
+            m_tail->m_next = head->m_next;
+        head->m_next = nullptr;
+        return head;
+    }
+
+    /// Removes `waiter` if it is on the list; false if it is not.
+    bool erase(completion_waiter& waiter) noexcept {
+        if (m_tail == nullptr) return false;
+        ready_node* prev = m_tail;
+        do {
+            ready_node* current = prev->m_next;
+            if (current == &waiter) {
+                if (current == prev) {
+                    m_tail = nullptr;
+                } else {
+                    prev->m_next = current->m_next;
+                    if (current == m_tail) m_tail = static_cast<completion_waiter*>(prev);
+                }
+                current->m_next = nullptr;
+                return true;
+            }
+            prev = current;
+        } while (prev != m_tail);
+        return false;
+    }
+
+private:
+    completion_waiter* m_tail = nullptr;
+};
+
+struct registry_tag {};
+
+class state_base : public list_hook<registry_tag>, public ready_node {
+public:
+    enum class status : std::uint8_t { pending, running, finished };
+
+    state_base(const state_base&) = delete;
+    state_base& operator=(const state_base&) = delete;
+
+    static void* operator new(std::size_t size) { return frame_pool::allocate(size); }
+    static void operator delete(void* block, std::size_t size) noexcept { frame_pool::deallocate(block, size); }
+
+    // --- lifetime: every handle holds a reference, and the loop holds one while a task runs.
+    void add_ref() noexcept { ++m_refs; }
+    void release() noexcept;
+
+    // --- observers
+    [[nodiscard]] bool is_task() const noexcept { return m_is_task; }
+    [[nodiscard]] status current_status() const noexcept { return m_status; }
+    [[nodiscard]] bool done() const noexcept { return m_status == status::finished; }
+    [[nodiscard]] bool cancelled() const noexcept { return done() && m_cancelled; }
+    [[nodiscard]] event_loop* loop() const noexcept { return m_loop; }
+    [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
+    [[nodiscard]] std::string name() const;
+    void set_name(std::string name);
+    [[nodiscard]] const source_location& creation_site() const noexcept { return m_site; }
+
+    /// Cancels a future at once; asks a task to stop. False when already finished.
+    bool request_cancel() noexcept;
+
+    // --- retrieval (marks the outcome as retrieved, so it is not reported as lost)
+    /// Throws invalid_state_error if not finished and cancelled_error if cancelled.
+    [[nodiscard]] std::exception_ptr exception();
+    /// Throws what the task threw, cancelled_error if cancelled, invalid_state_error if not finished.
+    void rethrow_if_failed();
+
+    // --- waiters
+    void add_waiter(completion_waiter& waiter) noexcept { m_waiters.push_back(waiter); }
+    /// False if `waiter` was not waiting (it has been woken already).
+    bool remove_waiter(completion_waiter& waiter) noexcept { return m_waiters.erase(waiter); }
+
+    // --- the chain's cancellation slot (tasks only): the ready node of the leaf awaiter the
+    // task is suspended in, whose operations include `cancel`.
+    void arm_cancel(ready_node& leaf) noexcept { m_slot = &leaf; }
+    void disarm_cancel(ready_node& leaf) noexcept {
+        if (m_slot == &leaf) m_slot = nullptr;  // a leaf exists only once the task runs
+    }
+    [[nodiscard]] bool cancel_requested() const noexcept { return m_cancel_requested; }
+    /// Consumes a pending cancel request: true if there was one (the caller now delivers it).
+    bool take_cancel_request() noexcept {
+        const bool requested = m_cancel_requested;
+        m_cancel_requested = false;
+        return requested;
+    }
+    /// A request that lost the race to a completion is delivered at the next suspension point.
+    void restore_cancel_request() noexcept { m_cancel_requested = true; }
+
+    // --- completion
+    /// Marks the state finished (the value, if any, is already stored), wakes the waiters and,
+    /// for a task, drops the loop's reference.
+    void finish(std::exception_ptr error) noexcept;
+    /// Called from the final suspend point of the root frame: takes its result, destroys it.
+    virtual void finish_root(std::coroutine_handle<> frame) noexcept = 0;
+
+protected:
+    state_base(event_loop& loop, bool is_task, std::string name, const source_location& site);
+    virtual ~state_base();
+
+    // The ready_node base starts the root frame (create_task schedules it).
+    static void step(ready_node* node, ready_node::action what) noexcept;
+    static constexpr ready_node::operations start_operations{&step};
+
+    event_loop* m_loop;
+    std::exception_ptr m_exception;
+    waiter_list m_waiters;
+    // Before the task starts, its root frame; once it runs, the chain's cancellation slot. One
+    // word for both keeps 100,000 sleeping tasks small.
+    union {
+        std::coroutine_handle<> m_frame;
+        ready_node* m_slot;
+    };
+    std::uint64_t m_id = 0;
+    std::unique_ptr<std::string> m_name;  // null: the default name "Task-<id>"
+    source_location m_site;
+    std::uint32_t m_refs = 1;
+    status m_status = status::pending;
+    bool m_is_task : 1;
+    bool m_cancelled : 1 = false;
+    bool m_cancel_requested : 1 = false;
+    bool m_retrieved : 1 = false;
+
+    friend class coring::event_loop;
+};
+
+/// True if `error` holds a cancelled_error.
+inline bool is_cancellation(const std::exception_ptr& error) noexcept {
+    if (!error) return false;
+    try {
+        std::rethrow_exception(error);
+    } catch (const cancelled_error&) {
+        return true;
+    } catch (...) {
+        return false;
+    }
+}
+
+inline std::string state_base::name() const {
+    if (m_name) return *m_name;
+    return m_is_task ? "Task-" + std::to_string(m_id) : std::string("Future");
+}
+
+inline void state_base::set_name(std::string name) {
+    if (name.empty())
+        m_name.reset();
+    else if (m_name)
+        *m_name = std::move(name);
+    else
+        m_name = std::make_unique<std::string>(std::move(name));
+}
+
+inline std::exception_ptr state_base::exception() {
+    if (!done()) throw invalid_state_error("coring: exception() called on a " + name() + " that has not finished");
+    m_retrieved = true;
+    if (m_cancelled) throw cancelled_error{};
+    return m_exception;
+}
+
+inline void state_base::rethrow_if_failed() {
+    if (!done()) throw invalid_state_error("coring: result() called on a " + name() + " that has not finished");
+    m_retrieved = true;
+    if (m_exception) std::rethrow_exception(m_exception);
+}
+
+}  // namespace coring::detail

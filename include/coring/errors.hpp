@@ -1,0 +1,68 @@
+#pragma once
+// The error types of coring (API.md, "Cancellation").
+//
+// cancelled_error deliberately does not derive from std::exception, just as asyncio's
+// CancelledError is not an Exception since Python 3.8: `catch (const std::exception&)` in user
+// code must not swallow a cancellation by accident.
+
+#include <cerrno>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace coring {
+
+/// Thrown at the suspension point of a task that was cancelled. Not a std::exception.
+class cancelled_error {
+public:
+    [[nodiscard]] const char* what() const noexcept { return "coring::cancelled_error: the task was cancelled"; }
+};
+
+/// An operation did not finish before its deadline (wait_for, timeout_at).
+class timeout_error : public std::runtime_error {
+public:
+    timeout_error() : std::runtime_error("coring::timeout_error: the operation timed out") {}
+    explicit timeout_error(const std::string& what) : std::runtime_error(what) {}
+};
+
+/// An operation that is not allowed in the object's current state, such as reading the result of
+/// a task that has not finished or setting the result of a future twice.
+class invalid_state_error : public std::logic_error {
+public:
+    explicit invalid_state_error(const std::string& what) : std::logic_error(what) {}
+};
+
+/// get_nowait() / try-style access on an empty queue.
+class queue_empty : public std::runtime_error {
+public:
+    queue_empty() : std::runtime_error("coring::queue_empty: the queue is empty") {}
+};
+
+/// put_nowait() on a full queue.
+class queue_full : public std::runtime_error {
+public:
+    queue_full() : std::runtime_error("coring::queue_full: the queue is full") {}
+};
+
+/// put() or get() on a queue that was shut down.
+class queue_shut_down : public std::runtime_error {
+public:
+    queue_shut_down() : std::runtime_error("coring::queue_shut_down: the queue was shut down") {}
+};
+
+/// A barrier was aborted or reset while tasks were waiting on it.
+class broken_barrier_error : public std::runtime_error {
+public:
+    broken_barrier_error() : std::runtime_error("coring::broken_barrier_error: the barrier is broken") {}
+};
+
+namespace detail {
+
+/// Throws std::system_error in the system category. `what` names the operation and its subject,
+/// for example "read(fd 7)", so the message reads "read(fd 7): Connection reset by peer".
+[[noreturn]] inline void throw_errno(int err, const std::string& what) {
+    throw std::system_error(err, std::system_category(), what);
+}
+
+}  // namespace detail
+}  // namespace coring

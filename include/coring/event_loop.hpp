@@ -1,0 +1,726 @@
+#pragma once
+// event_loop: one per thread; runs tasks and callbacks on io_uring (asyncio's event loop).
+//
+//   coring::event_loop loop;
+//   int v = loop.run_until_complete(compute());   // or simply coring::run(compute())
+//
+// One iteration (run_once):
+//   1. submit queued SQEs and reap completions in one io_uring_enter; block only when nothing
+//      is ready, and only until the nearest timer (or until another thread calls
+//      call_soon_threadsafe);
+//   2. move expired timers to the ready queue, earliest first;
+//   3. run the batch that is ready now; whatever it schedules runs next iteration.
+//
+// Every completion's user_data is an operation object that lives in the awaiting coroutine frame:
+// no allocation per operation and no lookup table. The loop is single-threaded: every member
+// except call_soon_threadsafe must be called on the thread that created the loop (the ring is set
+// up with IORING_SETUP_SINGLE_ISSUER where the kernel has it).
+
+#include <coring/clock.hpp>
+#include <coring/detail/frame_pool.hpp>
+#include <coring/detail/inbox.hpp>
+#include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/ready_queue.hpp>
+#include <coring/detail/ring.hpp>
+#include <coring/detail/signal_watcher.hpp>
+#include <coring/detail/state.hpp>
+#include <coring/detail/state_base.hpp>
+#include <coring/detail/timer_callback.hpp>
+#include <coring/detail/timer_heap.hpp>
+#include <coring/errors.hpp>
+#include <coring/task.hpp>
+
+#include <cxxabi.h>
+
+#include <chrono>
+#include <coroutine>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <memory>
+#include <coring/detail/source_location.hpp>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+namespace coring {
+
+template <class T>
+class task_handle;
+template <class T>
+class future;
+class event_loop;
+
+/// Settings of an event loop; an aggregate, so `loop_options{.queue_depth = 1024}` works.
+struct loop_options {
+    /// Submission queue entries of the ring.
+    unsigned queue_depth = 256;
+    /// Debug mode: slow callbacks are reported, and more (see debug.hpp). CORING_DEBUG=1 in the
+    /// environment turns it on too.
+    bool debug = false;
+    /// In debug mode, a callback or task step that holds the loop longer than this is reported.
+    std::chrono::nanoseconds slow_callback_duration = std::chrono::milliseconds(100);
+    /// Virtual time: when nothing is ready and no I/O is in flight, the clock jumps to the next timer.
+    bool virtual_time = false;
+    /// Completion queue entries; 0 means four times queue_depth.
+    unsigned completion_queue_depth = 0;
+};
+
+/// What the loop's exception handler receives (asyncio's context dict).
+struct exception_context {
+    std::string message;
+    std::exception_ptr exception;
+    /// The task concerned ("Task-3"), or empty.
+    std::string task_name;
+    /// Where that task was created, when known.
+    source_location task_site{};
+};
+
+/// The loop running in this thread, or throws std::logic_error.
+[[nodiscard]] event_loop& get_running_loop();
+
+namespace detail {
+
+constinit inline thread_local event_loop* t_running_loop = nullptr;
+
+/// A callable queued by call_soon (Pooled) or call_soon_threadsafe (allocated by another thread,
+/// so it bypasses the thread-local pool).
+template <class F, bool Pooled>
+class callback_node;
+
+/// "std::runtime_error: boom" for an exception_ptr, for reports.
+inline std::string describe_exception(const std::exception_ptr& error) {
+    if (!error) return "(none)";
+    auto demangled = [](const std::type_info& type) {
+        int status = 0;
+        std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+        return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+    };
+    try {
+        std::rethrow_exception(error);
+    } catch (const cancelled_error& e) {
+        return e.what();
+    } catch (const std::exception& e) {
+        return demangled(typeid(e)) + ": " + e.what();
+    } catch (...) {
+        const std::type_info* type = abi::__cxa_current_exception_type();
+        return type ? demangled(*type) : std::string("unknown exception");
+    }
+}
+
+}  // namespace detail
+
+class event_loop {
+public:
+    using exception_handler = std::function<void(event_loop&, const exception_context&)>;
+
+    /// Creates the ring. Throws std::system_error naming cause and remedy when io_uring is
+    /// unavailable (EPERM: kernel.io_uring_disabled or a seccomp profile; ENOSYS).
+    explicit event_loop(loop_options options = {});
+
+    /// Closes the loop if close() was not called (see close()).
+    ~event_loop();
+
+    event_loop(const event_loop&) = delete;
+    event_loop& operator=(const event_loop&) = delete;
+
+    // ------------------------------------------------------------------ running
+
+    /// Runs `main` as a task until it finishes; returns its value or rethrows its exception.
+    /// Tasks still pending afterwards stay pending (asyncio's rule). Throws std::runtime_error if
+    /// stop() ends the loop first.
+    template <class T>
+    T run_until_complete(task<T> main, source_location site = source_location::current());
+
+    /// Runs until stop() is called.
+    void run_forever();
+
+    /// Finishes the current iteration, then makes run_forever / run_until_complete return. Called
+    /// before the loop runs, it lets exactly one iteration run.
+    void stop() noexcept { m_stopping = true; }
+
+    [[nodiscard]] bool is_running() const noexcept { return m_running; }
+    [[nodiscard]] bool is_closed() const noexcept { return m_closed; }
+
+    /// Shuts down: cancels every task that has not finished and runs the loop until they have
+    /// (once each, as asyncio.run does: a task that swallows the cancellation and never finishes
+    /// keeps close() waiting), drops callbacks that are still queued, waits for the loop's own
+    /// kernel operations, destroys every frame and closes the ring. Idempotent.
+    void close();
+
+    // ------------------------------------------------------------------ time and callbacks
+
+    /// The loop's clock: clock::now(), or the virtual time on a loop with virtual_time.
+    [[nodiscard]] clock::time_point time() const noexcept {
+        return m_options.virtual_time ? m_virtual_now : clock::now();
+    }
+
+    /// Runs f() on the next iteration. Exceptions from f go to the exception handler. Throws
+    /// std::logic_error once the loop is closed (as do call_later and call_at).
+    template <class F>
+    void call_soon(F&& f);
+
+    /// Runs f() once `delay` has passed; the handle can cancel it.
+    template <class Rep, class Period, class F>
+    timer_handle call_later(std::chrono::duration<Rep, Period> delay, F&& f);
+
+    /// Runs f() at `when` on the loop's clock; the handle can cancel it.
+    template <class F>
+    timer_handle call_at(clock::time_point when, F&& f);
+
+    /// The one member that may be called from any thread: queues f() and wakes the loop if it
+    /// is blocked in the kernel. Throws std::logic_error once the loop is closed.
+    template <class F>
+    void call_soon_threadsafe(F&& f);
+
+    // ------------------------------------------------------------------ tasks
+
+    /// Schedules `body` to start on the next iteration (not inline) and returns its handle. The
+    /// task belongs to the loop until it finishes: dropping every handle neither cancels nor
+    /// destroys it.
+    template <class T>
+    task_handle<T> create_task(task<T> body, std::string name = {}, source_location site = source_location::current());
+
+    /// A future bound to this loop (asyncio's loop.create_future()).
+    template <class T = void>
+    future<T> create_future();
+
+    // ------------------------------------------------------------------ signals
+
+    /// Runs `handler` on the loop whenever `sig` arrives (through a signalfd). The signal is
+    /// blocked in this thread. Replaces an earlier handler of the same signal. Throws
+    /// std::invalid_argument for SIGKILL, SIGSTOP or a number out of range.
+    void add_signal_handler(int sig, std::function<void()> handler) { m_signals.add(sig, std::move(handler), m_ring); }
+
+    /// Removes the handler and unblocks the signal if the loop blocked it. False if there was none.
+    bool remove_signal_handler(int sig) { return m_signals.remove(sig); }
+
+    // ------------------------------------------------------------------ errors
+
+    /// Receives unretrieved task exceptions and exceptions thrown by callbacks. An empty
+    /// handler restores the default, which prints to stderr.
+    void set_exception_handler(exception_handler handler) { m_exception_handler = std::move(handler); }
+    [[nodiscard]] const exception_handler& get_exception_handler() const noexcept { return m_exception_handler; }
+    void call_exception_handler(const exception_context& context) noexcept;
+    static void default_exception_handler(const exception_context& context) noexcept;
+
+    // ------------------------------------------------------------------ introspection
+
+    [[nodiscard]] const loop_options& options() const noexcept { return m_options; }
+    [[nodiscard]] bool get_debug() const noexcept { return m_options.debug; }
+    void set_debug(bool enabled) noexcept { m_options.debug = enabled; }
+    /// The IORING_SETUP_* flags the kernel accepted.
+    [[nodiscard]] unsigned ring_setup_flags() const noexcept { return m_ring.setup_flags(); }
+    /// The underlying ring, for operations coring does not wrap. Completions of SQEs you submit
+    /// yourself must carry user_data 0 (ignored) or a detail::io_completion.
+    [[nodiscard]] io_uring* native_ring() noexcept { return m_ring.native(); }
+
+    // ------------------------------------------------------------------ machinery
+    // Used by awaitables and the other coring headers; not a stable interface.
+
+    /// The task whose code is running (or is about to suspend), or null inside a callback.
+    [[nodiscard]] detail::state_base* current_task_state() const noexcept { return m_current; }
+    void schedule(detail::ready_node& node) noexcept { m_ready.push(&node); }
+    /// Resumes `frame`, which belongs to `task`, with `task` as the current task.
+    void resume(detail::state_base* task, std::coroutine_handle<> frame) noexcept {
+        m_current = task;
+        frame.resume();
+        m_current = nullptr;
+    }
+    /// Runs f() as a callback: no current task, exceptions reported to the handler.
+    template <class F>
+    void run_callback(F& f) noexcept;
+
+    void add_timer(detail::timer_node& node, clock::time_point deadline) { m_timers.push(node, deadline); }
+    void remove_timer(detail::timer_node& node) noexcept { m_timers.erase(node); }
+
+    /// A free SQE; pair it with submit() once prepared.
+    [[nodiscard]] io_uring_sqe* get_sqe() { return m_ring.get_sqe(); }
+    /// Marks a prepared SQE as `op`'s and counts it in flight. The SQE goes to the kernel on the
+    /// next iteration (or sooner, when the submission queue fills up).
+    void submit(io_uring_sqe* sqe, detail::io_completion& op) noexcept {
+        io_uring_sqe_set_data(sqe, &op);
+        ++m_user_ops_in_flight;
+    }
+    /// Asks the kernel to cancel `op` (IORING_OP_ASYNC_CANCEL). `op` still completes with its own
+    /// CQE, which tells whether it was cancelled or finished first.
+    void cancel_io(detail::io_completion& op);
+    [[nodiscard]] std::size_t user_ops_in_flight() const noexcept { return m_user_ops_in_flight; }
+    [[nodiscard]] std::size_t unfinished_tasks() const noexcept { return m_unfinished_tasks; }
+
+    /// Calls f(detail::state_base&) for every live task and future of this loop.
+    template <class F>
+    void for_each_state(F&& f) {
+        m_states.for_each(f);
+    }
+
+    /// How many times the call_soon_threadsafe wake-up poll was armed (tests of the re-arm path).
+    [[nodiscard]] unsigned wakeup_arm_count() const noexcept { return m_inbox.arm_count(); }
+    /// Cancels the wake-up poll as the kernel does when it ends a multishot request (tests).
+    void interrupt_wakeup_for_testing() {
+        io_uring_sqe* sqe = m_ring.get_sqe();
+        io_uring_prep_cancel(sqe, static_cast<detail::io_completion*>(&m_inbox), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+
+private:
+    friend class detail::state_base;
+    friend class detail::signal_watcher;
+
+    class running_scope;
+
+    template <class Done>
+    bool run_until(Done&& done);
+    void run_once();
+    void poll_io(bool may_block);
+    void drain_completions() {
+        m_ring.drain([this](detail::io_completion* op, int result, unsigned flags) {
+            if ((flags & IORING_CQE_F_MORE) == 0 && !op->m_internal) --m_user_ops_in_flight;
+            op->m_complete(op, result, flags);
+        });
+    }
+    void cancel_remaining_tasks();
+    void discard_leftovers() noexcept;
+    void stop_internal_operations();
+
+    loop_options m_options;
+    detail::ring m_ring;
+    detail::ready_queue m_ready;
+    detail::timer_heap m_timers;
+    detail::intrusive_list<detail::state_base, detail::registry_tag> m_states;
+    detail::inbox m_inbox;
+    detail::signal_watcher m_signals{*this};
+    exception_handler m_exception_handler;
+    detail::state_base* m_current = nullptr;
+    clock::time_point m_virtual_now{};
+    std::size_t m_user_ops_in_flight = 0;
+    std::size_t m_unfinished_tasks = 0;
+    std::uint64_t m_next_task_id = 1;
+    unsigned m_iterations_without_poll = 0;
+    std::thread::id m_thread;
+    bool m_running = false;
+    bool m_stopping = false;
+    bool m_closed = false;
+};
+
+// ====================================================================== implementation
+
+namespace detail {
+
+template <class F, bool Pooled>
+class callback_node final : public ready_node {
+public:
+    template <class G>
+    callback_node(event_loop& loop, G&& function) : ready_node(operations_), m_loop(&loop), m_function(std::forward<G>(function)) {}
+
+    static void* operator new(std::size_t size) {
+        if constexpr (Pooled)
+            return frame_pool::allocate(size);
+        else
+            return ::operator new(size);
+    }
+    static void operator delete(void* block, std::size_t size) noexcept {
+        if constexpr (Pooled)
+            frame_pool::deallocate(block, size);
+        else
+            ::operator delete(block);
+    }
+
+private:
+    static void fire(ready_node* node, action what) noexcept {
+        auto* self = static_cast<callback_node*>(node);
+        if (what == action::run) self->m_loop->run_callback(self->m_function);
+        delete self;
+    }
+    static constexpr operations operations_{&fire};
+
+    event_loop* m_loop;
+    F m_function;
+};
+
+}  // namespace detail
+
+class event_loop::running_scope {
+public:
+    explicit running_scope(event_loop& loop) : m_loop(loop) {
+        if (loop.m_closed) throw std::logic_error("coring: the event loop is closed");
+        if (loop.m_running) throw std::logic_error("coring: the event loop is already running");
+        if (detail::t_running_loop != nullptr) throw std::logic_error("coring: another event loop is already running in this thread");
+        detail::t_running_loop = &loop;
+        loop.m_running = true;
+        loop.m_thread = std::this_thread::get_id();
+    }
+    running_scope(const running_scope&) = delete;
+    running_scope& operator=(const running_scope&) = delete;
+    ~running_scope() {
+        m_loop.m_running = false;
+        detail::t_running_loop = nullptr;
+    }
+
+private:
+    event_loop& m_loop;
+};
+
+inline event_loop::event_loop(loop_options options)
+    : m_options(options),
+      m_ring(options.queue_depth == 0 ? 1 : options.queue_depth,
+             options.completion_queue_depth != 0 ? options.completion_queue_depth : 4 * (options.queue_depth == 0 ? 1 : options.queue_depth)) {
+    if (const char* env = std::getenv("CORING_DEBUG"); env != nullptr && *env != '\0' && std::string_view(env) != "0") m_options.debug = true;
+    m_virtual_now = clock::now();
+    m_thread = std::this_thread::get_id();
+    m_inbox.arm(m_ring);
+}
+
+inline event_loop::~event_loop() {
+    if (m_running) {
+        std::fputs("coring: fatal: an event_loop was destroyed while it was running\n", stderr);
+        std::terminate();
+    }
+    try {
+        close();
+    } catch (...) {
+        default_exception_handler({"error while closing the event loop", std::current_exception(), {}, {}});
+    }
+}
+
+template <class Done>
+bool event_loop::run_until(Done&& done) {
+    running_scope scope(*this);
+    while (!done()) {
+        run_once();
+        if (m_stopping) {
+            m_stopping = false;
+            return done();
+        }
+    }
+    return true;
+}
+
+template <class T>
+T event_loop::run_until_complete(task<T> main, source_location site) {
+    task_handle<T> handle = create_task(std::move(main), {}, site);
+    if (!run_until([&] { return handle.done(); }))
+        throw std::runtime_error("coring: run_until_complete: the event loop was stopped before the task finished");
+    return handle.result();
+}
+
+inline void event_loop::run_forever() {
+    run_until([] { return false; });
+}
+
+inline void event_loop::run_once() {
+    poll_io(m_ready.empty() && !m_stopping);
+    if (m_inbox.has_items()) {
+        detail::ready_queue arrived = m_inbox.take();
+        while (detail::ready_node* node = arrived.pop()) m_ready.push(node);
+    }
+    if (!m_timers.empty()) {
+        const clock::time_point now = time();
+        while (detail::timer_node* expired = m_timers.pop_expired(now)) m_ready.push(expired);
+    }
+    detail::ready_queue batch = m_ready.take_all();
+    while (detail::ready_node* node = batch.pop()) node->run();
+}
+
+inline void event_loop::poll_io(bool may_block) {
+    std::optional<clock::duration> until_next_timer;
+    if (may_block && !m_timers.empty()) {
+        until_next_timer = m_timers.next_deadline() - time();
+        if (*until_next_timer <= clock::duration::zero()) may_block = false;
+    }
+    if (may_block && m_inbox.prepare_to_sleep()) {
+        if (until_next_timer)
+            m_ring.submit_and_wait(std::chrono::ceil<std::chrono::nanoseconds>(*until_next_timer));
+        else
+            m_ring.submit_and_wait();
+        m_inbox.woke();
+        m_iterations_without_poll = 0;
+    } else if (m_ring.pending_submissions() > 0 || m_user_ops_in_flight > 0 || ++m_iterations_without_poll >= 64) {
+        // Not blocking: enter the kernel only when there is something to submit or collect. The
+        // loop's own operations (signals, wake-ups) are collected every 64 busy iterations.
+        m_iterations_without_poll = 0;
+        m_ring.submit_and_poll();
+    }
+    drain_completions();
+}
+
+inline void event_loop::cancel_io(detail::io_completion& op) {
+    io_uring_sqe* sqe = m_ring.get_sqe();
+    io_uring_prep_cancel(sqe, &op, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+    // The cancel request's own CQE carries nothing we need once it succeeded.
+    if (m_ring.has_feature(IORING_FEAT_CQE_SKIP)) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+}
+
+template <class F>
+void event_loop::call_soon(F&& f) {
+    if (m_closed) throw std::logic_error("coring: call_soon on a closed event loop");
+    using node = detail::callback_node<std::decay_t<F>, true>;
+    m_ready.push(new node(*this, std::forward<F>(f)));
+}
+
+template <class Rep, class Period, class F>
+timer_handle event_loop::call_later(std::chrono::duration<Rep, Period> delay, F&& f) {
+    return call_at(time() + std::chrono::ceil<clock::duration>(delay), std::forward<F>(f));
+}
+
+template <class F>
+timer_handle event_loop::call_at(clock::time_point when, F&& f) {
+    if (m_closed) throw std::logic_error("coring: call_at / call_later on a closed event loop");
+    using node = detail::timer_callback<std::decay_t<F>>;
+    auto* timer = new node(*this, when, std::forward<F>(f));
+    try {
+        m_timers.push(*timer, when);
+    } catch (...) {
+        timer->release();
+        throw;
+    }
+    return timer_handle(timer);
+}
+
+template <class F>
+void event_loop::call_soon_threadsafe(F&& f) {
+    if (m_closed) throw std::logic_error("coring: call_soon_threadsafe on a closed event loop");
+    using node = detail::callback_node<std::decay_t<F>, false>;
+    m_inbox.push(new node(*this, std::forward<F>(f)));
+}
+
+template <class F>
+void event_loop::run_callback(F& f) noexcept {
+    m_current = nullptr;
+    try {
+        f();
+    } catch (...) {
+        call_exception_handler({"exception in a callback", std::current_exception(), {}, {}});
+    }
+}
+
+inline void event_loop::call_exception_handler(const exception_context& context) noexcept {
+    if (!m_exception_handler) return default_exception_handler(context);
+    try {
+        m_exception_handler(*this, context);
+    } catch (...) {
+        default_exception_handler({"the exception handler threw", std::current_exception(), {}, {}});
+        default_exception_handler(context);
+    }
+}
+
+inline void event_loop::default_exception_handler(const exception_context& context) noexcept {
+    try {
+        std::string text = "coring: " + context.message + "\n";
+        if (!context.task_name.empty()) {
+            text += "  task: " + context.task_name;
+            if (context.task_site.line() != 0)
+                text += std::string(" (created at ") + context.task_site.file_name() + ":" + std::to_string(context.task_site.line()) + ")";
+            text += "\n";
+        }
+        if (context.exception) text += "  exception: " + detail::describe_exception(context.exception) + "\n";
+        std::fputs(text.c_str(), stderr);
+    } catch (...) {
+        std::fputs("coring: an error was reported but could not be formatted\n", stderr);
+    }
+}
+
+inline void event_loop::close() {
+    if (m_closed) return;
+    if (m_running) throw std::logic_error("coring: close() called on a running event loop");
+    cancel_remaining_tasks();
+    discard_leftovers();
+    stop_internal_operations();
+    // A future that never finished holds its done callbacks, and they hold the future: drop
+    // them without running them (asyncio drops them with the loop too).
+    std::vector<detail::state_base*> unfinished;
+    m_states.for_each([&](detail::state_base& state) {
+        if (!state.done()) {
+            state.add_ref();
+            unfinished.push_back(&state);
+        }
+    });
+    for (detail::state_base* state : unfinished) {
+        while (detail::completion_waiter* waiter = state->m_waiters.pop_front()) waiter->run(detail::ready_node::action::discard);
+    }
+    for (detail::state_base* state : unfinished) state->release();
+    // Futures and finished tasks that handles still refer to outlive the loop, detached from it.
+    m_states.for_each([](detail::state_base& state) {
+        state.m_loop = nullptr;
+        static_cast<detail::list_hook<detail::registry_tag>&>(state).unlink();
+    });
+    m_ring.close();
+    m_closed = true;
+}
+
+inline void event_loop::cancel_remaining_tasks() {
+    // Rounds, because tasks may create tasks while they clean up: each round cancels the tasks
+    // that have not been cancelled yet and waits for them.
+    while (m_unfinished_tasks > 0) {
+        std::vector<detail::state_base*> victims;
+        m_states.for_each([&](detail::state_base& state) {
+            if (state.is_task() && !state.done()) {
+                state.add_ref();
+                victims.push_back(&state);
+            }
+        });
+        struct release_all {
+            std::vector<detail::state_base*>& states;
+            ~release_all() {
+                for (auto* s : states) s->release();
+            }
+        } guard{victims};
+        for (auto* s : victims) s->request_cancel();
+        std::size_t first_unfinished = 0;
+        run_until([&] {
+            while (first_unfinished < victims.size() && victims[first_unfinished]->done()) ++first_unfinished;
+            return first_unfinished == victims.size();
+        });
+    }
+}
+
+inline void event_loop::discard_leftovers() noexcept {
+    using action = detail::ready_node::action;
+    while (detail::ready_node* node = m_ready.pop()) node->run(action::discard);
+    while (detail::timer_node* timer = m_timers.pop()) timer->run(action::discard);
+    detail::ready_queue arrived = m_inbox.take();
+    while (detail::ready_node* node = arrived.pop()) node->run(action::discard);
+}
+
+inline void event_loop::stop_internal_operations() {
+    m_signals.remove_all();
+    m_signals.disarm(m_ring);
+    m_inbox.disarm(m_ring);
+    while (m_signals.armed() || m_inbox.armed() || m_user_ops_in_flight > 0) {
+        m_ring.submit_and_wait();
+        drain_completions();
+    }
+}
+
+inline event_loop& get_running_loop() {
+    if (detail::t_running_loop == nullptr) throw std::logic_error("coring::get_running_loop(): no event loop is running in this thread");
+    return *detail::t_running_loop;
+}
+
+// ---------------------------------------------------------------------- timer callbacks
+
+inline void detail::timer_callback_base::fire(ready_node* node, action what) noexcept {
+    auto* self = static_cast<timer_callback_base*>(node);
+    if (what == action::run && !self->m_cancelled) self->m_loop->run_callback(*self);
+    self->m_finished = true;
+    self->release();  // the loop's reference
+}
+
+inline void timer_handle::cancel() noexcept {
+    if (m_timer == nullptr || m_timer->m_cancelled || m_timer->m_finished) return;
+    m_timer->m_cancelled = true;
+    if (m_timer->scheduled()) {
+        // Still in the heap: take it out now. (Expired and queued: fire() skips it.)
+        m_timer->m_loop->remove_timer(*m_timer);
+        m_timer->m_finished = true;
+        m_timer->release();
+    }
+}
+
+// ---------------------------------------------------------------------- signals
+
+inline void detail::signal_watcher::on_read(io_completion* base, int result, unsigned) noexcept {
+    auto* self = static_cast<signal_watcher*>(base);
+    self->m_armed = false;
+    if (result == static_cast<int>(sizeof(signalfd_siginfo))) {
+        const int sig = static_cast<int>(self->m_info.ssi_signo);
+        if (auto it = self->find(sig); it != self->m_handlers.end()) {
+            try {
+                self->m_loop->call_soon(it->second);
+            } catch (...) {
+                self->m_loop->call_exception_handler({"could not queue the handler of signal " + std::to_string(sig), std::current_exception(), {}, {}});
+            }
+        }
+    }
+    if (!self->m_closing && result != -ECANCELED) {
+        try {
+            self->arm(*self->m_ring);
+        } catch (...) {
+            self->m_loop->call_exception_handler({"could not re-arm the signal reader", std::current_exception(), {}, {}});
+        }
+    }
+}
+
+// ---------------------------------------------------------------------- task states
+
+inline detail::state_base::state_base(event_loop& loop, bool is_task, std::string name, const source_location& site)
+    : ready_node(start_operations), m_loop(&loop), m_frame(), m_site(site), m_is_task(is_task) {
+    if (!name.empty()) m_name = std::make_unique<std::string>(std::move(name));
+    if (is_task) {
+        m_id = loop.m_next_task_id++;
+        ++loop.m_unfinished_tasks;
+    }
+    loop.m_states.push_back(*this);
+}
+
+inline detail::state_base::~state_base() {
+    static_cast<list_hook<registry_tag>&>(*this).unlink();
+    // Done callbacks of a future that never finished: free them without running them.
+    while (completion_waiter* waiter = m_waiters.pop_front()) waiter->run(ready_node::action::discard);
+}
+
+inline void detail::state_base::step(ready_node* node, action what) noexcept {
+    auto* self = static_cast<state_base*>(node);
+    if (self->m_cancel_requested || what == action::discard) {
+        // Cancelled before it started: the body never runs (asyncio does the same).
+        self->m_cancel_requested = false;
+        self->m_frame.destroy();
+        self->m_frame = {};
+        self->finish(std::make_exception_ptr(cancelled_error{}));
+        return;
+    }
+    const std::coroutine_handle<> frame = self->m_frame;
+    self->m_slot = nullptr;  // the union's other member from now on
+    self->m_status = status::running;
+    self->m_loop->resume(self, frame);
+}
+
+inline bool detail::state_base::request_cancel() noexcept {
+    if (done()) return false;
+    if (!m_is_task) {
+        finish(std::make_exception_ptr(cancelled_error{}));
+        return true;
+    }
+    m_cancel_requested = true;
+    if (m_status == status::running) {
+        if (ready_node* leaf = std::exchange(m_slot, nullptr)) leaf->cancel();
+    }
+    return true;
+}
+
+inline void detail::state_base::finish(std::exception_ptr error) noexcept {
+    m_exception = std::move(error);
+    m_cancelled = is_cancellation(m_exception);
+    m_status = status::finished;
+    m_slot = nullptr;
+    m_cancel_requested = false;
+    if (m_loop != nullptr) {
+        while (completion_waiter* waiter = m_waiters.pop_front()) m_loop->schedule(*waiter);
+        if (m_is_task) --m_loop->m_unfinished_tasks;
+    }
+    if (m_is_task) release();  // the loop's reference: may destroy *this
+}
+
+inline void detail::state_base::release() noexcept {
+    if (--m_refs != 0) return;
+    if (done() && m_exception && !m_retrieved && !m_cancelled) {
+        exception_context context{m_is_task ? "Task exception was never retrieved" : "Future exception was never retrieved",
+                                  m_exception, name(), m_site};
+        if (m_loop != nullptr)
+            m_loop->call_exception_handler(context);
+        else
+            event_loop::default_exception_handler(context);
+    }
+    delete this;
+}
+
+}  // namespace coring
+
+#include <coring/task_handle.hpp>

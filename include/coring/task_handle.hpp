@@ -1,0 +1,361 @@
+#pragma once
+// create_task, task_handle<T>, future<T>, any_task_handle, current_task, all_tasks
+// (asyncio's create_task, Task, Future, current_task, all_tasks).
+//
+//   auto h = coring::create_task(fetch(url), "fetch");   // starts on the next loop iteration
+//   ...
+//   std::string page = co_await h;                        // any number of times, from any task
+//
+// Handles are copyable and share one state. The loop owns a created task until it finishes:
+// dropping every handle neither cancels nor destroys it. An exception that nobody retrieves (by
+// awaiting, result() or exception()) is reported to the loop's exception handler when the last
+// reference goes away, like asyncio's "Task exception was never retrieved".
+//
+// co_await h and h.result() return a copy of the value; when T cannot be copied (a
+// std::unique_ptr, say) the value is moved out by the first retrieval and later retrievals throw
+// invalid_state_error. A cancelled task rethrows cancelled_error.
+//
+// Cancelling a task that awaits a handle cancels the awaited task or future as well, and then
+// waits for it (asyncio's rule; use shield() to protect it).
+
+#include <coring/detail/state.hpp>
+#include <coring/detail/state_base.hpp>
+#include <coring/errors.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/task.hpp>
+
+#include <concepts>
+#include <coroutine>
+#include <exception>
+#include <coring/detail/source_location.hpp>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace coring {
+
+namespace detail {
+
+/// The result type of an any_task_handle await: only success or failure.
+struct erased_result {};
+
+/// Constructs a handle that refers to nothing (every handle type has this constructor).
+struct empty_handle_t {
+    explicit empty_handle_t() = default;
+};
+
+/// co_await on a handle: waits in the state's waiter list, resumes through the ready queue.
+template <class T>
+class handle_awaiter final : public completion_waiter {
+public:
+    explicit handle_awaiter(state_base* awaited) noexcept : completion_waiter(operations_), m_awaited(awaited) {}
+    handle_awaiter(const handle_awaiter&) = delete;
+    handle_awaiter& operator=(const handle_awaiter&) = delete;
+    ~handle_awaiter() {
+        if (m_holds_reference) m_awaited->release();
+    }
+
+    [[nodiscard]] bool await_ready() const {
+        if (m_awaited == nullptr) throw invalid_state_error("coring: awaiting an empty task handle");
+        return m_awaited->done();
+    }
+
+    bool await_suspend(std::coroutine_handle<> awaiting) {
+        m_loop = m_awaited->loop();
+        if (m_loop == nullptr) throw invalid_state_error("coring: awaiting " + m_awaited->name() + ", whose event loop is closed");
+        m_task = m_loop->current_task_state();
+        if (m_task == m_awaited) throw invalid_state_error("coring: " + m_awaited->name() + " awaits itself");
+        if (m_task != nullptr && m_task->take_cancel_request()) {
+            m_cancelled = true;
+            return false;
+        }
+        m_frame = awaiting;
+        m_awaited->add_ref();
+        m_holds_reference = true;
+        m_awaited->add_waiter(*this);
+        if (m_task != nullptr) m_task->arm_cancel(*this);
+        return true;
+    }
+
+    decltype(auto) await_resume() {
+        if (m_cancelled) throw cancelled_error{};
+        if constexpr (std::is_same_v<T, erased_result>)
+            m_awaited->rethrow_if_failed();
+        else
+            return static_cast<state<T>*>(m_awaited)->get_for_caller();
+    }
+
+private:
+    static void wake(ready_node* node, action what) noexcept {
+        auto* self = static_cast<handle_awaiter*>(static_cast<completion_waiter*>(node));
+        if (what == action::discard) return;
+        if (self->m_task != nullptr) self->m_task->disarm_cancel(*self);
+        self->m_loop->resume(self->m_task, self->m_frame);
+    }
+
+    static void forward_cancel(ready_node* node) noexcept {
+        auto* self = static_cast<handle_awaiter*>(static_cast<completion_waiter*>(node));
+        // Already finished and about to wake us: the request stays pending and is delivered at
+        // the awaiting task's next suspension point.
+        if (self->m_awaited->done()) return;
+        self->m_task->take_cancel_request();
+        self->m_task->arm_cancel(*self);  // a second cancel is forwarded again
+        self->m_awaited->request_cancel();
+    }
+    static constexpr operations operations_{&wake, &forward_cancel};
+
+    state_base* m_awaited;
+    event_loop* m_loop = nullptr;
+    state_base* m_task = nullptr;
+    std::coroutine_handle<> m_frame;
+    bool m_holds_reference = false;
+    bool m_cancelled = false;
+};
+
+/// A done callback: holds a reference to the state until it has run.
+template <class Handle, class F>
+class done_callback final : public completion_waiter {
+public:
+    template <class G>
+    done_callback(state_base* s, G&& function) : completion_waiter(operations_), m_state(s), m_function(std::forward<G>(function)) {
+        m_state->add_ref();
+    }
+
+    static void* operator new(std::size_t size) { return frame_pool::allocate(size); }
+    static void operator delete(void* block, std::size_t size) noexcept { frame_pool::deallocate(block, size); }
+
+private:
+    static void fire(ready_node* node, action what) noexcept {
+        auto* self = static_cast<done_callback*>(static_cast<completion_waiter*>(node));
+        if (what == action::run && self->m_state->loop() != nullptr) {
+            Handle handle = Handle::from_state(self->m_state);
+            auto call = [&] {
+                if constexpr (std::is_invocable_v<F&, const Handle&>)
+                    self->m_function(handle);
+                else
+                    self->m_function();
+            };
+            self->m_state->loop()->run_callback(call);
+        }
+        self->m_state->release();
+        delete self;
+    }
+    static constexpr operations operations_{&fire};
+
+    state_base* m_state;
+    F m_function;
+};
+
+/// What task_handle<T>, future<T> and any_task_handle share.
+template <class Derived, class T>
+class handle_base {
+public:
+    handle_base() noexcept = default;
+    handle_base(const handle_base& other) noexcept : m_state(other.m_state) {
+        if (m_state != nullptr) m_state->add_ref();
+    }
+    handle_base(handle_base&& other) noexcept : m_state(std::exchange(other.m_state, nullptr)) {}
+    handle_base& operator=(const handle_base& other) noexcept {
+        handle_base copy(other);
+        std::swap(m_state, copy.m_state);
+        return *this;
+    }
+    handle_base& operator=(handle_base&& other) noexcept {
+        handle_base moved(std::move(other));
+        std::swap(m_state, moved.m_state);
+        return *this;
+    }
+    ~handle_base() {
+        if (m_state != nullptr) m_state->release();
+    }
+
+    /// False for a default-constructed or moved-from handle.
+    [[nodiscard]] explicit operator bool() const noexcept { return m_state != nullptr; }
+
+    [[nodiscard]] bool done() const { return checked().done(); }
+    [[nodiscard]] bool cancelled() const { return checked().cancelled(); }
+
+    /// Requests cancellation (see API.md, "Cancellation"). False if already done.
+    bool cancel() { return checked().request_cancel(); }
+
+    /// Rethrows the failure, or returns the value. Throws invalid_state_error if not done.
+    decltype(auto) result() const {
+        if constexpr (std::is_same_v<T, erased_result>)
+            checked().rethrow_if_failed();
+        else
+            return static_cast<state<T>&>(checked()).get_for_caller();
+    }
+
+    /// The exception the task or future ended with (null on success). Throws cancelled_error if
+    /// it was cancelled, invalid_state_error if it is not done.
+    [[nodiscard]] std::exception_ptr exception() const { return checked().exception(); }
+
+    /// Calls f(handle) or f() on the loop once done (at once, on the next iteration, if already done).
+    template <class F>
+    void add_done_callback(F&& f) {
+        state_base& s = checked();
+        auto* node = new done_callback<Derived, std::decay_t<F>>(&s, std::forward<F>(f));
+        if (s.done()) {
+            if (s.loop() == nullptr) {
+                delete_unrun(node);
+                throw invalid_state_error("coring: add_done_callback on " + s.name() + ", whose event loop is closed");
+            }
+            s.loop()->schedule(*node);
+        } else {
+            s.add_waiter(*node);
+        }
+    }
+
+    /// "Task-<n>" unless a name was given. Futures are called "Future".
+    [[nodiscard]] std::string name() const { return checked().name(); }
+    void set_name(std::string name) { checked().set_name(std::move(name)); }
+    /// Where create_task was called.
+    [[nodiscard]] const source_location& creation_site() const { return checked().creation_site(); }
+
+    handle_awaiter<T> operator co_await() const noexcept { return handle_awaiter<T>(m_state); }
+
+    [[nodiscard]] state_base* native_state() const noexcept { return m_state; }
+
+    friend bool operator==(const handle_base& a, const handle_base& b) noexcept { return a.m_state == b.m_state; }
+
+    /// A new handle that shares `s` (takes a reference).
+    static Derived from_state(state_base* s) noexcept {
+        Derived handle{empty_handle_t{}};
+        handle.adopt(s);
+        s->add_ref();
+        return handle;
+    }
+
+protected:
+    explicit handle_base(state_base* adopted) noexcept : m_state(adopted) {}
+    void adopt(state_base* s) noexcept { m_state = s; }
+
+    state_base& checked() const {
+        if (m_state == nullptr) throw invalid_state_error("coring: use of an empty task handle");
+        return *m_state;
+    }
+
+    state_base* m_state = nullptr;
+
+private:
+    template <class Node>
+    static void delete_unrun(Node* node) noexcept {
+        node->run(ready_node::action::discard);
+    }
+};
+
+}  // namespace detail
+
+/// A task created with create_task (asyncio's Task).
+template <class T = void>
+class task_handle : public detail::handle_base<task_handle<T>, T> {
+    using base = detail::handle_base<task_handle<T>, T>;
+
+public:
+    using value_type = T;
+    task_handle() noexcept = default;
+    explicit task_handle(detail::empty_handle_t) noexcept {}
+
+private:
+    explicit task_handle(detail::state<T>* adopted) noexcept : base(adopted) {}
+    friend class event_loop;
+    friend base;
+};
+
+/// A task of any result type: what current_task() and all_tasks() return. Awaiting it waits for
+/// the task and rethrows its failure, without its value.
+class any_task_handle : public detail::handle_base<any_task_handle, detail::erased_result> {
+    using base = detail::handle_base<any_task_handle, detail::erased_result>;
+
+public:
+    any_task_handle() noexcept = default;
+    explicit any_task_handle(detail::empty_handle_t) noexcept {}
+    template <class T>
+    any_task_handle(const task_handle<T>& handle) noexcept {  // NOLINT: implicit on purpose
+        if (handle) {
+            m_state = handle.native_state();
+            m_state->add_ref();
+        }
+    }
+    [[nodiscard]] std::uint64_t id() const { return checked().id(); }
+
+private:
+    friend base;
+};
+
+/// A placeholder completed by hand (asyncio's Future): set_result, set_exception, cancel, await.
+template <class T = void>
+class future : public detail::handle_base<future<T>, T> {
+    using base = detail::handle_base<future<T>, T>;
+
+public:
+    using value_type = T;
+
+    /// A pending future on the running loop (throws std::logic_error if none runs).
+    future() : future(get_running_loop()) {}
+    explicit future(event_loop& loop) : base(new detail::state<T>(loop)) {}
+    /// A handle that refers to no future.
+    explicit future(detail::empty_handle_t) noexcept {}
+
+    /// Completes the future; its waiters resume on the next iteration. Throws
+    /// invalid_state_error if it is already done.
+    template <class... Args>
+        requires(std::is_void_v<T> ? sizeof...(Args) == 0 : std::is_constructible_v<T, Args&&...>)
+    void set_result(Args&&... args) {
+        typed().set_value(std::forward<Args>(args)...);
+    }
+
+    void set_exception(std::exception_ptr error) { typed().set_exception(std::move(error)); }
+
+    template <class E>
+        requires(!std::is_same_v<std::decay_t<E>, std::exception_ptr>)
+    void set_exception(E&& error) {
+        typed().set_exception(std::make_exception_ptr(std::forward<E>(error)));
+    }
+
+private:
+    detail::state<T>& typed() const { return static_cast<detail::state<T>&>(this->checked()); }
+    friend base;
+};
+
+// ---------------------------------------------------------------------- free functions
+
+/// Schedules `body` on the running loop (see event_loop::create_task).
+template <class T>
+task_handle<T> create_task(task<T> body, std::string name = {}, source_location site = source_location::current()) {
+    return get_running_loop().create_task(std::move(body), std::move(name), site);
+}
+
+/// The task running now; an empty handle inside a callback. Throws std::logic_error when no
+/// loop runs in this thread.
+[[nodiscard]] inline any_task_handle current_task() {
+    detail::state_base* s = get_running_loop().current_task_state();
+    return s != nullptr ? any_task_handle::from_state(s) : any_task_handle{};
+}
+
+/// The tasks of the running loop that have not finished, oldest first.
+[[nodiscard]] inline std::vector<any_task_handle> all_tasks() {
+    std::vector<any_task_handle> tasks;
+    get_running_loop().for_each_state([&](detail::state_base& s) {
+        if (s.is_task() && !s.done()) tasks.push_back(any_task_handle::from_state(&s));
+    });
+    return tasks;
+}
+
+template <class T>
+task_handle<T> event_loop::create_task(task<T> body, std::string name, source_location site) {
+    if (m_closed) throw std::logic_error("coring: create_task on a closed event loop");
+    if (!body.valid() || body.done()) throw invalid_state_error("coring: create_task of an empty task (moved from, or already awaited)");
+    auto* s = new detail::state<T>(*this, std::move(body), std::move(name), site);
+    schedule(*s);
+    s->add_ref();  // the handle's reference; the loop keeps the one it was born with
+    return task_handle<T>(s);
+}
+
+template <class T>
+future<T> event_loop::create_future() {
+    return future<T>(*this);
+}
+
+}  // namespace coring

@@ -1,0 +1,53 @@
+# Configures, builds and runs a consumer project of coring (cmake -P script run by ctest).
+#   MODE=find_package      install coring into a temporary prefix, then find_package(coring CONFIG)
+#                          and check the pkg-config file too
+#   MODE=add_subdirectory  add_subdirectory(<coring source tree>)
+
+set(dir "${WORK_DIR}/${MODE}")
+file(REMOVE_RECURSE "${dir}")
+file(MAKE_DIRECTORY "${dir}")
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "command failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  set(last_output "${out}" PARENT_SCOPE)
+endfunction()
+
+set(configure_args -S "${CORING_SOURCE_DIR}/tests/consumers/${MODE}" -B "${dir}/build"
+  -G "${CMAKE_GENERATOR}" -DCMAKE_CXX_COMPILER=${CMAKE_CXX_COMPILER} -DCORING_SOURCE_DIR=${CORING_SOURCE_DIR})
+if(MODE STREQUAL "find_package")
+  run(${CMAKE_COMMAND} --install "${CORING_BINARY_DIR}" --prefix "${dir}/prefix")
+  foreach(f include/coring/coring.hpp share/cmake/coring/coringConfig.cmake share/cmake/coring/coringConfigVersion.cmake
+            share/cmake/coring/coringTargets.cmake share/cmake/coring/FindLiburing.cmake share/pkgconfig/coring.pc)
+    if(NOT EXISTS "${dir}/prefix/${f}")
+      message(FATAL_ERROR "the install lacks ${f}")
+    endif()
+  endforeach()
+  list(APPEND configure_args -DCMAKE_PREFIX_PATH=${dir}/prefix)
+  # The pkg-config file alone must be enough to build a program.
+  find_program(PKG_CONFIG pkg-config)
+  if(PKG_CONFIG)
+    set(ENV{PKG_CONFIG_PATH} "${dir}/prefix/share/pkgconfig")
+    run(${PKG_CONFIG} --cflags --libs coring)
+    string(STRIP "${last_output}" flags)
+    separate_arguments(flags UNIX_COMMAND "${flags}")
+    run(${CMAKE_CXX_COMPILER} ${CORING_SOURCE_DIR}/tests/consumers/consumer.cpp ${flags} -o ${dir}/consumer_pkgconfig)
+    execute_process(COMMAND "${dir}/consumer_pkgconfig" RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+    if(NOT rc EQUAL 0 AND NOT rc EQUAL 77)
+      message(FATAL_ERROR "the program built with pkg-config flags failed (${rc}): ${out}")
+    endif()
+  endif()
+endif()
+run(${CMAKE_COMMAND} ${configure_args})
+run(${CMAKE_COMMAND} --build "${dir}/build")
+execute_process(COMMAND "${dir}/build/consumer" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(rc EQUAL 77)
+  # ctest reports the test as skipped on this line (SKIP_REGULAR_EXPRESSION).
+  message(FATAL_ERROR "SKIP: io_uring is unavailable here: ${err}")
+endif()
+if(NOT rc EQUAL 0 OR NOT out MATCHES "consumer: 42")
+  message(FATAL_ERROR "consumer failed (${rc}):\n${out}\n${err}")
+endif()
+message("${out}")

@@ -1,0 +1,53 @@
+// Tests of coring/detail/intrusive_list.hpp and coring/detail/ready_queue.hpp.
+#include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/ready_queue.hpp>
+
+#include "support/catch.hpp"
+
+#include <vector>
+
+namespace {
+struct item : coring::detail::list_hook<> {
+    explicit item(int v) : value(v) {}
+    int value;
+};
+struct qnode : coring::detail::ready_node {
+    static constexpr operations ops{+[](ready_node*, action) noexcept {}};
+    explicit qnode(int v) : ready_node(ops), value(v) {}
+    int value;
+};
+}  // namespace
+
+TEST_CASE("intrusive_list - FIFO, unlink from the middle, relink", "[intrusive_list]") {
+    coring::detail::intrusive_list<item> list;
+    item a(1), b(2), c(3);
+    CHECK(list.empty());
+    list.push_back(a);
+    list.push_back(b);
+    list.push_back(c);
+    CHECK(list.size() == 3);
+    b.unlink();
+    CHECK_FALSE(b.linked());
+    b.unlink();  // harmless twice
+    CHECK(list.size() == 2);
+    list.push_back(b);
+    std::vector<int> order;
+    while (item* i = list.pop_front()) order.push_back(i->value);
+    CHECK(order == std::vector<int>{1, 3, 2});
+    CHECK(list.empty());
+}
+
+TEST_CASE("ready_queue - FIFO and take_all", "[ready_queue]") {
+    coring::detail::ready_queue q;
+    qnode a(1), b(2), c(3);
+    q.push(&a);
+    q.push(&b);
+    auto batch = q.take_all();
+    CHECK(q.empty());
+    q.push(&c);
+    CHECK(batch.size() == 2);
+    CHECK(static_cast<qnode*>(batch.pop())->value == 1);
+    CHECK(static_cast<qnode*>(batch.pop())->value == 2);
+    CHECK(batch.pop() == nullptr);
+    CHECK(static_cast<qnode*>(q.pop())->value == 3);
+}

@@ -1,0 +1,119 @@
+// Tests of coring/detail/ring.hpp: what happens when io_uring is switched off.
+//
+// A child process installs a seccomp filter that makes io_uring_setup fail the way Docker's
+// default profile (EPERM) or a kernel without io_uring (ENOSYS) does, then:
+//   - constructs an event_loop, which must throw one std::system_error naming cause and remedy;
+//   - runs this very test binary, which must report SKIP and exit with ctest's skip code 77.
+#include <coring/detail/ring.hpp>
+
+#include <coring/event_loop.hpp>
+
+#include "support/catch.hpp"
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <system_error>
+
+namespace {
+
+// Makes io_uring_setup fail with `err` in this process and every process it executes.
+bool forbid_io_uring(int err) {
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<unsigned>(offsetof(seccomp_data, nr))),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (static_cast<unsigned>(err) & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
+
+struct child_result {
+    int exit_code = -1;
+    std::string output;
+};
+
+// Runs `body` in a forked child with io_uring forbidden; collects its exit code and stdout.
+template <class Body>
+child_result in_child_without_io_uring(int err, Body body) {
+    int pipefd[2];
+    REQUIRE(::pipe(pipefd) == 0);
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::dup2(pipefd[1], STDOUT_FILENO);
+        ::close(pipefd[0]);
+        ::close(pipefd[1]);
+        if (!forbid_io_uring(err)) ::_exit(101);
+        ::_exit(body());
+    }
+    ::close(pipefd[1]);
+    child_result result;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) result.output.append(buf, static_cast<std::size_t>(n));
+    ::close(pipefd[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return result;
+}
+
+int construct_loop_and_report() {
+    try {
+        coring::event_loop loop;
+        std::printf("constructed\n");
+        return 0;
+    } catch (const std::system_error& e) {
+        std::printf("errno=%d\n%s\n", e.code().value(), e.what());
+        std::fflush(stdout);
+        return 3;
+    }
+}
+
+}  // namespace
+
+TEST_CASE("ring - EPERM (seccomp, kernel.io_uring_disabled): one system_error with cause and remedy", "[ring]") {
+    const auto r = in_child_without_io_uring(EPERM, construct_loop_and_report);
+    REQUIRE(r.exit_code == 3);
+    CHECK(r.output.find("errno=" + std::to_string(EPERM)) != std::string::npos);
+    CHECK(r.output.find("kernel.io_uring_disabled") != std::string::npos);
+    CHECK(r.output.find("seccomp") != std::string::npos);
+    CHECK(r.output.find("--security-opt seccomp=unconfined") != std::string::npos);
+}
+
+TEST_CASE("ring - ENOSYS: the kernel has no io_uring", "[ring]") {
+    const auto r = in_child_without_io_uring(ENOSYS, construct_loop_and_report);
+    REQUIRE(r.exit_code == 3);
+    CHECK(r.output.find("errno=" + std::to_string(ENOSYS)) != std::string::npos);
+    CHECK(r.output.find("CONFIG_IO_URING") != std::string::npos);
+}
+
+TEST_CASE("ring - a test binary without io_uring reports SKIP to ctest", "[ring]") {
+    const auto r = in_child_without_io_uring(EPERM, [] {
+        char self[] = "/proc/self/exe";
+        char* argv[] = {self, nullptr};
+        ::execv(self, argv);
+        return 102;
+    });
+    CHECK(r.exit_code == 77);
+    CHECK(r.output.rfind("SKIP: ", 0) == 0);
+}
+
+TEST_CASE("ring - setup failure messages name the usual causes", "[ring]") {
+    CHECK(coring::detail::io_uring_setup_failure_message(ENOMEM).find("ulimit -l") != std::string::npos);
+    CHECK(coring::detail::io_uring_setup_failure_message(EINVAL).find("5.11") != std::string::npos);
+    CHECK(coring::detail::io_uring_probe() == 0);
+}

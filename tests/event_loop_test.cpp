@@ -1,0 +1,390 @@
+// Tests of coring/event_loop.hpp: running, callbacks, timers, threads, signals, the exception
+// handler, ring handling and shutdown.
+#include <coring/event_loop.hpp>
+
+#include <coring/io/ops.hpp>
+#include <coring/run.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+using coring_test::live_frames;
+using coring_test::ms_since;
+
+TEST_CASE("event_loop - run_until_complete returns the value, rethrows the exception", "[event_loop]") {
+    coring::event_loop loop;
+    CHECK(loop.run_until_complete([]() -> coring::task<int> { co_return 3; }()) == 3);
+    CHECK_THROWS_AS(loop.run_until_complete([]() -> coring::task<int> {
+        co_await coring::sleep(0s);
+        throw std::length_error("x");
+    }()),
+                    std::length_error);
+    CHECK_FALSE(loop.is_running());
+    CHECK_FALSE(loop.is_closed());
+    loop.close();
+    CHECK(loop.is_closed());
+    CHECK_THROWS_AS(loop.run_until_complete([]() -> coring::task<> { co_return; }()), std::logic_error);
+}
+
+TEST_CASE("event_loop - get_running_loop only inside a running loop", "[event_loop]") {
+    CHECK_THROWS_AS(coring::get_running_loop(), std::logic_error);
+    coring::event_loop loop;
+    CHECK_THROWS_AS(coring::get_running_loop(), std::logic_error);
+    loop.run_until_complete([](coring::event_loop& expected) -> coring::task<> {
+        CHECK(&coring::get_running_loop() == &expected);
+        CHECK(expected.is_running());
+        co_return;
+    }(loop));
+}
+
+TEST_CASE("event_loop - a running loop cannot be run again", "[event_loop]") {
+    coring::event_loop loop;
+    loop.run_until_complete([](coring::event_loop& l) -> coring::task<> {
+        CHECK_THROWS_AS(l.run_until_complete([]() -> coring::task<> { co_return; }()), std::logic_error);
+        CHECK_THROWS_AS(l.run_forever(), std::logic_error);
+        CHECK_THROWS_AS(l.close(), std::logic_error);
+        co_return;
+    }(loop));
+}
+
+TEST_CASE("event_loop - call_soon runs callbacks in FIFO order on the next iteration", "[event_loop]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        std::vector<int> order;
+        for (int i = 0; i < 5; ++i) loop.call_soon([&order, i] { order.push_back(i); });
+        CHECK(order.empty());
+        co_await coring::sleep(0s);
+        CHECK(order == std::vector<int>{0, 1, 2, 3, 4});
+        // A callback scheduled by a callback runs on the iteration after.
+        std::vector<std::string> chain;
+        loop.call_soon([&] {
+            chain.push_back("first");
+            loop.call_soon([&] { chain.push_back("second"); });
+        });
+        co_await coring::sleep(0s);
+        CHECK(chain == std::vector<std::string>{"first"});
+        co_await coring::sleep(0s);
+        CHECK(chain == std::vector<std::string>{"first", "second"});
+    }());
+}
+
+TEST_CASE("event_loop - call_later and call_at, and timer_handle::cancel", "[event_loop]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        std::vector<std::string> log;
+        const auto start = std::chrono::steady_clock::now();
+        double fired_at = 0;
+        auto h1 = loop.call_later(20ms, [&] {
+            log.push_back("later");
+            fired_at = ms_since(start);
+        });
+        auto h2 = loop.call_at(loop.time() + 10ms, [&] { log.push_back("at"); });
+        auto h3 = loop.call_later(15ms, [&] { log.push_back("cancelled"); });
+        CHECK(h3.when() > loop.time());
+        h3.cancel();
+        CHECK(h3.cancelled());
+        co_await coring::sleep(40ms);
+        CHECK(log == std::vector<std::string>{"at", "later"});
+        CHECK(fired_at >= 20.0);
+        CHECK(fired_at < 60.0);
+        h1.cancel();  // after it ran: no effect
+        CHECK_FALSE(h1.cancelled());
+        CHECK_FALSE(h2.cancelled());
+    }());
+}
+
+TEST_CASE("event_loop - a timer whose handles are dropped still fires", "[event_loop]") {
+    coring::run([]() -> coring::task<> {
+        bool fired = false;
+        (void)coring::get_running_loop().call_later(1ms, [&] { fired = true; });
+        co_await coring::sleep(10ms);
+        CHECK(fired);
+    }());
+}
+
+TEST_CASE("event_loop - callback exceptions go to the exception handler and the loop goes on", "[event_loop]") {
+    coring::event_loop loop;
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    int after = 0;
+    loop.run_until_complete([](coring::event_loop& l, int& a) -> coring::task<> {
+        l.call_soon([] { throw std::runtime_error("callback failed"); });
+        l.call_later(1ms, [] { throw std::logic_error("timer failed"); });
+        l.call_soon([&a] { ++a; });
+        co_await coring::sleep(10ms);
+    }(loop, after));
+    CHECK(after == 1);
+    REQUIRE(reports.reports.size() == 2);
+    CHECK(reports.reports[0].message == "exception in a callback");
+    CHECK_THROWS_AS(std::rethrow_exception(reports.reports[0].exception), std::runtime_error);
+    CHECK_THROWS_AS(std::rethrow_exception(reports.reports[1].exception), std::logic_error);
+}
+
+TEST_CASE("event_loop - the default exception handler prints to stderr", "[event_loop]") {
+    // Smoke test of the formatting path; the text goes to stderr.
+    coring::event_loop::default_exception_handler(
+        {"test report", std::make_exception_ptr(std::runtime_error("shown")), "Task-9", coring::source_location::current()});
+    SUCCEED();
+}
+
+TEST_CASE("event_loop - call_soon_threadsafe wakes a loop blocked in the kernel", "[event_loop][threads]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        coring::future<int> f;
+        std::atomic<bool> sent{false};
+        std::chrono::steady_clock::time_point sent_at;
+        std::thread other([&] {
+            std::this_thread::sleep_for(50ms);  // the loop is blocked in io_uring_enter by now
+            sent_at = std::chrono::steady_clock::now();
+            sent = true;
+            loop.call_soon_threadsafe([f]() mutable { f.set_result(42); });
+        });
+        const int v = co_await f;  // nothing else to do: the loop blocks with no timer
+        const double latency = ms_since(sent_at);
+        other.join();
+        CHECK(sent);
+        CHECK(v == 42);
+        CHECK(latency < 20.0);
+    }());
+}
+
+TEST_CASE("event_loop - call_soon_threadsafe from many threads loses nothing", "[event_loop][threads]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        constexpr int threads = 4;
+        constexpr int per_thread = 5000;
+        int received = 0;
+        coring::future<> all;
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t) {
+            pool.emplace_back([&] {
+                for (int i = 0; i < per_thread; ++i)
+                    loop.call_soon_threadsafe([&] {
+                        if (++received == threads * per_thread) all.set_result();
+                    });
+            });
+        }
+        co_await all;
+        for (auto& th : pool) th.join();
+        CHECK(received == threads * per_thread);
+    }());
+}
+
+TEST_CASE("event_loop - the wake-up poll is re-armed when the kernel ends it", "[event_loop][ring]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        const unsigned armed_before = loop.wakeup_arm_count();
+        // Cancelling the multishot poll ends it the way a CQ overflow does: a CQE without
+        // IORING_CQE_F_MORE. The loop must arm it again or it would never wake up again.
+        loop.interrupt_wakeup_for_testing();
+        co_await coring::io::nop();  // an iteration that enters the kernel
+        co_await coring::sleep(1ms);
+        CHECK(loop.wakeup_arm_count() == armed_before + 1);
+        coring::future<int> f;
+        std::thread other([&] {
+            std::this_thread::sleep_for(30ms);
+            loop.call_soon_threadsafe([f]() mutable { f.set_result(1); });
+        });
+        const int value = co_await f;
+        CHECK(value == 1);
+        other.join();
+    }());
+}
+
+TEST_CASE("event_loop - stop and run_forever", "[event_loop]") {
+    coring::event_loop loop;
+    int iterations = 0;
+    std::function<void()> tick = [&] {
+        if (++iterations == 5)
+            loop.stop();
+        else
+            loop.call_soon(tick);
+    };
+    loop.call_soon(tick);
+    loop.run_forever();
+    CHECK(iterations == 5);
+
+    // stop() before run_forever lets exactly one iteration run.
+    int ran = 0;
+    loop.call_soon([&] { ++ran; });
+    loop.call_soon([&] { loop.call_soon([&] { ++ran; }); });
+    loop.stop();
+    loop.run_forever();
+    CHECK(ran == 1);
+
+    // run_until_complete that is stopped before its task finishes throws.
+    loop.call_soon([&] { loop.stop(); });
+    CHECK_THROWS_AS(loop.run_until_complete([]() -> coring::task<> { co_await coring::sleep(1h); }()), std::runtime_error);
+}
+
+TEST_CASE("event_loop - signal handlers run on the loop through a signalfd", "[event_loop][signals]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        int usr1 = 0;
+        coring::future<> got;
+        loop.add_signal_handler(SIGUSR1, [&] {
+            if (++usr1 == 2) got.set_result();
+        });
+        ::raise(SIGUSR1);  // blocked in this thread: stays pending until the signalfd read takes it
+        co_await coring::sleep(5ms);
+        CHECK(usr1 == 1);
+        ::kill(::getpid(), SIGUSR1);
+        co_await got;
+        CHECK(usr1 == 2);
+        CHECK(loop.remove_signal_handler(SIGUSR1));
+        CHECK_FALSE(loop.remove_signal_handler(SIGUSR1));
+        // Unblocked again: the thread's mask is back to what it was.
+        sigset_t mask;
+        pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+        CHECK_FALSE(sigismember(&mask, SIGUSR1));
+        CHECK_THROWS_AS(loop.add_signal_handler(SIGKILL, [] {}), std::invalid_argument);
+        CHECK_THROWS_AS(loop.add_signal_handler(0, [] {}), std::invalid_argument);
+    }());
+}
+
+namespace {
+extern "C" void ignore_signal(int) {}
+}  // namespace
+
+TEST_CASE("event_loop - a signal interrupting the wait (EINTR) does not disturb timers", "[event_loop][ring]") {
+    struct sigaction action {};
+    action.sa_handler = ignore_signal;
+    sigemptyset(&action.sa_mask);
+    struct sigaction previous {};
+    REQUIRE(sigaction(SIGUSR2, &action, &previous) == 0);
+    const pthread_t loop_thread = pthread_self();
+    coring::run([](pthread_t target) -> coring::task<> {
+        std::atomic<bool> done{false};
+        std::thread pest([&] {
+            while (!done) {
+                pthread_kill(target, SIGUSR2);
+                std::this_thread::sleep_for(2ms);
+            }
+        });
+        const auto start = std::chrono::steady_clock::now();
+        co_await coring::sleep(50ms);
+        const double elapsed = ms_since(start);
+        done = true;
+        pest.join();
+        CHECK(elapsed >= 50.0);
+        CHECK(elapsed < 100.0);
+    }(loop_thread));
+    sigaction(SIGUSR2, &previous, nullptr);
+}
+
+TEST_CASE("event_loop - completions beyond the CQ size overflow and are all delivered", "[event_loop][ring]") {
+    // A ring with a 4-entry CQ and 500 operations completing at once: the kernel parks the
+    // surplus on its overflow list, and the loop must flush it.
+    coring::event_loop loop(coring::loop_options{.queue_depth = 4, .completion_queue_depth = 4});
+    const int completed = loop.run_until_complete([]() -> coring::task<int> {
+        int count = 0;
+        auto one = [](int& c) -> coring::task<> {
+            co_await coring::io::nop();
+            ++c;
+        };
+        std::vector<coring::task_handle<>> hs;
+        for (int i = 0; i < 500; ++i) hs.push_back(coring::create_task(one(count)));
+        for (auto& h : hs) co_await h;
+        co_return count;
+    }());
+    CHECK(completed == 500);
+}
+
+TEST_CASE("event_loop - setup flags are recorded", "[event_loop][ring]") {
+    coring::event_loop loop;
+    const unsigned flags = loop.ring_setup_flags();
+    // This kernel is new enough for DEFER_TASKRUN (6.1); older ones record what they accepted.
+    const bool defer = (flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+    const bool coop = (flags & IORING_SETUP_COOP_TASKRUN) != 0;
+    CHECK((defer || coop || flags == IORING_SETUP_CQSIZE || flags == 0));
+    if (defer) CHECK((flags & IORING_SETUP_SINGLE_ISSUER) != 0);
+}
+
+TEST_CASE("event_loop - close cancels pending tasks and timers and frees every frame", "[event_loop][shutdown]") {
+    const auto before = live_frames();
+    int cleaned = 0;
+    bool timer_ran = false;
+    {
+        coring::event_loop loop;
+        loop.run_until_complete([](int& c, bool& t) -> coring::task<> {
+            auto sleeper = [](int& count) -> coring::task<> {
+                try {
+                    co_await coring::sleep(1h);
+                } catch (const coring::cancelled_error&) {
+                    ++count;
+                    throw;
+                }
+            };
+            for (int i = 0; i < 100; ++i) (void)coring::create_task(sleeper(c));
+            (void)coring::get_running_loop().call_later(1h, [&t] { t = true; });
+            coring::get_running_loop().call_soon([] {});
+            co_await coring::sleep(1ms);
+        }(cleaned, timer_ran));
+        CHECK(loop.unfinished_tasks() == 100);
+        CHECK(live_frames() > before);
+        loop.close();
+        CHECK(cleaned == 100);
+        CHECK(loop.unfinished_tasks() == 0);
+    }
+    CHECK_FALSE(timer_ran);
+    CHECK(live_frames() == before);
+}
+
+TEST_CASE("event_loop - close waits for in-flight kernel operations to come back", "[event_loop][shutdown]") {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    {
+        coring::event_loop loop;
+        loop.run_until_complete([](int fd) -> coring::task<> {
+            auto reader = [](int f) -> coring::task<> {
+                std::array<std::byte, 8> buf{};
+                (void)co_await coring::io::read(f, buf);
+            };
+            (void)coring::create_task(reader(fd));
+            co_await coring::sleep(1ms);
+            CHECK(coring::get_running_loop().user_ops_in_flight() == 1);
+        }(fds[0]));
+        loop.close();
+        CHECK(loop.user_ops_in_flight() == 0);
+    }
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
+
+TEST_CASE("event_loop - a task created during shutdown is cancelled too", "[event_loop][shutdown]") {
+    const auto before = live_frames();
+    {
+        coring::task_handle<> second;
+        {
+            coring::event_loop loop;
+            loop.run_until_complete([](coring::task_handle<>& spawned) -> coring::task<> {
+                auto first = [](coring::task_handle<>& out) -> coring::task<> {
+                    try {
+                        co_await coring::sleep(1h);
+                    } catch (const coring::cancelled_error&) {
+                        // Spawned while being cancelled: close() must cancel it in a later round.
+                        out = coring::create_task([]() -> coring::task<> { co_await coring::sleep(1h); }());
+                        throw;
+                    }
+                };
+                (void)coring::create_task(first(spawned));
+                co_await coring::sleep(1ms);
+            }(second));
+        }
+        REQUIRE(second);
+        CHECK(second.cancelled());  // cancelled before it started: its body never ran
+    }
+    CHECK(live_frames() == before);
+}

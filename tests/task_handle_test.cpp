@@ -1,0 +1,603 @@
+// Tests of coring/task_handle.hpp: create_task, task_handle, future, current_task, all_tasks,
+// and cancellation as API.md describes it.
+#include <coring/task_handle.hpp>
+
+#include <coring/io/ops.hpp>
+#include <coring/run.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace std::chrono_literals;
+using coring_test::live_frames;
+
+namespace {
+
+coring::task<int> value_after(std::chrono::milliseconds d, int v) {
+    co_await coring::sleep(d);
+    co_return v;
+}
+
+coring::task<> forever() {
+    for (;;) co_await coring::sleep(1h);
+}
+
+template <class Handle>
+coring::task<bool> throws_cancelled(Handle h) {
+    return coring_test::throws<coring::cancelled_error>(std::move(h));
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------- create_task
+
+TEST_CASE("create_task - starts on the next iteration, not inline", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<int> order;
+        auto body = [](std::vector<int>& o) -> coring::task<> {
+            o.push_back(2);
+            co_return;
+        };
+        auto h = coring::create_task(body(order));
+        order.push_back(1);
+        CHECK_FALSE(h.done());
+        co_await coring::sleep(0s);
+        order.push_back(3);
+        CHECK(h.done());
+        CHECK(order == std::vector<int>{1, 2, 3});
+    }());
+}
+
+TEST_CASE("create_task - handles are awaitable any number of times, by any task", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task(value_after(5ms, 11));
+        auto waiter = [](coring::task_handle<int> t) -> coring::task<int> { co_return co_await t; };
+        auto w1 = coring::create_task(waiter(h));
+        auto w2 = coring::create_task(waiter(h));
+        const int first = co_await h;
+        const int second = co_await h;
+        const int via_w1 = co_await w1;
+        const int via_w2 = co_await w2;
+        CHECK(first == 11);
+        CHECK(second == 11);
+        CHECK(via_w1 == 11);
+        CHECK(via_w2 == 11);
+        CHECK(h.result() == 11);
+        CHECK(h.exception() == nullptr);
+    }());
+}
+
+TEST_CASE("create_task - the loop owns a task whose handles were all dropped", "[task_handle]") {
+    int ran = 0;
+    coring::run([](int& count) -> coring::task<> {
+        auto body = [](int& c) -> coring::task<> {
+            co_await coring::sleep(5ms);
+            ++c;
+        };
+        for (int i = 0; i < 10; ++i) (void)coring::create_task(body(count));
+        co_await coring::sleep(30ms);
+    }(ran));
+    CHECK(ran == 10);
+}
+
+TEST_CASE("create_task - names, ids and the creation site", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::create_task(value_after(0ms, 1));
+        auto b = coring::create_task(value_after(0ms, 2), "fetch");
+        const unsigned line = __LINE__ - 1;
+        CHECK(a.name().rfind("Task-", 0) == 0);
+        CHECK(b.name() == "fetch");
+        CHECK(coring::any_task_handle(b).id() == coring::any_task_handle(a).id() + 1);
+        CHECK(b.creation_site().line() == line);
+        CHECK(std::string(b.creation_site().file_name()).find("task_handle_test.cpp") != std::string::npos);
+        b.set_name("renamed");
+        CHECK(b.name() == "renamed");
+        co_await a;
+        co_await b;
+    }());
+}
+
+TEST_CASE("create_task - the main task is Task-1 of its loop", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        CHECK(coring::current_task().name() == "Task-1");
+        co_return;
+    }());
+}
+
+TEST_CASE("task_handle - result() and exception() before the task is done throw invalid_state_error", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task(value_after(5ms, 3));
+        CHECK_THROWS_AS(h.result(), coring::invalid_state_error);
+        CHECK_THROWS_AS(h.exception(), coring::invalid_state_error);
+        const int value = co_await h;
+        CHECK(value == 3);
+        coring::task_handle<int> empty;
+        CHECK_FALSE(empty);
+        CHECK_THROWS_AS(empty.done(), coring::invalid_state_error);
+    }());
+}
+
+TEST_CASE("task_handle - an exception keeps its type through handles and is retrieved once for all", "[task_handle]") {
+    coring::event_loop loop;
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        auto thrower = []() -> coring::task<int> {
+            co_await coring::sleep(1ms);
+            throw std::invalid_argument("bad input");
+        };
+        auto h = coring::create_task(thrower());
+        const bool threw = co_await coring_test::throws<std::invalid_argument>(h);
+        CHECK(threw);
+        std::exception_ptr e = h.exception();
+        REQUIRE(e);
+        CHECK_THROWS_AS(std::rethrow_exception(e), std::invalid_argument);
+        CHECK_THROWS_WITH(h.result(), "bad input");
+    }());
+    loop.close();
+    CHECK(reports.reports.empty());
+}
+
+TEST_CASE("task_handle - a move-only result is moved out by the first retrieval", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto make = []() -> coring::task<std::unique_ptr<int>> { co_return std::make_unique<int>(5); };
+        auto h = coring::create_task(make());
+        std::unique_ptr<int> p = co_await h;
+        REQUIRE(p);
+        CHECK(*p == 5);
+        CHECK_THROWS_AS(h.result(), coring::invalid_state_error);
+    }());
+}
+
+TEST_CASE("task_handle - an exception nobody retrieved is reported with the task's name and site", "[task_handle]") {
+    coring::event_loop loop;
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        auto thrower = []() -> coring::task<> {
+            throw std::runtime_error("lost");
+            co_return;
+        };
+        (void)coring::create_task(thrower(), "orphan");
+        co_await coring::sleep(5ms);
+    }());
+    REQUIRE(reports.reports.size() == 1);
+    const auto& r = reports.reports.front();
+    CHECK(r.message == "Task exception was never retrieved");
+    CHECK(r.task_name == "orphan");
+    CHECK(r.task_site.line() > 0);
+    CHECK_THROWS_WITH(std::rethrow_exception(r.exception), "lost");
+    loop.close();
+}
+
+TEST_CASE("task_handle - a cancelled task is not reported as an unretrieved exception", "[task_handle]") {
+    coring::event_loop loop;
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        auto h = coring::create_task(forever());
+        co_await coring::sleep(1ms);
+        h.cancel();
+        co_await coring::sleep(1ms);
+        CHECK(h.cancelled());
+    }());
+    loop.close();
+    CHECK(reports.reports.empty());
+}
+
+TEST_CASE("task_handle - done callbacks run on the loop in registration order", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<std::string> log;
+        auto h = coring::create_task(value_after(2ms, 8));
+        h.add_done_callback([&log](const coring::task_handle<int>& t) { log.push_back("a" + std::to_string(t.result())); });
+        h.add_done_callback([&log] { log.push_back("b"); });
+        co_await h;
+        co_await coring::sleep(0s);
+        CHECK(log == std::vector<std::string>{"a8", "b"});
+        // Added after completion: runs on the next iteration, not inline.
+        h.add_done_callback([&log] { log.push_back("c"); });
+        CHECK(log.size() == 2);
+        co_await coring::sleep(0s);
+        CHECK(log == std::vector<std::string>{"a8", "b", "c"});
+    }());
+}
+
+TEST_CASE("task_handle - a task cannot await itself", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto self_awaiter = [](coring::future<coring::task_handle<>> me) -> coring::task<> {
+            auto h = co_await me;
+            const bool threw = co_await coring_test::throws<coring::invalid_state_error>(h);
+            CHECK(threw);
+        };
+        coring::future<coring::task_handle<>> f;
+        auto h = coring::create_task(self_awaiter(f));
+        f.set_result(h);
+        co_await h;
+    }());
+}
+
+// ------------------------------------------------------------------------- current_task, all_tasks
+
+TEST_CASE("current_task and all_tasks", "[task_handle]") {
+    CHECK_THROWS_AS(coring::current_task(), std::logic_error);
+    coring::run([]() -> coring::task<> {
+        auto me = coring::current_task();
+        REQUIRE(me);
+        CHECK_FALSE(me.done());
+        auto child = [](coring::any_task_handle parent) -> coring::task<> {
+            auto self = coring::current_task();
+            CHECK(self);
+            CHECK_FALSE(self == parent);
+            co_await coring::sleep(5ms);
+        };
+        auto h = coring::create_task(child(me), "child");
+        auto tasks = coring::all_tasks();
+        REQUIRE(tasks.size() == 2);
+        CHECK(tasks[0] == me);
+        CHECK(tasks[1].name() == "child");
+        bool in_callback_is_empty = false;
+        coring::get_running_loop().call_soon([&] { in_callback_is_empty = !coring::current_task(); });
+        co_await h;
+        CHECK(in_callback_is_empty);
+        CHECK(coring::all_tasks().size() == 1);
+    }());
+}
+
+// ------------------------------------------------------------------------- future
+
+TEST_CASE("future - set_result wakes every waiter on the next iteration", "[future]") {
+    coring::run([]() -> coring::task<> {
+        coring::future<std::string> f;
+        auto waiter = [](coring::future<std::string> fut) -> coring::task<std::string> { co_return co_await fut; };
+        auto w1 = coring::create_task(waiter(f));
+        auto w2 = coring::create_task(waiter(f));
+        co_await coring::sleep(0s);
+        CHECK_FALSE(f.done());
+        f.set_result("hello");
+        CHECK(f.done());
+        CHECK_FALSE(w1.done());
+        const std::string got1 = co_await w1;
+        const std::string got2 = co_await w2;
+        CHECK(got1 == "hello");
+        CHECK(got2 == "hello");
+        CHECK_THROWS_AS(f.set_result("again"), coring::invalid_state_error);
+    }());
+}
+
+TEST_CASE("future - set_exception and cancel", "[future]") {
+    coring::run([]() -> coring::task<> {
+        coring::future<int> f;
+        f.set_exception(std::out_of_range("range"));
+        const bool threw = co_await coring_test::throws<std::out_of_range>(f);
+        CHECK(threw);
+
+        coring::future<> g;
+        auto waiter = [](coring::future<> fut) -> coring::task<bool> { co_return co_await throws_cancelled(fut); };
+        auto w = coring::create_task(waiter(g));
+        co_await coring::sleep(0s);
+        CHECK(g.cancel());
+        CHECK(g.cancelled());
+        CHECK_FALSE(g.cancel());
+        const bool waiter_saw_cancel = co_await w;
+        CHECK(waiter_saw_cancel);
+    }());
+}
+
+TEST_CASE("future - cancelling a task that awaits a future cancels the future", "[future][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::future<int> f;
+        auto waiter = [](coring::future<int> fut) -> coring::task<int> { co_return co_await fut; };
+        auto w = coring::create_task(waiter(f));
+        co_await coring::sleep(0s);
+        w.cancel();
+        const bool was_cancelled = co_await throws_cancelled(w);
+        CHECK(was_cancelled);
+        CHECK(f.cancelled());
+    }());
+}
+
+TEST_CASE("future - a future with callbacks that never completes is freed at close", "[future]") {
+    const auto before = live_frames();
+    {
+        coring::event_loop loop;
+        loop.run_until_complete([]() -> coring::task<> {
+            coring::future<int> f;
+            f.add_done_callback([] {});
+            co_return;
+        }());
+        loop.close();
+    }
+    CHECK(live_frames() == before);
+}
+
+// ------------------------------------------------------------------------- cancellation
+
+TEST_CASE("cancel - cancelled_error is not a std::exception", "[cancel]") {
+    STATIC_REQUIRE_FALSE(std::is_base_of_v<std::exception, coring::cancelled_error>);
+    coring::run([]() -> coring::task<> {
+        auto body = [](bool& swallowed) -> coring::task<> {
+            try {
+                co_await coring::sleep(1h);
+            } catch (const std::exception&) {
+                swallowed = true;
+            }
+        };
+        bool swallowed = false;
+        auto h = coring::create_task(body(swallowed));
+        co_await coring::sleep(0s);
+        h.cancel();
+        const bool was_cancelled = co_await throws_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK_FALSE(swallowed);
+    }());
+}
+
+TEST_CASE("cancel - before start: the body never runs", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        bool ran = false;
+        auto body = [](bool& r) -> coring::task<> {
+            r = true;
+            co_return;
+        };
+        auto h = coring::create_task(body(ran));
+        CHECK(h.cancel());
+        const bool was_cancelled = co_await throws_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK_FALSE(ran);
+        CHECK(h.cancelled());
+        CHECK_THROWS_AS(h.result(), coring::cancelled_error);
+        CHECK_THROWS_AS(h.exception(), coring::cancelled_error);
+    }());
+}
+
+TEST_CASE("cancel - after completion: returns false and changes nothing", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task(value_after(0ms, 4));
+        const int value = co_await h;
+        CHECK(value == 4);
+        CHECK_FALSE(h.cancel());
+        CHECK_FALSE(h.cancelled());
+        CHECK(h.result() == 4);
+    }());
+}
+
+TEST_CASE("cancel - a task that catches cancellation can await during cleanup, then rethrow", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<std::string> log;
+        auto body = [](std::vector<std::string>& l) -> coring::task<> {
+            std::exception_ptr pending;
+            try {
+                co_await coring::sleep(1h);
+            } catch (const coring::cancelled_error&) {
+                pending = std::current_exception();
+            }
+            l.push_back("cleanup start");
+            co_await coring::sleep(10ms);  // the request is spent: this sleep runs normally
+            l.push_back("cleanup done");
+            std::rethrow_exception(pending);
+        };
+        auto h = coring::create_task(body(log));
+        co_await coring::sleep(1ms);
+        const auto start = std::chrono::steady_clock::now();
+        h.cancel();
+        const bool was_cancelled = co_await throws_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK(coring_test::ms_since(start) >= 10.0);
+        CHECK(log == std::vector<std::string>{"cleanup start", "cleanup done"});
+        CHECK(h.cancelled());
+    }());
+}
+
+TEST_CASE("cancel - a task that swallows the cancellation finishes normally", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto body = []() -> coring::task<int> {
+            try {
+                co_await coring::sleep(1h);
+            } catch (const coring::cancelled_error&) {
+            }
+            co_return 5;
+        };
+        auto h = coring::create_task(body());
+        co_await coring::sleep(0s);
+        h.cancel();
+        const int value = co_await h;
+        CHECK(value == 5);
+        CHECK_FALSE(h.cancelled());
+    }());
+}
+
+TEST_CASE("cancel - reaches the leaf two levels down through nested tasks", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<std::string> unwound;
+        struct levels {
+            static coring::task<> leaf(std::vector<std::string>& u) {
+                try {
+                    co_await coring::sleep(1h);
+                } catch (const coring::cancelled_error&) {
+                    u.push_back("leaf");
+                    throw;
+                }
+            }
+            static coring::task<> middle(std::vector<std::string>& u) {
+                try {
+                    co_await leaf(u);
+                } catch (const coring::cancelled_error&) {
+                    u.push_back("middle");
+                    throw;
+                }
+            }
+            static coring::task<> top(std::vector<std::string>& u) {
+                try {
+                    co_await middle(u);
+                } catch (const coring::cancelled_error&) {
+                    u.push_back("top");
+                    throw;
+                }
+            }
+        };
+        auto h = coring::create_task(levels::top(unwound));
+        co_await coring::sleep(1ms);
+        h.cancel();
+        const bool was_cancelled = co_await throws_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK(unwound == std::vector<std::string>{"leaf", "middle", "top"});
+    }());
+}
+
+TEST_CASE("cancel - reaches a task awaited through handles two levels down", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        bool leaf_cancelled = false;
+        auto leaf = [](bool& flag) -> coring::task<> {
+            try {
+                co_await coring::sleep(1h);
+            } catch (const coring::cancelled_error&) {
+                flag = true;
+                throw;
+            }
+        };
+        auto via = [](coring::task_handle<> inner) -> coring::task<> { co_await inner; };
+        auto c = coring::create_task(leaf(leaf_cancelled));
+        auto b = coring::create_task(via(c));
+        auto a = coring::create_task(via(b));
+        co_await coring::sleep(1ms);
+        a.cancel();
+        const bool was_cancelled = co_await throws_cancelled(a);
+        CHECK(was_cancelled);
+        CHECK(b.cancelled());
+        CHECK(c.cancelled());
+        CHECK(leaf_cancelled);
+    }());
+}
+
+TEST_CASE("cancel - a running task that cancels itself stops at its next suspension point", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto body = [](int& steps) -> coring::task<> {
+            coring::current_task().cancel();
+            ++steps;  // still running: the request waits for a suspension point
+            co_await coring::sleep(0s);
+            ++steps;
+        };
+        int steps = 0;
+        auto h = coring::create_task(body(steps));
+        const bool was_cancelled = co_await throws_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK(steps == 1);
+    }());
+}
+
+TEST_CASE("cancel - a kernel operation is cancelled in the kernel and resumes on its own completion", "[cancel][io]") {
+    coring::run([]() -> coring::task<> {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        std::array<std::byte, 16> buffer{};
+        buffer.fill(std::byte{0x5a});
+        auto reader = [](int fd, std::span<std::byte> buf, std::size_t& in_flight_at_resume) -> coring::task<std::size_t> {
+            try {
+                co_return co_await coring::io::read(fd, buf);
+            } catch (const coring::cancelled_error&) {
+                in_flight_at_resume = coring::get_running_loop().user_ops_in_flight();
+                throw;
+            }
+        };
+        std::size_t in_flight_at_resume = 99;
+        auto h = coring::create_task(reader(fds[0], buffer, in_flight_at_resume));
+        co_await coring::sleep(2ms);
+        CHECK(coring::get_running_loop().user_ops_in_flight() == 1);
+        h.cancel();
+        const bool was_cancelled = co_await throws_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK(in_flight_at_resume == 0);  // the read's own CQE arrived before the task resumed
+        // The kernel no longer owns the buffer: data written now stays in the pipe.
+        const char msg[] = "after";
+        REQUIRE(::write(fds[1], msg, sizeof msg) == static_cast<ssize_t>(sizeof msg));
+        co_await coring::sleep(2ms);
+        CHECK(buffer[0] == std::byte{0x5a});
+        char back[sizeof msg] = {};
+        CHECK(::read(fds[0], back, sizeof back) == static_cast<ssize_t>(sizeof msg));
+        ::close(fds[0]);
+        ::close(fds[1]);
+    }());
+}
+
+TEST_CASE("cancel - an operation that completes before the cancel keeps its result; the cancel waits", "[cancel][io]") {
+    coring::run([]() -> coring::task<> {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        REQUIRE(::write(fds[1], "abc", 3) == 3);
+        std::array<std::byte, 8> buffer{};
+        // The read is queued first and its data is already there, so it completes before the
+        // IORING_OP_ASYNC_CANCEL queued behind it can find it: exactly one outcome, the read.
+        auto reader = [](int fd, std::span<std::byte> buf, bool& next_threw) -> coring::task<std::size_t> {
+            std::size_t n = co_await coring::io::read(fd, buf);
+            try {
+                co_await coring::sleep(0s);
+            } catch (const coring::cancelled_error&) {
+                next_threw = true;
+                throw;
+            }
+            co_return n;
+        };
+        bool next_threw = false;
+        auto h = coring::create_task(reader(fds[0], buffer, next_threw));
+        auto& loop = coring::get_running_loop();
+        // Cancel from a callback that runs in the same batch, right after the reader queued its SQE.
+        loop.call_soon([h]() mutable { h.cancel(); });
+        const bool was_cancelled = co_await throws_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK(next_threw);  // the read returned its data, then the pending cancel was delivered
+        CHECK(buffer[0] == std::byte{'a'});
+        CHECK(buffer[2] == std::byte{'c'});
+        ::close(fds[0]);
+        ::close(fds[1]);
+    }());
+}
+
+TEST_CASE("cancel - a request is spent once delivered", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto body = []() -> coring::task<int> {
+            int survived = 0;
+            for (int i = 0; i < 3; ++i) {
+                try {
+                    co_await coring::sleep(1h);
+                } catch (const coring::cancelled_error&) {
+                    ++survived;
+                }
+                co_await coring::sleep(1ms);  // runs normally after the first cancel
+            }
+            co_return survived;
+        };
+        auto h = coring::create_task(body());
+        for (int i = 0; i < 3; ++i) {
+            co_await coring::sleep(5ms);
+            h.cancel();
+        }
+        const int survived = co_await h;
+        CHECK(survived == 3);
+    }());
+}
+
+TEST_CASE("cancel - a pending request is delivered at the next suspension point without suspending", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto body = [](bool& reached) -> coring::task<> {
+            coring::current_task().cancel();
+            co_await coring::sleep(1h);  // throws at once
+            reached = true;
+        };
+        bool reached = false;
+        const auto start = std::chrono::steady_clock::now();
+        auto h = coring::create_task(body(reached));
+        const bool was_cancelled = co_await throws_cancelled(h);
+        CHECK(was_cancelled);
+        CHECK_FALSE(reached);
+        CHECK(coring_test::ms_since(start) < 100.0);
+    }());
+}
