@@ -20,6 +20,7 @@
 #include <coring/detail/frame_pool.hpp>
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/signal_watcher.hpp>
@@ -602,6 +603,38 @@ inline void event_loop::stop_internal_operations() {
 inline event_loop& get_running_loop() {
     if (detail::t_running_loop == nullptr) throw std::logic_error("coring::get_running_loop(): no event loop is running in this thread");
     return *detail::t_running_loop;
+}
+
+// ---------------------------------------------------------------------- leaf awaiters
+
+template <class Node>
+bool detail::leaf_awaiter<Node>::begin_suspend(std::coroutine_handle<> frame) {
+    event_loop& running = get_running_loop();
+    m_task = running.current_task_state();
+    if (m_task != nullptr && m_task->take_cancel_request()) {
+        m_cancelled = true;
+        return false;
+    }
+    m_frame = frame;
+    return true;
+}
+
+template <class Node>
+event_loop& detail::leaf_awaiter<Node>::loop() const noexcept {
+    return m_task != nullptr ? *m_task->loop() : *t_running_loop;
+}
+
+template <class Node>
+void detail::leaf_awaiter<Node>::wake() noexcept {
+    loop().schedule(*this);
+}
+
+template <class Node>
+void detail::leaf_awaiter<Node>::resume_frame(ready_node* node, ready_node::action what) noexcept {
+    auto* self = static_cast<leaf_awaiter*>(static_cast<Node*>(node));
+    if (what == ready_node::action::discard) return;
+    if (self->m_task != nullptr) self->m_task->disarm_cancel(*self);
+    self->loop().resume(self->m_task, self->m_frame);
 }
 
 // ---------------------------------------------------------------------- timer callbacks

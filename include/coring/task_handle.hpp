@@ -18,6 +18,7 @@
 // Cancelling a task that awaits a handle cancels the awaited task or future as well, and then
 // waits for it (asyncio's rule; use shield() to protect it).
 
+#include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/state.hpp>
 #include <coring/detail/state_base.hpp>
 #include <coring/errors.hpp>
@@ -47,11 +48,9 @@ struct empty_handle_t {
 
 /// co_await on a handle: waits in the state's waiter list, resumes through the ready queue.
 template <class T>
-class handle_awaiter final : public completion_waiter {
+class handle_awaiter final : public leaf_awaiter<completion_waiter> {
 public:
-    explicit handle_awaiter(state_base* awaited) noexcept : completion_waiter(operations_), m_awaited(awaited) {}
-    handle_awaiter(const handle_awaiter&) = delete;
-    handle_awaiter& operator=(const handle_awaiter&) = delete;
+    explicit handle_awaiter(state_base* awaited) noexcept : leaf_awaiter(operations_), m_awaited(awaited) {}
     ~handle_awaiter() {
         if (m_holds_reference) m_awaited->release();
     }
@@ -61,25 +60,19 @@ public:
         return m_awaited->done();
     }
 
-    bool await_suspend(std::coroutine_handle<> awaiting) {
-        m_loop = m_awaited->loop();
-        if (m_loop == nullptr) throw invalid_state_error("coring: awaiting " + m_awaited->name() + ", whose event loop is closed");
-        m_task = m_loop->current_task_state();
-        if (m_task == m_awaited) throw invalid_state_error("coring: " + m_awaited->name() + " awaits itself");
-        if (m_task != nullptr && m_task->take_cancel_request()) {
-            m_cancelled = true;
-            return false;
-        }
-        m_frame = awaiting;
+    bool await_suspend(std::coroutine_handle<> frame) {
+        if (m_awaited->loop() == nullptr) throw invalid_state_error("coring: awaiting " + m_awaited->name() + ", whose event loop is closed");
+        if (m_awaited == get_running_loop().current_task_state()) throw invalid_state_error("coring: " + m_awaited->name() + " awaits itself");
+        if (!begin_suspend(frame)) return false;
         m_awaited->add_ref();
         m_holds_reference = true;
-        m_awaited->add_waiter(*this);
-        if (m_task != nullptr) m_task->arm_cancel(*this);
+        m_awaited->add_waiter(*this);  // the state wakes us (schedules this node) when it finishes
+        arm();
         return true;
     }
 
     decltype(auto) await_resume() {
-        if (m_cancelled) throw cancelled_error{};
+        throw_if_cancelled();
         if constexpr (std::is_same_v<T, erased_result>)
             m_awaited->rethrow_if_failed();
         else
@@ -87,30 +80,21 @@ public:
     }
 
 private:
-    static void wake(ready_node* node, action what) noexcept {
-        auto* self = static_cast<handle_awaiter*>(static_cast<completion_waiter*>(node));
-        if (what == action::discard) return;
-        if (self->m_task != nullptr) self->m_task->disarm_cancel(*self);
-        self->m_loop->resume(self->m_task, self->m_frame);
-    }
-
-    static void forward_cancel(ready_node* node) noexcept {
+    // asyncio's rule: cancelling a task that awaits another task (or a future) cancels that one
+    // too, and keeps waiting for it: its outcome, cancelled or not, becomes ours.
+    static void on_cancel(ready_node* node) noexcept {
         auto* self = static_cast<handle_awaiter*>(static_cast<completion_waiter*>(node));
         // Already finished and about to wake us: the request stays pending and is delivered at
         // the awaiting task's next suspension point.
         if (self->m_awaited->done()) return;
-        self->m_task->take_cancel_request();
-        self->m_task->arm_cancel(*self);  // a second cancel is forwarded again
+        self->take_cancel_request();
+        self->arm();  // a second cancel is forwarded again
         self->m_awaited->request_cancel();
     }
-    static constexpr operations operations_{&wake, &forward_cancel};
+    static constexpr operations operations_{&resume_frame, &on_cancel};
 
     state_base* m_awaited;
-    event_loop* m_loop = nullptr;
-    state_base* m_task = nullptr;
-    std::coroutine_handle<> m_frame;
     bool m_holds_reference = false;
-    bool m_cancelled = false;
 };
 
 /// A done callback: holds a reference to the state until it has run.

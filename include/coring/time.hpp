@@ -12,6 +12,7 @@
 // still wins (the sleep throws), since no result is lost by it.
 
 #include <coring/clock.hpp>
+#include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/state_base.hpp>
 #include <coring/detail/timer_callback.hpp>
 #include <coring/detail/timer_heap.hpp>
@@ -25,67 +26,45 @@ namespace coring {
 namespace detail {
 
 // Lives in the sleeping frame, so it is kept small: 100,000 sleeping tasks cost what their
-// frames and states cost. The deadline is only needed until the timer is set, and the frame
-// only after that, so they share storage.
-class sleep_awaiter final : public timer_node {
+// frames and states cost. The deadline waits in the base's scratch word until the timer is set.
+class sleep_awaiter final : public leaf_awaiter<timer_node> {
 public:
     explicit sleep_awaiter(clock::time_point deadline, bool yield_only) noexcept
-        : timer_node(operations_), m_deadline(deadline), m_yield_only(yield_only) {}
-    sleep_awaiter(const sleep_awaiter&) = delete;
-    sleep_awaiter& operator=(const sleep_awaiter&) = delete;
+        : leaf_awaiter(operations_), m_yield_only(yield_only) {
+        m_scratch = deadline.time_since_epoch().count();
+    }
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }
 
-    bool await_suspend(std::coroutine_handle<> awaiting) {
-        event_loop& loop = get_running_loop();
-        m_task = loop.current_task_state();
-        if (m_task != nullptr && m_task->take_cancel_request()) {
-            m_cancelled = true;
-            return false;
-        }
-        const clock::time_point deadline = m_deadline;
+    bool await_suspend(std::coroutine_handle<> frame) {
+        const clock::time_point deadline{clock::duration(m_scratch)};
+        if (!begin_suspend(frame)) return false;
+        event_loop& loop = this->loop();
         if (m_yield_only || deadline <= loop.time())
             loop.schedule(*this);
         else
             loop.add_timer(*this, deadline);
-        m_frame = awaiting;  // from here on m_deadline is gone
-        if (m_task != nullptr) m_task->arm_cancel(*this);
+        arm();
         return true;
     }
 
-    void await_resume() const {
-        if (m_cancelled) throw cancelled_error{};
-    }
+    void await_resume() const { throw_if_cancelled(); }
 
 private:
-    static void wake(ready_node* node, action what) noexcept {
+    static void on_cancel(ready_node* node) noexcept {
         auto* self = static_cast<sleep_awaiter*>(static_cast<timer_node*>(node));
-        if (what == action::discard) return;
-        if (self->m_task != nullptr) self->m_task->disarm_cancel(*self);
-        t_running_loop->resume(self->m_task, self->m_frame);
-    }
-
-    static void cancel(ready_node* node) noexcept {
-        auto* self = static_cast<sleep_awaiter*>(static_cast<timer_node*>(node));
-        self->m_task->take_cancel_request();
-        self->m_cancelled = true;
+        self->take_cancel_request();
+        self->mark_cancelled();
         if (self->scheduled()) {
-            event_loop& loop = *self->m_task->loop();
-            loop.remove_timer(*self);
-            loop.schedule(*self);
+            self->loop().remove_timer(*self);
+            self->wake();
         }
-        // Otherwise it is already on the ready queue and throws when it runs.
+        // Otherwise the timer fired and the frame is queued to resume: it throws when it runs.
     }
 
-    static constexpr operations operations_{&wake, &cancel};
+    static constexpr operations operations_{&resume_frame, &on_cancel};
 
-    union {
-        clock::time_point m_deadline;      // until await_suspend
-        std::coroutine_handle<> m_frame;   // after
-    };
-    state_base* m_task = nullptr;
     bool m_yield_only;
-    bool m_cancelled = false;
 };
 
 }  // namespace detail

@@ -18,6 +18,7 @@
 // first, its result is returned (no data is lost), and the cancel request stays pending for
 // the task's next suspension point.
 
+#include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/state_base.hpp>
@@ -42,28 +43,19 @@ namespace detail {
 ///   std::string describe() const           "read(fd 7)", for error messages
 ///   R await_resume()                       usually: return checked_result();
 template <class Derived>
-class io_awaiter : public io_completion, public ready_node {
+class io_awaiter : public io_completion, public leaf_awaiter<ready_node> {
 public:
-    io_awaiter() noexcept : io_completion(&on_complete), ready_node(operations_) {}
-    io_awaiter(const io_awaiter&) = delete;
-    io_awaiter& operator=(const io_awaiter&) = delete;
+    io_awaiter() noexcept : io_completion(&on_complete), leaf_awaiter(operations_) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }
 
-    bool await_suspend(std::coroutine_handle<> awaiting) {
-        event_loop& loop = get_running_loop();
-        m_task = loop.current_task_state();
-        if (m_task != nullptr && m_task->take_cancel_request()) {
-            m_cancel_sent = true;
-            m_result = -ECANCELED;
-            return false;
-        }
+    bool await_suspend(std::coroutine_handle<> frame) {
+        if (!begin_suspend(frame)) return false;
+        event_loop& loop = this->loop();
         io_uring_sqe* sqe = loop.get_sqe();
         static_cast<Derived*>(this)->prepare(sqe);
-        m_loop = &loop;
-        m_frame = awaiting;
         loop.submit(sqe, *this);
-        if (m_task != nullptr) m_task->arm_cancel(*this);
+        arm();
         return true;
     }
 
@@ -71,8 +63,8 @@ protected:
     /// The CQE's result: throws cancelled_error if the operation was cancelled, and
     /// std::system_error for any other negative result.
     int checked_result() const {
+        throw_if_cancelled();
         if (m_result >= 0) return m_result;
-        if (m_cancel_sent && (m_result == -ECANCELED || m_result == -EINTR)) throw cancelled_error{};
         throw_errno(-m_result, static_cast<const Derived*>(this)->describe());
     }
 
@@ -84,39 +76,34 @@ private:
         auto* self = static_cast<io_awaiter*>(base);
         self->m_result = result;
         self->m_flags = flags;
-        if (self->m_task != nullptr) {
-            self->m_task->disarm_cancel(*self);
-            // Completed before the cancel took effect: the request lives on.
-            if (self->m_cancel_sent && result != -ECANCELED && result != -EINTR) self->m_task->restore_cancel_request();
+        if (self->m_cancel_sent) {
+            if (result == -ECANCELED || result == -EINTR)
+                self->mark_cancelled();  // the operation did not happen
+            else if (self->task() != nullptr)
+                self->task()->restore_cancel_request();  // completed first: the request lives on
         }
-        self->m_loop->schedule(*self);
+        if (self->task() != nullptr) self->task()->disarm_cancel(*self);
+        self->wake();
     }
 
-    static void on_ready(ready_node* node, action what) noexcept {
-        auto* self = static_cast<io_awaiter*>(node);
-        if (what == action::discard) return;
-        self->m_loop->resume(self->m_task, self->m_frame);
-    }
-
+    // The task resumes on the operation's own CQE only, never on the cancel's: the kernel may be
+    // writing into the buffer until then.
     static void on_cancel(ready_node* node) noexcept {
         auto* self = static_cast<io_awaiter*>(node);
-        self->m_task->take_cancel_request();
+        self->take_cancel_request();
         self->m_cancel_sent = true;
         try {
-            self->m_loop->cancel_io(*self);
+            self->loop().cancel_io(*self);
         } catch (...) {
             // No SQE could be had: the operation completes on its own and the request stays
             // pending for the next suspension point.
             self->m_cancel_sent = false;
-            self->m_task->restore_cancel_request();
+            self->task()->restore_cancel_request();
         }
     }
 
-    static constexpr operations operations_{&on_ready, &on_cancel};
+    static constexpr operations operations_{&resume_frame, &on_cancel};
 
-    event_loop* m_loop = nullptr;
-    state_base* m_task = nullptr;
-    std::coroutine_handle<> m_frame;
     int m_result = 0;
     unsigned m_flags = 0;
     bool m_cancel_sent = false;

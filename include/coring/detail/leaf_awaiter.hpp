@@ -1,0 +1,83 @@
+#pragma once
+// leaf_awaiter: the base of every awaiter that suspends a task on something that happens later
+// (a timer, a kernel operation, a task handle, a queue, a lock, ...). It carries the protocol
+// that makes cancellation work the same way everywhere:
+//
+//   bool await_suspend(std::coroutine_handle<> frame) {
+//       if (!begin_suspend(frame)) return false;  // a cancel request was pending: resume at once,
+//                                                 // and await_resume throws cancelled_error
+//       ...register for the wake-up (timer heap, waiter list, SQE)...
+//       arm();                                    // become the task's cancellation slot
+//       return true;
+//   }
+//   when the awaited thing happens:  wake();       // resume through the ready queue
+//   Derived::on_cancel(ready_node*):               // a cancel request while suspended; decide:
+//       take_cancel_request(), undo the registration, mark_cancelled(), wake()
+//       -- or leave the request pending when the wake-up already won and cannot be undone
+//   await_resume():  throw_if_cancelled(); return the result;
+//
+// The node resumes the frame with its task as the loop's current task, after disarming the
+// slot: a cancel request that arrives once the frame runs again waits for its next suspension.
+// Derived classes list `{&resume_frame, &Derived::on_cancel}` as their ready_node operations.
+//
+// The loop is found through the task (or, for a coroutine that is not a task, the running
+// loop), so an awaiter costs 16 bytes plus its node: 100,000 sleeping tasks keep this small.
+
+#include <coring/detail/ready_queue.hpp>
+#include <coring/detail/state_base.hpp>
+#include <coring/errors.hpp>
+
+#include <coroutine>
+#include <cstdint>
+
+namespace coring {
+class event_loop;
+event_loop& get_running_loop();
+
+namespace detail {
+
+template <class Node = ready_node>
+class leaf_awaiter : public Node {
+public:
+    leaf_awaiter(const leaf_awaiter&) = delete;
+    leaf_awaiter& operator=(const leaf_awaiter&) = delete;
+
+protected:
+    explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_frame() {}
+
+    /// Records the task and frame. False if the task has a pending cancel request, which is
+    /// thereby delivered: do not suspend; throw_if_cancelled() will throw.
+    bool begin_suspend(std::coroutine_handle<> frame);
+
+    /// Becomes the task's cancellation slot (call once registered for the wake-up).
+    void arm() noexcept {
+        if (m_task != nullptr) m_task->arm_cancel(*this);
+    }
+
+    /// Schedules the frame to resume on the loop's next run phase.
+    void wake() noexcept;
+
+    /// For on_cancel: consumes the task's request (it is being delivered here).
+    void take_cancel_request() noexcept { m_task->take_cancel_request(); }
+    void mark_cancelled() noexcept { m_cancelled = true; }
+    [[nodiscard]] bool cancelled() const noexcept { return m_cancelled; }
+    void throw_if_cancelled() const {
+        if (m_cancelled) throw cancelled_error{};
+    }
+
+    [[nodiscard]] state_base* task() const noexcept { return m_task; }
+    /// The loop this awaiter suspends on (valid from begin_suspend on).
+    [[nodiscard]] event_loop& loop() const noexcept;
+
+    static void resume_frame(ready_node* node, ready_node::action what) noexcept;
+
+    state_base* m_task = nullptr;
+    union {
+        std::coroutine_handle<> m_frame;  // once begin_suspend succeeded
+        std::int64_t m_scratch;           // before that: free for the derived awaiter (sleep keeps its deadline here)
+    };
+    bool m_cancelled = false;
+};
+
+}  // namespace detail
+}  // namespace coring
