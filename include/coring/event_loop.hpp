@@ -735,8 +735,13 @@ inline void detail::state_base::finish(std::exception_ptr error) noexcept {
     m_slot = nullptr;
     m_cancel_requested = false;
     if (m_loop != nullptr) {
-        while (completion_waiter* waiter = m_waiters.pop_front()) m_loop->schedule(*waiter);
         if (m_is_task) --m_loop->m_unfinished_tasks;
+        while (completion_waiter* waiter = m_waiters.pop_front()) {
+            if (waiter->m_ops->immediate)
+                waiter->run();
+            else
+                m_loop->schedule(*waiter);
+        }
     }
     if (m_is_task) release();  // the loop's reference: may destroy *this
 }

@@ -51,6 +51,7 @@ template <class T>
 class handle_awaiter final : public leaf_awaiter<completion_waiter> {
 public:
     explicit handle_awaiter(state_base* awaited) noexcept : leaf_awaiter(operations_), m_awaited(awaited) {}
+    handle_awaiter(handle_awaiter&& other) noexcept : leaf_awaiter(std::move(other)), m_awaited(other.m_awaited) {}
     ~handle_awaiter() {
         if (m_holds_reference) m_awaited->release();
     }

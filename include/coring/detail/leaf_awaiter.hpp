@@ -39,8 +39,12 @@ namespace detail {
 template <class Node = ready_node>
 class leaf_awaiter : public Node {
 public:
+    /// Awaiters may be moved before they are awaited (combinators such as wait_for store the
+    /// awaitable they are given), never after.
+    leaf_awaiter(leaf_awaiter&& other) noexcept : Node(other), m_task(nullptr), m_scratch(other.m_scratch), m_cancelled(false) {}
     leaf_awaiter(const leaf_awaiter&) = delete;
     leaf_awaiter& operator=(const leaf_awaiter&) = delete;
+    leaf_awaiter& operator=(leaf_awaiter&&) = delete;
 
 protected:
     explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_frame() {}

@@ -23,6 +23,11 @@ struct ready_node {
         void (*run)(ready_node*, action) noexcept;
         /// Null for nodes that are never a task's cancellation slot.
         void (*cancel)(ready_node*) noexcept = nullptr;
+        /// For a node waiting on a task state: run it synchronously when the state finishes
+        /// instead of queueing it. Combinators use this for their per-child waiters, so that such
+        /// a node is never left on the ready queue and can be unregistered at any time; it must
+        /// not resume a frame itself (it wakes its combinator's awaiter instead).
+        bool immediate = false;
     };
 
     explicit ready_node(const operations& ops) noexcept : m_ops(&ops) {}
