@@ -24,3 +24,10 @@ done
 python3 "$root/bench/asyncio_baseline.py" > "$out/asyncio.jsonl"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), $(date -u +%Y-%m-%d)"
 python3 "$root/bench/compare.py" "$out"/*.json --python "$out/asyncio.jsonl"
+# Files (issue 5): 4 KiB random reads at QD32 beside fio's io_uring engine (fio from Debian).
+echo
+"$root/bench/file_vs_fio.sh" "$build"
+# TCP echo (issue 5): 64-byte ping-pong, server CPU per round trip beside a C liburing server
+# and Boost.Asio (pinned with taskset).
+echo
+"$root/bench/echo/compare.sh" "$build"

@@ -2,8 +2,12 @@
 #include <coring/clock.hpp>
 #include <coring/time.hpp>
 
+#include <coring/io/ops.hpp>
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
+#include <coring/wait_for.hpp>
+
+#include <unistd.h>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
@@ -199,4 +203,87 @@ TEST_CASE("sleep - a cancel after the timer fired but before the task resumed st
 
 TEST_CASE("sleep - awaiting outside a running loop throws logic_error", "[time]") {
     CHECK_THROWS_AS(coring::sleep(1ms), std::logic_error);
+}
+
+// ------------------------------------------------------------------------- virtual time
+
+TEST_CASE("virtual time - 10,000 tasks sleeping up to an hour finish in order, in well under a second", "[time][virtual]") {
+    std::vector<std::pair<long, int>> wakes;  // (virtual ms since start, id)
+    const auto real_start = std::chrono::steady_clock::now();
+    coring::run(
+        [](std::vector<std::pair<long, int>>& out) -> coring::task<> {
+            auto& loop = coring::get_running_loop();
+            const auto start = loop.time();
+            std::mt19937 rng(7);
+            std::uniform_int_distribution<long> ms(0, 3'600'000);
+            std::vector<coring::task_handle<>> hs;
+            std::vector<long> planned;
+            for (int i = 0; i < 10'000; ++i) {
+                planned.push_back(ms(rng));
+                auto body = [](std::vector<std::pair<long, int>>& o, int id, long delay, coring::clock::time_point t0) -> coring::task<> {
+                    co_await coring::sleep(std::chrono::milliseconds(delay));
+                    const auto now = coring::get_running_loop().time();
+                    o.emplace_back(std::chrono::duration_cast<std::chrono::milliseconds>(now - t0).count(), id);
+                    CHECK(now - t0 == std::chrono::milliseconds(delay));  // exactly on time
+                };
+                hs.push_back(coring::create_task(body(out, i, planned.back(), start)));
+            }
+            for (auto& h : hs) co_await h;
+            CHECK(loop.time() - start <= 1h);
+        }(wakes),
+        coring::loop_options{.virtual_time = true});
+    CHECK(ms_since(real_start) < 1000.0);
+    REQUIRE(wakes.size() == 10'000);
+    CHECK(std::is_sorted(wakes.begin(), wakes.end(), [](const auto& a, const auto& b) { return a.first < b.first; }));
+}
+
+TEST_CASE("virtual time - wait_for and timeout_at fire at the right virtual instants", "[time][virtual]") {
+    const auto real_start = std::chrono::steady_clock::now();
+    coring::run(
+        []() -> coring::task<> {
+            auto& loop = coring::get_running_loop();
+            const auto t0 = loop.time();
+            bool timed_out = false;
+            try {
+                co_await coring::wait_for(coring::sleep(2h), 30min);
+            } catch (const coring::timeout_error&) {
+                timed_out = true;
+            }
+            CHECK(timed_out);
+            CHECK(loop.time() - t0 == 30min);
+
+            const auto deadline = loop.time() + 45s;
+            const bool at_deadline = co_await coring_test::throws<coring::timeout_error>(coring::timeout_at(deadline, coring::sleep(1h)));
+            CHECK(at_deadline);
+            CHECK(loop.time() == deadline);
+
+            std::vector<std::chrono::seconds> fired;
+            loop.call_later(10s, [&] { fired.push_back(std::chrono::duration_cast<std::chrono::seconds>(loop.time() - deadline)); });
+            loop.call_later(5s, [&] { fired.push_back(std::chrono::duration_cast<std::chrono::seconds>(loop.time() - deadline)); });
+            co_await coring::sleep(1min);
+            CHECK(fired == std::vector<std::chrono::seconds>{5s, 10s});
+        }(),
+        coring::loop_options{.virtual_time = true});
+    CHECK(ms_since(real_start) < 1000.0);
+}
+
+TEST_CASE("virtual time - with I/O in flight the clock runs at real speed", "[time][virtual][io]") {
+    coring::run(
+        []() -> coring::task<> {
+            int fds[2];
+            REQUIRE(::pipe(fds) == 0);
+            std::array<std::byte, 4> buf{};
+            auto& loop = coring::get_running_loop();
+            const auto t0 = loop.time();
+            const auto real_start = std::chrono::steady_clock::now();
+            // A read that never completes, under a timeout: the loop cannot jump over the read,
+            // so the timeout comes after about 50 ms of real time.
+            const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::wait_for(coring::io::read(fds[0], buf), 50ms));
+            CHECK(timed_out);
+            CHECK(ms_since(real_start) >= 45.0);
+            CHECK(loop.time() - t0 >= 50ms);
+            ::close(fds[0]);
+            ::close(fds[1]);
+        }(),
+        coring::loop_options{.virtual_time = true});
 }

@@ -30,6 +30,7 @@
 #include <exception>
 #include <coring/detail/source_location.hpp>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -92,7 +93,12 @@ private:
         self->arm();  // a second cancel is forwarded again
         self->m_awaited->request_cancel();
     }
-    static constexpr operations operations_{&resume_frame, &on_cancel};
+    static void describe(const ready_node* node, await_description& out) {
+        const auto* self = static_cast<const handle_awaiter*>(static_cast<const completion_waiter*>(node));
+        out.what = "task " + self->m_awaited->name();
+        out.awaits.push_back(self->m_awaited);
+    }
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
 
     state_base* m_awaited;
     bool m_holds_reference = false;
@@ -308,8 +314,8 @@ private:
 
 /// Schedules `body` on the running loop (see event_loop::create_task).
 template <class T>
-task_handle<T> create_task(task<T> body, std::string name = {}, source_location site = source_location::current()) {
-    return get_running_loop().create_task(std::move(body), std::move(name), site);
+task_handle<T> create_task(task<T> body, std::string_view name = {}, source_location site = source_location::current()) {
+    return get_running_loop().create_task(std::move(body), name, site);
 }
 
 /// The task running now; an empty handle inside a callback. Throws std::logic_error when no
@@ -329,13 +335,19 @@ task_handle<T> create_task(task<T> body, std::string name = {}, source_location 
 }
 
 template <class T>
-task_handle<T> event_loop::create_task(task<T> body, std::string name, source_location site) {
+detail::state<T>* event_loop::create_task_state(task<T> body, std::string_view name, const source_location& site) {
+    check_thread("create_task");
     if (m_closed) throw std::logic_error("coring: create_task on a closed event loop");
     if (!body.valid() || body.done()) throw invalid_state_error("coring: create_task of an empty task (moved from, or already awaited)");
-    auto* s = new detail::state<T>(*this, std::move(body), std::move(name), site);
+    auto* s = new detail::state<T>(*this, std::move(body), name, site);
     schedule(*s);
-    s->add_ref();  // the handle's reference; the loop keeps the one it was born with
-    return task_handle<T>(s);
+    s->add_ref();  // the caller's reference; the loop keeps the one the state was born with
+    return s;
+}
+
+template <class T>
+task_handle<T> event_loop::create_task(task<T> body, std::string_view name, source_location site) {
+    return task_handle<T>(create_task_state(std::move(body), name, site));
 }
 
 template <class T>

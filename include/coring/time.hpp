@@ -62,7 +62,17 @@ private:
         // Otherwise the timer fired and the frame is queued to resume: it throws when it runs.
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel};
+    static void describe(const ready_node* node, await_description& out) {
+        const auto* self = static_cast<const sleep_awaiter*>(static_cast<const timer_node*>(node));
+        if (!self->scheduled()) {
+            out.what = self->m_yield_only ? "sleep(0)" : "sleep (expired, about to resume)";
+            return;
+        }
+        const event_loop& loop = self->loop();
+        out.what = "sleep until " + format_offset(loop.timer_deadline(*self) - loop.time());
+    }
+
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
 
     bool m_yield_only;
 };

@@ -1,4 +1,4 @@
-// Tests of coring/io/ops.hpp: the awaitable io_uring operations.
+// Tests of coring/io/ops.hpp: the awaitable io_uring operations, link timeouts, multishot accept.
 #include <coring/io/ops.hpp>
 
 #include <coring/run.hpp>
@@ -6,20 +6,34 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/helpers.hpp"
+#include "support/os.hpp"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 using namespace std::chrono_literals;
 
 namespace {
+
+using coring_test::temp_dir;
 std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
 }  // namespace
 
@@ -101,3 +115,507 @@ TEST_CASE("io ops - offsets: read_at and write_at a file", "[io]") {
 
 // Writing to a pipe without a reader raises SIGPIPE before EPIPE is returned.
 static const bool sigpipe_ignored = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+
+// ====================================================================== the remaining operations
+
+namespace {
+
+std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+
+int count_open_fds() {
+    int n = 0;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (::readdir(d) != nullptr) ++n;
+        ::closedir(d);
+    }
+    return n - 3;  // ".", "..", and the directory's own descriptor
+}
+
+// A listening TCP socket on 127.0.0.1 with a kernel-chosen port (plain system calls: the ops
+// under test are the ones after it).
+struct listener {
+    int fd = -1;
+    sockaddr_in addr{};
+    listener() {
+        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        addr.sin_port = 0;
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(fd, 64) == 0);
+        socklen_t len = sizeof addr;
+        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+    }
+    ~listener() { ::close(fd); }
+    // A blocking client connection (completes against the backlog, no accept needed).
+    [[nodiscard]] int connect_client() const {
+        const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        REQUIRE(c >= 0);
+        REQUIRE(::connect(c, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+        return c;
+    }
+};
+
+
+}  // namespace
+
+TEST_CASE("io ops - readv and writev scatter and gather", "[io]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string path = dir.file("v");
+        const int fd = co_await coring::io::openat(AT_FDCWD, path.c_str(), O_RDWR | O_CREAT, 0600);
+        std::string a = "hello, ", b = "vectored ", c = "world";
+        const ::iovec out[] = {{a.data(), a.size()}, {b.data(), b.size()}, {c.data(), c.size()}};
+        const std::size_t written = co_await coring::io::writev(fd, out, 0);
+        CHECK(written == a.size() + b.size() + c.size());
+        char x[7], y[9], z[16];
+        const ::iovec in[] = {{x, sizeof x}, {y, sizeof y}, {z, sizeof z}};
+        const std::size_t n = co_await coring::io::readv(fd, in, 0);
+        CHECK(n == written);
+        CHECK(std::string(x, 7) == "hello, ");
+        CHECK(std::string(y, 9) == "vectored ");
+        CHECK(std::string(z, 5) == "world");
+        co_await coring::io::close(fd);
+    }());
+}
+
+TEST_CASE("io ops - openat, statx, fsync and close; ENOENT carries the errno and the path", "[io]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const int before = count_open_fds();
+        const std::string path = dir.file("data");
+        const int fd = co_await coring::io::openat(AT_FDCWD, path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0640);
+        CHECK(fd >= 0);
+        CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        const std::size_t n = co_await coring::io::write(fd, bytes("twelve bytes"), 0);
+        CHECK(n == 12);
+        co_await coring::io::fsync(fd);
+        co_await coring::io::fsync(fd, IORING_FSYNC_DATASYNC);
+        struct ::statx st {};
+        co_await coring::io::statx(AT_FDCWD, path.c_str(), 0, STATX_SIZE | STATX_MODE, &st);
+        CHECK(st.stx_size == 12);
+        CHECK((st.stx_mode & 0777) == 0640);
+        struct ::statx by_fd {};
+        co_await coring::io::statx(fd, "", AT_EMPTY_PATH, STATX_SIZE, &by_fd);
+        CHECK(by_fd.stx_size == 12);
+        co_await coring::io::close(fd);
+        CHECK(::fcntl(fd, F_GETFD) == -1);  // really closed
+        CHECK(count_open_fds() == before);
+
+        const std::string missing = dir.file("no/such/file");
+        try {
+            (void)co_await coring::io::openat(AT_FDCWD, missing.c_str(), O_RDONLY);
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == ENOENT);
+            CHECK(e.code().category() == std::system_category());
+            CHECK(std::string(e.what()).find("open(\"" + missing + "\")") == 0);
+        }
+        try {
+            co_await coring::io::statx(AT_FDCWD, missing.c_str(), 0, STATX_SIZE, &st);
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == ENOENT);
+        }
+    }());
+}
+
+TEST_CASE("io ops - socket, connect, accept, send, recv, shutdown over TCP", "[io][net]") {
+    coring::run([]() -> coring::task<> {
+        listener l;
+        const int client = co_await coring::io::socket(AF_INET, SOCK_STREAM);
+        CHECK((::fcntl(client, F_GETFD) & FD_CLOEXEC) != 0);
+        co_await coring::io::connect(client, reinterpret_cast<const sockaddr*>(&l.addr), sizeof l.addr);
+        sockaddr_in peer{};
+        socklen_t peer_len = sizeof peer;
+        const int server = co_await coring::io::accept(l.fd, reinterpret_cast<sockaddr*>(&peer), &peer_len);
+        CHECK(peer.sin_family == AF_INET);
+        CHECK(peer.sin_addr.s_addr == htonl(INADDR_LOOPBACK));
+        const std::size_t sent = co_await coring::io::send(client, bytes("ping"));
+        CHECK(sent == 4);
+        std::array<std::byte, 16> buf{};
+        const std::size_t got = co_await coring::io::recv(server, buf);
+        CHECK(text(std::span(buf).first(got)) == "ping");
+        co_await coring::io::shutdown(client, SHUT_WR);
+        const std::size_t eof = co_await coring::io::recv(server, buf);
+        CHECK(eof == 0);
+        co_await coring::io::close(client);
+        co_await coring::io::close(server);
+    }());
+}
+
+TEST_CASE("io ops - connect to a closed port: ECONNREFUSED with its errno", "[io][net]") {
+    coring::run([]() -> coring::task<> {
+        sockaddr_in addr{};
+        {
+            listener l;  // take a free port, then close it: nobody listens there now
+            addr = l.addr;
+        }
+        const int fd = co_await coring::io::socket(AF_INET, SOCK_STREAM);
+        try {
+            co_await coring::io::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == ECONNREFUSED);
+            CHECK(std::string(e.what()).find("connect(fd ") == 0);
+        }
+        co_await coring::io::close(fd);
+    }());
+}
+
+TEST_CASE("io ops - recvmsg and sendmsg carry UDP datagrams and addresses", "[io][net]") {
+    coring::run([]() -> coring::task<> {
+        const int a = co_await coring::io::socket(AF_INET, SOCK_DGRAM);
+        const int b = co_await coring::io::socket(AF_INET, SOCK_DGRAM);
+        sockaddr_in addr_a{}, addr_b{};
+        for (auto [fd, addr] : {std::pair{a, &addr_a}, std::pair{b, &addr_b}}) {
+            addr->sin_family = AF_INET;
+            addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof *addr) == 0);
+            socklen_t len = sizeof *addr;
+            REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len) == 0);
+        }
+        std::string payload = "datagram";
+        ::iovec out_iov{payload.data(), payload.size()};
+        ::msghdr out{};
+        out.msg_name = &addr_b;
+        out.msg_namelen = sizeof addr_b;
+        out.msg_iov = &out_iov;
+        out.msg_iovlen = 1;
+        const std::size_t sent = co_await coring::io::sendmsg(a, &out);
+        CHECK(sent == payload.size());
+        char buf[32];
+        sockaddr_in from{};
+        ::iovec in_iov{buf, sizeof buf};
+        ::msghdr in{};
+        in.msg_name = &from;
+        in.msg_namelen = sizeof from;
+        in.msg_iov = &in_iov;
+        in.msg_iovlen = 1;
+        const std::size_t got = co_await coring::io::recvmsg(b, &in);
+        CHECK(std::string(buf, got) == "datagram");
+        CHECK(from.sin_port == addr_a.sin_port);
+        co_await coring::io::close(a);
+        co_await coring::io::close(b);
+    }());
+}
+
+TEST_CASE("io ops - socket falls back to the system call where IORING_OP_SOCKET is missing", "[io][net]") {
+    coring::run([]() -> coring::task<> {
+        coring::io::socket::force_fallback_for_testing(true);
+        const int ops_before = static_cast<int>(coring::get_running_loop().user_ops_in_flight());
+        const int fd = co_await coring::io::socket(AF_INET, SOCK_DGRAM);
+        coring::io::socket::force_fallback_for_testing(false);
+        CHECK(ops_before == 0);
+        CHECK(fd >= 0);
+        CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        int type = 0;
+        socklen_t len = sizeof type;
+        REQUIRE(::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0);
+        CHECK(type == SOCK_DGRAM);
+        co_await coring::io::close(fd);
+        // An invalid request fails the same way on both paths.
+        coring::io::socket::force_fallback_for_testing(true);
+        const bool fallback_threw = co_await coring_test::throws<std::system_error>(coring::io::socket(12345, SOCK_STREAM));
+        coring::io::socket::force_fallback_for_testing(false);
+        const bool ring_threw = co_await coring_test::throws<std::system_error>(coring::io::socket(12345, SOCK_STREAM));
+        CHECK(fallback_threw);
+        CHECK(ring_threw);
+    }());
+}
+
+TEST_CASE("io ops - close is never lost to a cancel request", "[io][cancel]") {
+    coring::run([]() -> coring::task<> {
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        auto closer = [](int fd, bool& next_threw) -> coring::task<> {
+            coring::current_task().cancel();  // pending before the close is awaited
+            co_await coring::io::close(fd);   // still closes, and does not throw
+            try {
+                co_await coring::sleep(0s);
+            } catch (const coring::cancelled_error&) {
+                next_threw = true;  // the request was kept for the next suspension point
+                throw;
+            }
+        };
+        bool next_threw = false;
+        auto h = coring::create_task(closer(fds[0], next_threw));
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(next_threw);
+        CHECK(::fcntl(fds[0], F_GETFD) == -1);
+        ::close(fds[1]);
+    }());
+}
+
+// ---------------------------------------------------------------------- cancellation in the kernel
+
+TEST_CASE("io ops - cancelling a task blocked in recv: prompt, and the buffer is not written after", "[io][net][cancel]") {
+    coring::run([]() -> coring::task<> {
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        std::array<std::byte, 16> buffer{};
+        buffer.fill(std::byte{0x5a});
+        auto reader = [](int fd, std::span<std::byte> buf) -> coring::task<std::size_t> { co_return co_await coring::io::recv(fd, buf); };
+        auto h = coring::create_task(reader(sv[0], buffer));
+        co_await coring::sleep(5ms);
+        const auto start = std::chrono::steady_clock::now();
+        h.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(coring_test::ms_since(start) < 1000);
+        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        REQUIRE(::write(sv[1], "late", 4) == 4);
+        co_await coring::sleep(5ms);
+        CHECK(buffer[0] == std::byte{0x5a});  // the kernel did not write into it
+        char back[4];
+        CHECK(::recv(sv[0], back, 4, MSG_DONTWAIT) == 4);  // the data waited in the socket
+        ::close(sv[0]);
+        ::close(sv[1]);
+    }());
+}
+
+TEST_CASE("io ops - cancelling a task blocked in accept leaves the next connection in the backlog", "[io][net][cancel]") {
+    coring::run([]() -> coring::task<> {
+        listener l;
+        auto acceptor = [](int fd) -> coring::task<int> { co_return co_await coring::io::accept(fd); };
+        auto h = coring::create_task(acceptor(l.fd));
+        co_await coring::sleep(5ms);
+        const auto start = std::chrono::steady_clock::now();
+        h.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(coring_test::ms_since(start) < 1000);
+        const int client = l.connect_client();
+        const int conn = co_await coring::io::accept(l.fd);  // the connection was not taken by the cancelled accept
+        CHECK(conn >= 0);
+        co_await coring::io::close(conn);
+        ::close(client);
+    }());
+}
+
+// ---------------------------------------------------------------------- link timeouts
+
+TEST_CASE("io ops - with_timeout: a link timeout that fires throws timeout_error", "[io][timeout]") {
+    coring::run([]() -> coring::task<> {
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        std::array<std::byte, 8> buf{};
+        buf.fill(std::byte{1});
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            (void)co_await coring::io::with_timeout(coring::io::recv(sv[0], buf), 20ms);
+            FAIL("no exception");
+        } catch (const coring::timeout_error& e) {
+            CHECK(std::string(e.what()).find("recv(fd ") == 0);
+        }
+        const double took = coring_test::ms_since(start);
+        CHECK(took >= 15);
+        CHECK(took < 2000);
+        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        // Not written after: data sent now stays in the socket.
+        REQUIRE(::write(sv[1], "x", 1) == 1);
+        co_await coring::sleep(2ms);
+        CHECK(buf[0] == std::byte{1});
+        // An operation that completes first returns normally, and its timeout never fires.
+        const std::size_t n = co_await coring::io::with_timeout(coring::io::recv(sv[0], buf), 10s);
+        CHECK(n == 1);
+        CHECK(buf[0] == std::byte{'x'});
+        ::close(sv[0]);
+        ::close(sv[1]);
+    }());
+}
+
+TEST_CASE("io ops - with_timeout: completes before the timeout, later ops unaffected", "[io][timeout]") {
+    coring::run([]() -> coring::task<> {
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        auto writer = [](int fd) -> coring::task<> {
+            co_await coring::sleep(10ms);
+            REQUIRE(::write(fd, "abc", 3) == 3);
+        };
+        auto w = coring::create_task(writer(sv[1]));
+        std::array<std::byte, 8> buf{};
+        const std::size_t n = co_await coring::io::with_timeout(coring::io::recv(sv[0], buf), 5s);
+        CHECK(n == 3);
+        co_await w;
+        // Many linked pairs in a row (exercises SQ-full handling on a small ring too).
+        for (int i = 0; i < 100; ++i) co_await coring::io::with_timeout(coring::io::nop(), 1s);
+        ::close(sv[0]);
+        ::close(sv[1]);
+    }());
+}
+
+TEST_CASE("io ops - with_timeout on a tiny ring keeps the linked pair together", "[io][timeout]") {
+    coring::run(
+        []() -> coring::task<> {
+            int sv[2];
+            REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+            // Fill the submission queue first, so the pair must wait for room.
+            auto nops = [](int n) -> coring::task<> {
+                for (int i = 0; i < n; ++i) co_await coring::io::nop();
+            };
+            std::vector<coring::task_handle<>> hs;
+            for (int i = 0; i < 5; ++i) hs.push_back(coring::create_task(nops(10)));
+            std::array<std::byte, 8> buf{};
+            const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::io::with_timeout(coring::io::recv(sv[0], buf), 10ms));
+            CHECK(timed_out);
+            for (auto& h : hs) co_await h;
+            ::close(sv[0]);
+            ::close(sv[1]);
+        }(),
+        coring::loop_options{.queue_depth = 2});
+}
+
+TEST_CASE("io ops - with_timeout: cancelling the task still gives cancelled_error", "[io][timeout][cancel]") {
+    coring::run([]() -> coring::task<> {
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        std::array<std::byte, 8> buf{};
+        auto reader = [](int fd, std::span<std::byte> b) -> coring::task<std::size_t> {
+            co_return co_await coring::io::with_timeout(coring::io::recv(fd, b), 10s);
+        };
+        auto h = coring::create_task(reader(sv[0], buf));
+        co_await coring::sleep(5ms);
+        h.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        ::close(sv[0]);
+        ::close(sv[1]);
+    }());
+}
+
+// ---------------------------------------------------------------------- multishot accept
+
+TEST_CASE("io ops - multishot accept: one SQE serves many connections", "[io][net][multishot]") {
+    coring::run([]() -> coring::task<> {
+        listener l;
+        coring::io::multishot_accept acceptor(l.fd);
+        std::vector<int> clients;
+        auto first = coring::create_task([](coring::io::multishot_accept& a) -> coring::task<int> { co_return co_await a.next(); }(acceptor));
+        co_await coring::sleep(2ms);
+        for (int i = 0; i < 5; ++i) clients.push_back(l.connect_client());
+        const int c0 = co_await first;
+        CHECK(c0 >= 0);
+        std::vector<int> conns{c0};
+        for (int i = 1; i < 5; ++i) conns.push_back(co_await acceptor.next());
+        CHECK(acceptor.arm_count() == 1);  // one SQE for all five
+        CHECK(acceptor.armed());
+        for (int c : conns) {
+            CHECK(c >= 0);
+            CHECK((::fcntl(c, F_GETFD) & FD_CLOEXEC) != 0);
+            ::close(c);
+        }
+        for (int c : clients) ::close(c);
+    }());
+}
+
+TEST_CASE("io ops - multishot accept re-arms when the kernel ends the request", "[io][net][multishot]") {
+    coring::run([]() -> coring::task<> {
+        listener l;
+        coring::io::multishot_accept acceptor(l.fd);
+        const int c1 = l.connect_client();
+        const int s1 = co_await acceptor.next();
+        CHECK(acceptor.arm_count() == 1);
+        acceptor.interrupt_for_testing();  // the kernel ends multishot requests like this (CQ overflow)
+        co_await coring::sleep(5ms);
+        CHECK(acceptor.arm_count() == 2);  // re-armed on the CQE without IORING_CQE_F_MORE
+        CHECK(acceptor.armed());
+        const int c2 = l.connect_client();
+        const int s2 = co_await acceptor.next();
+        CHECK(s2 >= 0);
+        for (int fd : {c1, s1, c2, s2}) ::close(fd);
+    }());
+}
+
+TEST_CASE("io ops - multishot accept queues while nobody awaits, bounded, and re-arms when drained", "[io][net][multishot]") {
+    coring::run([]() -> coring::task<> {
+        listener l;
+        const int fds_before = count_open_fds();
+        std::vector<int> clients;
+        {
+            coring::io::multishot_accept acceptor(l.fd, /*max_queued=*/2);
+            const int c0 = l.connect_client();
+            clients.push_back(c0);
+            const int s0 = co_await acceptor.next();  // arms it
+            ::close(s0);
+            // One at a time, so the loop sees each completion before the next connection (CQEs
+            // already in the completion queue when the bound is reached are kept, not dropped).
+            for (int i = 0; i < 6; ++i) {
+                clients.push_back(l.connect_client());
+                co_await coring::sleep(2ms);
+            }
+            // The bound; one more if a connection raced the cancel (made in the same
+            // iteration as the completion that filled the queue, before the cancel's submission).
+            CHECK(acceptor.queued() >= 2);
+            CHECK(acceptor.queued() <= 3);
+            CHECK_FALSE(acceptor.armed());   // stopped: the backlog holds the rest
+            const unsigned arms = acceptor.arm_count();
+            for (int i = 0; i < 6; ++i) {  // the queued ones, then the backlog's
+                const int s = co_await acceptor.next();
+                CHECK(s >= 0);
+                ::close(s);
+            }
+            CHECK(acceptor.arm_count() > arms);  // re-armed once there was room
+            // Two more connections arrive and are queued; destroying the acceptor closes them.
+            clients.push_back(l.connect_client());
+            clients.push_back(l.connect_client());
+            co_await coring::sleep(10ms);
+            CHECK(acceptor.queued() == 2);
+        }
+        co_await coring::sleep(5ms);  // the cancel's CQE frees the state
+        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        for (int c : clients) ::close(c);
+        CHECK(count_open_fds() == fds_before);
+    }());
+}
+
+TEST_CASE("io ops - cancelling next() takes no connection", "[io][net][multishot][cancel]") {
+    coring::run([]() -> coring::task<> {
+        listener l;
+        coring::io::multishot_accept acceptor(l.fd);
+        auto waiter = [](coring::io::multishot_accept& a) -> coring::task<int> { co_return co_await a.next(); };
+        // Cancelled while waiting: resumes at once; a later connection is queued for others.
+        auto h = coring::create_task(waiter(acceptor));
+        co_await coring::sleep(2ms);
+        h.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        const int c1 = l.connect_client();
+        co_await coring::sleep(5ms);
+        CHECK(acceptor.queued() == 1);
+        const int s1 = co_await acceptor.next();
+        CHECK(s1 >= 0);
+        // Cancelled after the connection was handed over but before the waiter ran (the cancel
+        // runs first in the iteration whose completions hand it over): the connection goes back
+        // to the queue and the cancel wins.
+        auto h2 = coring::create_task(waiter(acceptor));
+        co_await coring::sleep(2ms);
+        const int c2 = l.connect_client();
+        coring::get_running_loop().call_soon([h2]() mutable { h2.cancel(); });
+        const bool cancelled2 = co_await coring_test::throws<coring::cancelled_error>(h2);
+        CHECK(cancelled2);
+        const int s2 = co_await acceptor.next();  // nothing was lost
+        CHECK(s2 >= 0);
+        for (int fd : {c1, s1, c2, s2}) ::close(fd);
+    }());
+}
+
+TEST_CASE("io ops - multishot accept errors are thrown by next() and accepting resumes after", "[io][net][multishot]") {
+    coring::run([]() -> coring::task<> {
+        // Not a listening socket: accept fails with EINVAL (after the one-shot retry).
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        coring::io::multishot_accept acceptor(fd);
+        try {
+            (void)co_await acceptor.next();
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == EINVAL);
+            CHECK(std::string(e.what()).find("accept(fd ") == 0);
+        }
+        CHECK_FALSE(acceptor.armed());  // paused until the next next()
+        ::close(fd);
+    }());
+}

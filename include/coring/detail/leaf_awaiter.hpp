@@ -27,14 +27,24 @@
 #include <coring/detail/state_base.hpp>
 #include <coring/errors.hpp>
 
+#include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 namespace coring {
 class event_loop;
 event_loop& get_running_loop();
 
 namespace detail {
+
+/// "+1.500 s" or "-0.020 s": a time relative to the loop's now, for await descriptions.
+inline std::string format_offset(std::chrono::nanoseconds offset) {
+    char text[48];
+    std::snprintf(text, sizeof text, "%+.3f s", std::chrono::duration<double>(offset).count());
+    return text;
+}
 
 template <class Node = ready_node>
 class leaf_awaiter : public Node {
@@ -49,8 +59,10 @@ public:
 protected:
     explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_frame() {}
 
-    /// Records the task and frame. False if the task has a pending cancel request, which is
-    /// thereby delivered: do not suspend; throw_if_cancelled() will throw.
+    /// Records the task and frame. False if the task had a pending cancel request, which is
+    /// thereby delivered (cancelled() is now true): a simple leaf returns false from
+    /// await_suspend and throws in await_resume; a combinator that owns children cancels them
+    /// and still suspends until they have finished.
     bool begin_suspend(std::coroutine_handle<> frame);
 
     /// Becomes the task's cancellation slot (call once registered for the wake-up).

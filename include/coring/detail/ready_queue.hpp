@@ -11,8 +11,18 @@
 // `cancel` (what a cancel request does to it; see state_base.hpp).
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 namespace coring::detail {
+
+class state_base;
+
+/// What a suspended task waits for, for the task-tree dump (debug.hpp).
+struct await_description {
+    std::string what;                       ///< "sleep until +1.500 s", "read(fd 7)", "gather of 3", ...
+    std::vector<const state_base*> awaits;  ///< the tasks it waits on: the edges of the tree
+};
 
 struct ready_node {
     /// Run the node, or (when the loop is closed with callbacks still queued, which asyncio
@@ -28,6 +38,8 @@ struct ready_node {
         /// a node is never left on the ready queue and can be unregistered at any time; it must
         /// not resume a frame itself (it wakes its combinator's awaiter instead).
         bool immediate = false;
+        /// For a task's cancellation slot: says what the task awaits (null: "unknown").
+        void (*describe)(const ready_node*, await_description&) = nullptr;
     };
 
     explicit ready_node(const operations& ops) noexcept : m_ops(&ops) {}
@@ -42,7 +54,6 @@ struct ready_node {
 class ready_queue {
 public:
     [[nodiscard]] bool empty() const noexcept { return m_head == nullptr; }
-    [[nodiscard]] std::size_t size() const noexcept { return m_size; }
 
     void push(ready_node* node) noexcept {
         node->m_next = nullptr;
@@ -51,7 +62,6 @@ public:
         else
             m_head = node;
         m_tail = node;
-        ++m_size;
     }
 
     ready_node* pop() noexcept {
@@ -59,7 +69,6 @@ public:
         if (node != nullptr) {
             m_head = node->m_next;
             if (m_head == nullptr) m_tail = nullptr;
-            --m_size;
         }
         return node;
     }
@@ -69,16 +78,13 @@ public:
         ready_queue batch;
         batch.m_head = m_head;
         batch.m_tail = m_tail;
-        batch.m_size = m_size;
         m_head = m_tail = nullptr;
-        m_size = 0;
         return batch;
     }
 
 private:
     ready_node* m_head = nullptr;
     ready_node* m_tail = nullptr;
-    std::size_t m_size = 0;
 };
 
 }  // namespace coring::detail

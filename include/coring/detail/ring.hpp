@@ -113,8 +113,13 @@ public:
     [[nodiscard]] unsigned pending_submissions() const noexcept { return io_uring_sq_ready(&m_ring); }
     [[nodiscard]] io_uring* native() noexcept { return &m_ring; }
 
+    /// SQEs handed out and CQEs reaped since the ring was created (loop statistics).
+    [[nodiscard]] std::uint64_t sqes_prepared() const noexcept { return m_sqes; }
+    [[nodiscard]] std::uint64_t cqes_reaped() const noexcept { return m_cqes; }
+
     /// A free submission queue entry; submits what is queued when the queue is full.
     io_uring_sqe* get_sqe() {
+        ++m_sqes;
         io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
         while (sqe == nullptr) {
             const int r = io_uring_submit(&m_ring);
@@ -163,6 +168,7 @@ public:
             const unsigned flags = cqe.flags;
             io_uring_cq_advance(&m_ring, 1);
             ++handled;
+            ++m_cqes;
             if (user_data == 0 || user_data == LIBURING_UDATA_TIMEOUT) continue;
             on_completion(reinterpret_cast<io_completion*>(static_cast<std::uintptr_t>(user_data)), result, flags);
         }
@@ -179,6 +185,8 @@ private:
     }
 
     io_uring m_ring{};
+    std::uint64_t m_sqes = 0;
+    std::uint64_t m_cqes = 0;
     unsigned m_setup_flags = 0;
     unsigned m_features = 0;
     bool m_open = true;

@@ -11,6 +11,7 @@
 #include <exception>
 #include <coring/detail/source_location.hpp>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 
@@ -23,8 +24,8 @@ public:
     explicit state(event_loop& loop) : state_base(loop, /*is_task=*/false, {}, source_location{}) {}
 
     /// A task: `body` becomes the root frame of this state's chain.
-    state(event_loop& loop, task<T>&& body, std::string name, const source_location& site)
-        : state_base(loop, /*is_task=*/true, std::move(name), site) {
+    state(event_loop& loop, task<T>&& body, std::string_view name, const source_location& site)
+        : state_base(loop, /*is_task=*/true, name, site) {
         auto frame = body.release();
         frame.promise().set_root(this);
         m_frame = frame;
@@ -58,6 +59,12 @@ public:
             m_value.reset();
             return value;
         }
+    }
+
+    /// For a combinator that owns this task: rethrows a failure, or moves the value out.
+    T take_value() {
+        rethrow_if_failed();
+        if constexpr (!std::is_void_v<T>) return std::move(m_value.get());
     }
 
     void finish_root(std::coroutine_handle<> frame) noexcept override {

@@ -27,6 +27,7 @@
 #include <memory>
 #include <coring/detail/source_location.hpp>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace coring {
@@ -115,10 +116,16 @@ public:
     [[nodiscard]] status current_status() const noexcept { return m_status; }
     [[nodiscard]] bool done() const noexcept { return m_status == status::finished; }
     [[nodiscard]] bool cancelled() const noexcept { return done() && m_cancelled; }
+    /// Finished by throwing (cancellation included).
+    [[nodiscard]] bool failed() const noexcept { return done() && m_exception != nullptr; }
     [[nodiscard]] event_loop* loop() const noexcept { return m_loop; }
     [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
     [[nodiscard]] std::string name() const;
     void set_name(std::string name);
+    [[nodiscard]] bool has_custom_name() const noexcept { return m_name != nullptr; }
+    /// For dumps: the leaf awaiter a started task is suspended in, or null (running, queued to
+    /// resume, or suspended in something that cannot be cancelled).
+    [[nodiscard]] const ready_node* suspended_in() const noexcept { return m_status == status::running ? m_slot : nullptr; }
     [[nodiscard]] const source_location& creation_site() const noexcept { return m_site; }
 
     /// Cancels a future at once; asks a task to stop. False when already finished.
@@ -159,7 +166,7 @@ public:
     virtual void finish_root(std::coroutine_handle<> frame) noexcept = 0;
 
 protected:
-    state_base(event_loop& loop, bool is_task, std::string name, const source_location& site);
+    state_base(event_loop& loop, bool is_task, std::string_view name, const source_location& site);
     virtual ~state_base();
 
     // The ready_node base starts the root frame (create_task schedules it).

@@ -65,6 +65,11 @@ public:
         release_memory_if_idle();
     }
 
+    /// The deadline of a scheduled timer.
+    [[nodiscard]] time_point deadline_of(const timer_node& node) const noexcept {
+        return time_point(duration(m_heap[node.m_heap_index].deadline));
+    }
+
     /// Removes and returns the earliest timer if its deadline is at or before `now`.
     timer_node* pop_expired(time_point now) noexcept {
         if (m_heap.empty() || m_heap.front().deadline > now.time_since_epoch().count()) return nullptr;

@@ -17,7 +17,21 @@
 // operation did not happen and cancelled_error is thrown; a real result means it completed
 // first, its result is returned (no data is lost), and the cancel request stays pending for
 // the task's next suspension point.
+//
+// Timeouts: io::with_timeout(op, 2s) submits the operation linked (IOSQE_IO_LINK) to an
+// IORING_OP_LINK_TIMEOUT: two SQEs, one operation for the task. When the timeout fires first the
+// kernel cancels the operation, and awaiting it throws coring::timeout_error. The timeout runs on
+// the kernel's monotonic clock, also on a loop with virtual time.
+//
+// Multishot: io::multishot_accept keeps one multishot IORING_OP_ACCEPT armed on a listening
+// socket and hands out the connections through next().
+//
+// The operations here take raw descriptors and pointers: what a pointer refers to (buffer, path,
+// address, msghdr, statx) must stay valid until the awaiting task resumes, which it does when
+// the co_await expression is a full expression in the awaiting coroutine. file.hpp and
+// socket.hpp build owning types on top.
 
+#include <coring/detail/detaching_ptr.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
@@ -25,23 +39,41 @@
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <concepts>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
+#include <system_error>
+#include <type_traits>
+#include <utility>
 
 namespace coring {
 namespace detail {
 
 /// The machinery shared by every operation. Derived provides
-///   void prepare(io_uring_sqe*)           fill in the SQE (not user_data)
+///   void prepare(io_uring_sqe*)           fill in the SQE (not user_data, not flags)
 ///   std::string describe() const           "read(fd 7)", for error messages
 ///   R await_resume()                       usually: return checked_result();
+///
+/// The awaiter is the SQE's user_data and lives in the awaiting frame; it may be moved before
+/// it is awaited (so prepare() must take every pointer it hands the kernel from its own members
+/// at that moment), never after.
 template <class Derived>
 class io_awaiter : public io_completion, public leaf_awaiter<ready_node> {
 public:
@@ -49,22 +81,23 @@ public:
 
     [[nodiscard]] bool await_ready() const noexcept { return false; }
 
-    bool await_suspend(std::coroutine_handle<> frame) {
-        if (!begin_suspend(frame)) return false;
-        event_loop& loop = this->loop();
-        io_uring_sqe* sqe = loop.get_sqe();
-        static_cast<Derived*>(this)->prepare(sqe);
-        loop.submit(sqe, *this);
-        arm();
-        return true;
+    bool await_suspend(std::coroutine_handle<> frame) { return suspend(frame, nullptr); }
+
+    /// Machinery for io::with_timeout: submits the operation linked to an IORING_OP_LINK_TIMEOUT
+    /// of `timeout`, which must stay valid until the loop's next submission (the kernel copies
+    /// it then). The timeout's SQE carries user_data 0: its CQE is ignored, and the task resumes
+    /// on the operation's own CQE, which is -ECANCELED (or -EINTR) when the timeout fired.
+    bool await_suspend_with_link_timeout(std::coroutine_handle<> frame, const __kernel_timespec& timeout) {
+        return suspend(frame, &timeout);
     }
 
 protected:
-    /// The CQE's result: throws cancelled_error if the operation was cancelled, and
-    /// std::system_error for any other negative result.
+    /// The CQE's result: throws cancelled_error if the operation was cancelled, timeout_error if
+    /// its link timeout fired, and std::system_error for any other negative result.
     int checked_result() const {
         throw_if_cancelled();
         if (m_result >= 0) return m_result;
+        if (m_timed_out) throw timeout_error(static_cast<const Derived*>(this)->describe() + ": timed out");
         throw_errno(-m_result, static_cast<const Derived*>(this)->describe());
     }
 
@@ -72,15 +105,56 @@ protected:
     [[nodiscard]] unsigned cqe_flags() const noexcept { return m_flags; }
 
 private:
+    bool suspend(std::coroutine_handle<> frame, const __kernel_timespec* timeout) {
+        if (!begin_suspend(frame)) return false;
+        event_loop& loop = this->loop();
+        io_uring_sqe* sqe = loop.get_sqe();
+        if (timeout != nullptr) sqe = make_room_for_link(loop, sqe);
+        static_cast<Derived*>(this)->prepare(sqe);
+        loop.submit(sqe, *this);
+        if (timeout != nullptr) {
+            // The pair must reach the kernel in one submission, adjacent: make_room_for_link
+            // guaranteed the second SQE is free, so get_sqe() cannot submit the first alone.
+            sqe->flags |= IOSQE_IO_LINK;
+            io_uring_sqe* link = loop.get_sqe();
+            io_uring_prep_link_timeout(link, const_cast<__kernel_timespec*>(timeout), 0);
+            io_uring_sqe_set_data64(link, 0);
+            m_linked = true;
+        }
+        arm();
+        return true;
+    }
+
+    // `sqe` is free; returns a free SQE that has another free one right behind it. When the
+    // submission queue has no room for the second, `sqe` becomes a NOP (user_data 0, ignored)
+    // and the next get_sqe() submits the full queue.
+    static io_uring_sqe* make_room_for_link(event_loop& loop, io_uring_sqe* sqe) {
+        io_uring* ring = loop.native_ring();
+        if (io_uring_sq_space_left(ring) > 0) return sqe;
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, 0);
+        sqe = loop.get_sqe();
+        if (io_uring_sq_space_left(ring) == 0) {
+            io_uring_prep_nop(sqe);
+            io_uring_sqe_set_data64(sqe, 0);
+            throw std::logic_error("coring: io::with_timeout needs a ring of at least 2 entries (loop_options.queue_depth)");
+        }
+        return sqe;
+    }
+
     static void on_complete(io_completion* base, int result, unsigned flags) noexcept {
         auto* self = static_cast<io_awaiter*>(base);
         self->m_result = result;
         self->m_flags = flags;
+        const bool did_not_happen = result == -ECANCELED || result == -EINTR;
         if (self->m_cancel_sent) {
-            if (result == -ECANCELED || result == -EINTR)
+            if (did_not_happen)
                 self->mark_cancelled();  // the operation did not happen
             else if (self->task() != nullptr)
                 self->task()->restore_cancel_request();  // completed first: the request lives on
+        } else if (self->m_linked && did_not_happen) {
+            // Nobody but the link timeout cancels it (the cancel of a task sets m_cancel_sent).
+            self->m_timed_out = true;
         }
         if (self->task() != nullptr) self->task()->disarm_cancel(*self);
         self->wake();
@@ -102,14 +176,30 @@ private:
         }
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel};
+    static void describe(const ready_node* node, await_description& out) {
+        out.what = static_cast<const Derived*>(static_cast<const io_awaiter*>(node))->describe();
+        if (static_cast<const io_awaiter*>(node)->m_cancel_sent) out.what += ", cancel requested";
+    }
+
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
 
     int m_result = 0;
     unsigned m_flags = 0;
     bool m_cancel_sent = false;
+    bool m_linked = false;     // submitted with a link timeout
+    bool m_timed_out = false;  // the link timeout cancelled it
 };
 
 inline std::string describe_fd_op(const char* op, int fd) { return std::string(op) + "(fd " + std::to_string(fd) + ")"; }
+
+inline std::string describe_path_op(const char* op, const char* path) {
+    return std::string(op) + "(\"" + (path != nullptr ? path : "") + "\")";
+}
+
+inline unsigned clamp_length(std::size_t n) noexcept {
+    // An SQE carries 32-bit lengths; a larger buffer is served in part (a short read or write).
+    return n > 0x7fff'f000u ? 0x7fff'f000u : static_cast<unsigned>(n);
+}
 
 }  // namespace detail
 
@@ -130,7 +220,7 @@ class [[nodiscard]] read final : public detail::io_awaiter<read> {
 public:
     read(int fd, std::span<std::byte> buffer, std::int64_t offset = -1) noexcept : m_fd(fd), m_buffer(buffer), m_offset(offset) {}
     void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_read(sqe, m_fd, m_buffer.data(), static_cast<unsigned>(m_buffer.size()), static_cast<std::uint64_t>(m_offset));
+        io_uring_prep_read(sqe, m_fd, m_buffer.data(), detail::clamp_length(m_buffer.size()), static_cast<std::uint64_t>(m_offset));
     }
     [[nodiscard]] std::string describe() const { return detail::describe_fd_op("read", m_fd); }
     std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
@@ -147,7 +237,7 @@ class [[nodiscard]] write final : public detail::io_awaiter<write> {
 public:
     write(int fd, std::span<const std::byte> data, std::int64_t offset = -1) noexcept : m_fd(fd), m_data(data), m_offset(offset) {}
     void prepare(io_uring_sqe* sqe) noexcept {
-        io_uring_prep_write(sqe, m_fd, m_data.data(), static_cast<unsigned>(m_data.size()), static_cast<std::uint64_t>(m_offset));
+        io_uring_prep_write(sqe, m_fd, m_data.data(), detail::clamp_length(m_data.size()), static_cast<std::uint64_t>(m_offset));
     }
     [[nodiscard]] std::string describe() const { return detail::describe_fd_op("write", m_fd); }
     std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
@@ -170,6 +260,636 @@ public:
 private:
     int m_fd;
     unsigned m_events;
+};
+
+/// IORING_OP_READV: scatter read into `buffers` at `offset` (-1: the file position). Yields the
+/// bytes read; 0 at end of file. The iovec array must outlive the await.
+class [[nodiscard]] readv final : public detail::io_awaiter<readv> {
+public:
+    readv(int fd, std::span<const ::iovec> buffers, std::int64_t offset = -1) noexcept : m_fd(fd), m_buffers(buffers), m_offset(offset) {}
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_readv(sqe, m_fd, m_buffers.data(), static_cast<unsigned>(m_buffers.size()), static_cast<std::uint64_t>(m_offset));
+    }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("readv", m_fd); }
+    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
+
+private:
+    int m_fd;
+    std::span<const ::iovec> m_buffers;
+    std::int64_t m_offset;
+};
+
+/// IORING_OP_WRITEV: gather write of `buffers` at `offset` (-1: the file position). Yields the
+/// bytes written, which may be fewer than the total. The iovec array must outlive the await.
+class [[nodiscard]] writev final : public detail::io_awaiter<writev> {
+public:
+    writev(int fd, std::span<const ::iovec> buffers, std::int64_t offset = -1) noexcept : m_fd(fd), m_buffers(buffers), m_offset(offset) {}
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_writev(sqe, m_fd, m_buffers.data(), static_cast<unsigned>(m_buffers.size()), static_cast<std::uint64_t>(m_offset));
+    }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("writev", m_fd); }
+    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
+
+private:
+    int m_fd;
+    std::span<const ::iovec> m_buffers;
+    std::int64_t m_offset;
+};
+
+/// IORING_OP_OPENAT: opens `path` relative to `dir_fd` (AT_FDCWD: the working directory).
+/// Yields the new descriptor; O_CLOEXEC is always added, so children never inherit it. Errors
+/// name the path: `open("/no/such"): No such file or directory`.
+class [[nodiscard]] openat final : public detail::io_awaiter<openat> {
+public:
+    openat(int dir_fd, const char* path, int flags, mode_t mode = 0644) noexcept : m_dir_fd(dir_fd), m_path(path), m_flags(flags | O_CLOEXEC), m_mode(mode) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_openat(sqe, m_dir_fd, m_path, m_flags, m_mode); }
+    [[nodiscard]] std::string describe() const { return detail::describe_path_op("open", m_path); }
+    int await_resume() const { return checked_result(); }
+
+private:
+    int m_dir_fd;
+    const char* m_path;
+    int m_flags;
+    mode_t m_mode;
+};
+
+/// IORING_OP_CLOSE: closes `fd` (nothing to do when it is negative). The descriptor is gone when
+/// the await returns, whatever happens: a cancel request does not interrupt a close. If the
+/// close had not reached the kernel (or the kernel cancelled it before it ran), it is closed
+/// synchronously, and the request stays pending for the task's next suspension point.
+class [[nodiscard]] close final : public detail::io_awaiter<close> {
+public:
+    explicit close(int fd) noexcept : m_fd(fd) {}
+    /// A negative descriptor (a file or socket that is already closed): nothing to do.
+    [[nodiscard]] bool await_ready() const noexcept { return m_fd < 0; }
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_close(sqe, m_fd); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("close", m_fd); }
+    void await_resume() const {
+        if (m_fd < 0) return;
+        if (cancelled()) {
+            // -EINTR: the kernel ran the close and was interrupted after releasing the
+            // descriptor (close(2) never keeps it); closing again could hit a reused number.
+            if (raw_result() != -EINTR) ::close(m_fd);
+            if (task() != nullptr) task()->restore_cancel_request();
+            return;
+        }
+        (void)checked_result();
+    }
+
+private:
+    int m_fd;
+};
+
+}  // namespace io
+
+namespace detail {
+
+/// co_await f.close() for an owner of a descriptor (file, socket): the descriptor is taken from
+/// the owner when the await begins, not when close() is called, so a close() that is never
+/// awaited leaves it with its owner, whose destructor then closes it.
+class [[nodiscard]] close_owned {
+public:
+    explicit close_owned(int& owner) noexcept : m_owner(&owner) {}
+    bool await_ready() {
+        m_op.emplace(std::exchange(*m_owner, -1));
+        return m_op->await_ready();
+    }
+    bool await_suspend(std::coroutine_handle<> frame) { return m_op->await_suspend(frame); }
+    void await_resume() const { m_op->await_resume(); }
+
+private:
+    int* m_owner;
+    std::optional<io::close> m_op;
+};
+
+}  // namespace detail
+
+namespace io {
+
+/// IORING_OP_STATX: fills `*out` for `path` relative to `dir_fd` (statx(2)); with `path` ""
+/// and AT_EMPTY_PATH in `flags`, for `dir_fd` itself.
+class [[nodiscard]] statx final : public detail::io_awaiter<statx> {
+public:
+    statx(int dir_fd, const char* path, int flags, unsigned mask, struct ::statx* out) noexcept
+        : m_dir_fd(dir_fd), m_path(path), m_flags(flags), m_mask(mask), m_out(out) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_statx(sqe, m_dir_fd, m_path, m_flags, m_mask, m_out); }
+    [[nodiscard]] std::string describe() const {
+        return m_path == nullptr || *m_path == '\0' ? detail::describe_fd_op("statx", m_dir_fd) : detail::describe_path_op("statx", m_path);
+    }
+    void await_resume() const { (void)checked_result(); }
+
+private:
+    int m_dir_fd;
+    const char* m_path;
+    int m_flags;
+    unsigned m_mask;
+    struct ::statx* m_out;
+};
+
+/// IORING_OP_FSYNC: fsync(2), or fdatasync(2) with IORING_FSYNC_DATASYNC in `flags`.
+class [[nodiscard]] fsync final : public detail::io_awaiter<fsync> {
+public:
+    explicit fsync(int fd, unsigned flags = 0) noexcept : m_fd(fd), m_flags(flags) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_fsync(sqe, m_fd, m_flags); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op(m_flags & IORING_FSYNC_DATASYNC ? "fdatasync" : "fsync", m_fd); }
+    void await_resume() const { (void)checked_result(); }
+
+private:
+    int m_fd;
+    unsigned m_flags;
+};
+
+/// IORING_OP_ACCEPT (one shot): the next connection on the listening socket `fd`. Yields the
+/// new descriptor (SOCK_CLOEXEC unless `flags` says otherwise); `peer`/`peer_length` receive
+/// the peer's address when not null (*peer_length holds the capacity on entry).
+class [[nodiscard]] accept final : public detail::io_awaiter<accept> {
+public:
+    explicit accept(int fd, ::sockaddr* peer = nullptr, ::socklen_t* peer_length = nullptr, int flags = SOCK_CLOEXEC) noexcept
+        : m_fd(fd), m_peer(peer), m_peer_length(peer_length), m_flags(flags) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_accept(sqe, m_fd, m_peer, m_peer_length, m_flags); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("accept", m_fd); }
+    int await_resume() const { return checked_result(); }
+
+private:
+    int m_fd;
+    ::sockaddr* m_peer;
+    ::socklen_t* m_peer_length;
+    int m_flags;
+};
+
+/// IORING_OP_CONNECT of socket `fd` to `address` (which must outlive the await).
+class [[nodiscard]] connect final : public detail::io_awaiter<connect> {
+public:
+    connect(int fd, const ::sockaddr* address, ::socklen_t length) noexcept : m_fd(fd), m_address(address), m_length(length) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_connect(sqe, m_fd, m_address, m_length); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("connect", m_fd); }
+    void await_resume() const { (void)checked_result(); }
+
+private:
+    int m_fd;
+    const ::sockaddr* m_address;
+    ::socklen_t m_length;
+};
+
+/// IORING_OP_RECV: yields the bytes received into `buffer`; 0 when the peer has shut down its
+/// side (stream sockets).
+class [[nodiscard]] recv final : public detail::io_awaiter<recv> {
+public:
+    recv(int fd, std::span<std::byte> buffer, int flags = 0) noexcept : m_fd(fd), m_buffer(buffer), m_flags(flags) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_recv(sqe, m_fd, m_buffer.data(), m_buffer.size(), m_flags); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("recv", m_fd); }
+    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
+
+private:
+    int m_fd;
+    std::span<std::byte> m_buffer;
+    int m_flags;
+};
+
+/// IORING_OP_SEND: yields the bytes sent, which may be fewer than data.size(). MSG_NOSIGNAL is
+/// the default: a closed peer is EPIPE, not a SIGPIPE that kills the process.
+class [[nodiscard]] send final : public detail::io_awaiter<send> {
+public:
+    send(int fd, std::span<const std::byte> data, int flags = MSG_NOSIGNAL) noexcept : m_fd(fd), m_data(data), m_flags(flags) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_send(sqe, m_fd, m_data.data(), m_data.size(), m_flags); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("send", m_fd); }
+    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
+
+private:
+    int m_fd;
+    std::span<const std::byte> m_data;
+    int m_flags;
+};
+
+/// IORING_OP_RECVMSG: recvmsg(2) into `*message` (which, with its iovecs and name buffer, must
+/// outlive the await). Yields the bytes received.
+class [[nodiscard]] recvmsg final : public detail::io_awaiter<recvmsg> {
+public:
+    recvmsg(int fd, ::msghdr* message, unsigned flags = 0) noexcept : m_fd(fd), m_message(message), m_flags(flags) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_recvmsg(sqe, m_fd, m_message, m_flags); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("recvmsg", m_fd); }
+    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
+
+private:
+    int m_fd;
+    ::msghdr* m_message;
+    unsigned m_flags;
+};
+
+/// IORING_OP_SENDMSG: sendmsg(2) of `*message` (which must outlive the await); MSG_NOSIGNAL by
+/// default. Yields the bytes sent.
+class [[nodiscard]] sendmsg final : public detail::io_awaiter<sendmsg> {
+public:
+    sendmsg(int fd, const ::msghdr* message, unsigned flags = MSG_NOSIGNAL) noexcept : m_fd(fd), m_message(message), m_flags(flags) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_sendmsg(sqe, m_fd, m_message, m_flags); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("sendmsg", m_fd); }
+    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
+
+private:
+    int m_fd;
+    const ::msghdr* m_message;
+    unsigned m_flags;
+};
+
+/// IORING_OP_SHUTDOWN: shutdown(2) with SHUT_RD, SHUT_WR or SHUT_RDWR.
+class [[nodiscard]] shutdown final : public detail::io_awaiter<shutdown> {
+public:
+    shutdown(int fd, int how) noexcept : m_fd(fd), m_how(how) {}
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_shutdown(sqe, m_fd, m_how); }
+    [[nodiscard]] std::string describe() const { return detail::describe_fd_op("shutdown", m_fd); }
+    void await_resume() const { (void)checked_result(); }
+
+private:
+    int m_fd;
+    int m_how;
+};
+
+/// IORING_OP_SOCKET (Linux 5.19): socket(2); yields the new descriptor. SOCK_CLOEXEC is always
+/// added. On a kernel without the opcode (the CQE says -EINVAL) the socket() system call is
+/// used instead, and from then on directly, without a round trip through the ring.
+class [[nodiscard]] socket final : public detail::io_awaiter<socket> {
+public:
+    socket(int domain, int type, int protocol = 0) noexcept : m_domain(domain), m_type(type | SOCK_CLOEXEC), m_protocol(protocol) {}
+
+    /// A kernel known to lack IORING_OP_SOCKET: make the system call now and do not suspend.
+    bool await_ready() noexcept {
+        if (!s_unsupported.load(std::memory_order_relaxed)) return false;
+        m_fallback = syscall_fallback();
+        return true;
+    }
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_socket(sqe, m_domain, m_type, m_protocol, 0); }
+    [[nodiscard]] std::string describe() const {
+        return "socket(" + std::to_string(m_domain) + ", " + std::to_string(m_type & ~(SOCK_CLOEXEC | SOCK_NONBLOCK)) + ")";
+    }
+    int await_resume() {
+        if (m_fallback == no_fallback && !cancelled() && raw_result() == -EINVAL) {
+            // Unknown opcode, or a genuinely invalid argument: the system call tells which.
+            m_fallback = syscall_fallback();
+            if (m_fallback >= 0) s_unsupported.store(true, std::memory_order_relaxed);
+        }
+        if (m_fallback == no_fallback) return checked_result();
+        if (m_fallback < 0) detail::throw_errno(-m_fallback, describe());
+        return m_fallback;
+    }
+
+    /// Tests: take the fallback path as on a kernel without IORING_OP_SOCKET (true), or go
+    /// back to the ring (false).
+    static void force_fallback_for_testing(bool on) noexcept { s_unsupported.store(on, std::memory_order_relaxed); }
+
+private:
+    static constexpr int no_fallback = 1 << 30;
+    int syscall_fallback() const noexcept {
+        const int fd = ::socket(m_domain, m_type, m_protocol);
+        return fd >= 0 ? fd : -errno;
+    }
+
+    static inline std::atomic<bool> s_unsupported{false};
+    int m_domain;
+    int m_type;
+    int m_protocol;
+    int m_fallback = no_fallback;  // the system call's descriptor or -errno, once it was used
+};
+
+// ---------------------------------------------------------------------- link timeouts
+
+/// An io_uring operation awaited with a link timeout (see io::with_timeout).
+template <class Op>
+class [[nodiscard]] timed {
+public:
+    timed(Op op, std::chrono::nanoseconds timeout) noexcept(std::is_nothrow_move_constructible_v<Op>) : m_op(std::move(op)) {
+        if (timeout < std::chrono::nanoseconds::zero()) timeout = std::chrono::nanoseconds::zero();
+        const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+        m_timeout.tv_sec = seconds.count();
+        m_timeout.tv_nsec = (timeout - seconds).count();
+    }
+
+    bool await_ready() { return m_op.await_ready(); }
+    bool await_suspend(std::coroutine_handle<> frame) { return m_op.await_suspend_with_link_timeout(frame, m_timeout); }
+    decltype(auto) await_resume() { return m_op.await_resume(); }
+
+private:
+    Op m_op;
+    __kernel_timespec m_timeout{};  // read by the kernel when the pair is submitted
+};
+
+/// Awaits `op` with a time limit: the operation's SQE is linked to an IORING_OP_LINK_TIMEOUT
+/// (one more SQE, no timer in user space). If the timeout fires first, the kernel cancels the
+/// operation and awaiting it throws coring::timeout_error ("recv(fd 7): timed out") once the
+/// operation's own CQE has arrived, so the buffer is free again. An operation that completes
+/// first returns normally. Cancelling the task still throws cancelled_error.
+///
+///   std::size_t n = co_await io::with_timeout(io::recv(fd, buf), 5s);
+template <class Op, class Rep, class Period>
+    requires std::derived_from<Op, detail::io_awaiter<Op>>
+[[nodiscard]] timed<Op> with_timeout(Op op, std::chrono::duration<Rep, Period> timeout) {
+    return timed<Op>(std::move(op), std::chrono::ceil<std::chrono::nanoseconds>(timeout));
+}
+
+// ---------------------------------------------------------------------- multishot accept
+
+class multishot_accept;
+
+}  // namespace io
+
+namespace detail {
+
+class multishot_accept_waiter;
+
+/// The state of a multishot accept, shared by the io::multishot_accept handle and the kernel.
+/// It is the one heap object here: the armed SQE outlives any single await (and, after the
+/// handle is destroyed, lives on until its last CQE), so it cannot live in an awaiting frame.
+///
+/// Invariants: m_armed is true from an arm() until the CQE without IORING_CQE_F_MORE; while a
+/// waiter waits, m_queue is empty (a result goes to the first waiter if there is one); m_queue
+/// holds at most m_max_queued results, plus those that were already completed when the cancel
+/// that stops accepting was sent and one given back by a cancelled waiter.
+class multishot_accept_state final : public io_completion {
+public:
+    multishot_accept_state(int listen_fd, std::size_t max_queued, int flags) noexcept
+        : io_completion(&on_cqe), m_listen_fd(listen_fd), m_flags(flags), m_max_queued(max_queued == 0 ? 1 : max_queued) {}
+    multishot_accept_state(const multishot_accept_state&) = delete;
+    multishot_accept_state& operator=(const multishot_accept_state&) = delete;
+    ~multishot_accept_state() {
+        for (int result : m_queue)
+            if (result >= 0) ::close(result);
+    }
+
+    /// Arms the SQE if it is not armed and accepting is allowed: the queue has room and no error
+    /// waits to be reported (an error ends the multishot; the next next() starts it again, so a
+    /// server out of descriptors (EMFILE) backs off instead of spinning).
+    void maybe_arm(event_loop& loop) {
+        m_loop = &loop;
+        if (m_armed || m_detached || m_paused || m_queue.size() >= m_max_queued) return;
+        io_uring_sqe* sqe = loop.get_sqe();
+        if (m_multishot)
+            io_uring_prep_multishot_accept(sqe, m_listen_fd, nullptr, nullptr, m_flags);
+        else
+            io_uring_prep_accept(sqe, m_listen_fd, nullptr, nullptr, m_flags);
+        loop.submit(sqe, *this);
+        m_armed = true;
+        ++m_arm_count;
+    }
+
+    /// The handle goes away: stop accepting. The state frees itself on its last CQE (closing any
+    /// connection that arrives meanwhile), or now if nothing is armed.
+    void detach() noexcept {
+        m_detached = true;
+        if (!m_armed) {
+            delete this;
+            return;
+        }
+        if (!m_stopping) {
+            try {
+                m_loop->cancel_io(*this);
+                m_stopping = true;
+            } catch (...) {
+                // No SQE: the next connection's CQE ends it instead (its descriptor is closed).
+            }
+        }
+    }
+
+    void interrupt_for_testing() {
+        if (!m_armed) return;
+        io_uring_sqe* sqe = m_loop->get_sqe();
+        io_uring_prep_cancel(sqe, static_cast<io_completion*>(this), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+
+    // Waiters: an intrusive FIFO.
+    void add_waiter(multishot_accept_waiter& w) noexcept;
+    bool remove_waiter(multishot_accept_waiter& w) noexcept;
+    /// A result that a cancelled waiter had been handed: to the next waiter, or back to the
+    /// front of the queue.
+    void give_back(int result) noexcept;
+
+    [[nodiscard]] bool has_queued() const noexcept { return !m_queue.empty(); }
+    int pop_queued() noexcept {
+        const int result = m_queue.front();
+        m_queue.pop_front();
+        return result;
+    }
+    /// A next() call found the queue empty: an error that paused accepting has been reported.
+    void resume_accepting() noexcept { m_paused = false; }
+
+    [[nodiscard]] std::size_t queued() const noexcept { return m_queue.size(); }
+    [[nodiscard]] bool armed() const noexcept { return m_armed; }
+    [[nodiscard]] unsigned arm_count() const noexcept { return m_arm_count; }
+    [[nodiscard]] int listen_fd() const noexcept { return m_listen_fd; }
+    [[nodiscard]] event_loop* loop() const noexcept { return m_loop; }
+
+private:
+    static void on_cqe(io_completion* base, int result, unsigned flags) noexcept;
+    void deliver(int result) noexcept;
+
+    std::deque<int> m_queue;  // accepted descriptors, or -errno, in arrival order
+    multishot_accept_waiter* m_first_waiter = nullptr;
+    multishot_accept_waiter* m_last_waiter = nullptr;
+    event_loop* m_loop = nullptr;
+    int m_listen_fd;
+    int m_flags;
+    std::size_t m_max_queued;
+    unsigned m_arm_count = 0;
+    bool m_armed = false;
+    bool m_stopping = false;   // a cancel was sent because the queue is full or the handle left
+    bool m_paused = false;     // an error ended the multishot; re-armed by the next next()
+    bool m_detached = false;   // the handle is gone
+    bool m_multishot = true;   // false on kernels without IORING_ACCEPT_MULTISHOT (before 5.19)
+};
+
+/// co_await acceptor.next(): the next accepted descriptor. Resumes through the ready queue
+/// when a connection arrives (or at once when one is queued). A cancel while waiting wins and
+/// takes nothing: a descriptor already handed to this waiter goes to the next waiter or back to
+/// the front of the queue.
+class multishot_accept_waiter final : public leaf_awaiter<ready_node> {
+public:
+    explicit multishot_accept_waiter(multishot_accept_state* state) noexcept : leaf_awaiter(operations_), m_state(state) {}
+    multishot_accept_waiter(multishot_accept_waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_state(other.m_state) {}
+
+    bool await_ready() {
+        if (m_state == nullptr) throw std::logic_error("coring: next() on a moved-from io::multishot_accept");
+        if (!m_state->has_queued()) {
+            m_state->resume_accepting();  // an error that paused accepting has been reported
+            return false;
+        }
+        m_result = m_state->pop_queued();
+        if (m_result >= 0) m_state->maybe_arm(get_running_loop());  // there is room again
+        return true;
+    }
+
+    bool await_suspend(std::coroutine_handle<> frame) {
+        if (!begin_suspend(frame)) return false;
+        m_state->maybe_arm(loop());
+        m_state->add_waiter(*this);
+        arm();
+        return true;
+    }
+
+    int await_resume() const {
+        throw_if_cancelled();
+        if (m_result < 0) throw_errno(-m_result, describe_fd_op("accept", m_state->listen_fd()));
+        return m_result;
+    }
+
+private:
+    friend class multishot_accept_state;
+
+    /// The state hands this waiter `result` and schedules it.
+    void hand(int result) noexcept {
+        m_result = result;
+        m_handed = true;
+        wake();
+    }
+
+    static void on_cancel(ready_node* node) noexcept {
+        auto* self = static_cast<multishot_accept_waiter*>(node);
+        self->take_cancel_request();
+        self->mark_cancelled();
+        if (self->m_handed) {
+            self->m_handed = false;
+            self->m_state->give_back(self->m_result);  // already scheduled: it throws when it runs
+        } else {
+            self->m_state->remove_waiter(*self);
+            self->wake();
+        }
+    }
+
+    static void describe(const ready_node* node, await_description& out) {
+        const auto* self = static_cast<const multishot_accept_waiter*>(node);
+        out.what = describe_fd_op("multishot accept", self->m_state->listen_fd());
+        if (self->m_handed) out.what += ", connection handed over";
+    }
+
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+
+    multishot_accept_state* m_state;
+    multishot_accept_waiter* m_next_waiter = nullptr;
+    int m_result = 0;
+    bool m_handed = false;  // a result was handed over and the frame is queued to resume
+};
+
+inline void multishot_accept_state::add_waiter(multishot_accept_waiter& w) noexcept {
+    w.m_next_waiter = nullptr;
+    if (m_last_waiter != nullptr)
+        m_last_waiter->m_next_waiter = &w;
+    else
+        m_first_waiter = &w;
+    m_last_waiter = &w;
+}
+
+inline bool multishot_accept_state::remove_waiter(multishot_accept_waiter& w) noexcept {
+    multishot_accept_waiter* previous = nullptr;
+    for (multishot_accept_waiter* current = m_first_waiter; current != nullptr; previous = current, current = current->m_next_waiter) {
+        if (current != &w) continue;
+        (previous != nullptr ? previous->m_next_waiter : m_first_waiter) = current->m_next_waiter;
+        if (m_last_waiter == current) m_last_waiter = previous;
+        current->m_next_waiter = nullptr;
+        return true;
+    }
+    return false;
+}
+
+inline void multishot_accept_state::deliver(int result) noexcept {
+    if (multishot_accept_waiter* w = m_first_waiter) {
+        remove_waiter(*w);
+        w->hand(result);
+        return;
+    }
+    m_queue.push_back(result);
+    if (m_armed && !m_stopping && m_queue.size() >= m_max_queued) {
+        // Full: stop accepting; the listen backlog holds the next connections until next()
+        // makes room and re-arms.
+        try {
+            m_loop->cancel_io(*this);
+            m_stopping = true;
+        } catch (...) {
+            // No SQE to be had: keep accepting; the queue grows past its bound meanwhile.
+        }
+    }
+}
+
+inline void multishot_accept_state::give_back(int result) noexcept {
+    if (multishot_accept_waiter* w = m_first_waiter) {
+        remove_waiter(*w);
+        w->hand(result);
+        return;
+    }
+    m_queue.push_front(result);
+}
+
+inline void multishot_accept_state::on_cqe(io_completion* base, int result, unsigned flags) noexcept {
+    auto* self = static_cast<multishot_accept_state*>(base);
+    const bool last = (flags & IORING_CQE_F_MORE) == 0;
+    if (last) {
+        self->m_armed = false;
+        self->m_stopping = false;
+    }
+    if (self->m_detached) {
+        if (result >= 0) ::close(result);
+        if (last) delete self;
+        return;
+    }
+    if (result == -ECANCELED && last) {
+        // Stopped by us (queue full) or by someone else: not an error to report. Re-armed below.
+    } else if (result == -EINVAL && last && self->m_multishot) {
+        self->m_multishot = false;  // no multishot accept on this kernel: single shots from now on
+    } else {
+        if (result < 0 && last) self->m_paused = true;
+        self->deliver(result);
+    }
+    if (last) {
+        try {
+            self->maybe_arm(*self->m_loop);
+        } catch (const std::system_error& e) {
+            self->deliver(-e.code().value());  // the ring is unusable: report it to next()
+        } catch (...) {
+            self->deliver(-ENOMEM);
+        }
+    }
+}
+
+}  // namespace detail
+
+namespace io {
+
+/// Multishot IORING_OP_ACCEPT on a listening socket: one SQE stays armed and produces a CQE per
+/// connection; next() hands them out in order.
+///
+///   io::multishot_accept acceptor(listen_fd);
+///   for (;;) { int fd = co_await acceptor.next(); ... }
+///
+/// - Armed by the first next(); re-armed whenever the kernel ends the request (a CQE without
+///   IORING_CQE_F_MORE: completion queue overflow, a cancel, kernels without multishot accept).
+/// - Connections that arrive while nobody awaits are queued, up to `max_queued`; then the SQE
+///   is cancelled and the kernel's listen backlog holds the rest until next() makes room.
+/// - An error (EMFILE, ENFILE, ...) ends the multishot and is thrown by next() as
+///   std::system_error ("accept(fd 5): Too many open files"); the next call to next() arms it
+///   again, so a server can back off and retry.
+/// - Destroying the handle cancels the SQE; descriptors still queued, or arriving before the
+///   cancel lands, are closed. Destroy it before its loop closes.
+/// - Descriptors are SOCK_CLOEXEC (unless `flags` says otherwise); no peer address is taken
+///   (getpeername() gives it).
+class multishot_accept {
+public:
+    explicit multishot_accept(int listen_fd, std::size_t max_queued = 64, int flags = SOCK_CLOEXEC)
+        : m_state(new detail::multishot_accept_state(listen_fd, max_queued, flags)) {}
+
+    /// The next connection's descriptor (the caller owns it). Resumes when one arrives, or at
+    /// once if one is queued.
+    [[nodiscard]] detail::multishot_accept_waiter next() noexcept { return detail::multishot_accept_waiter(m_state.get()); }
+
+    /// Connections accepted and not yet handed out.
+    [[nodiscard]] std::size_t queued() const noexcept { return m_state.get() != nullptr ? m_state.get()->queued() : 0; }
+    /// True while the SQE is in the kernel.
+    [[nodiscard]] bool armed() const noexcept { return m_state.get() != nullptr && m_state.get()->armed(); }
+    /// How many times the SQE was armed (1 + re-arms): for tests of the re-arm path.
+    [[nodiscard]] unsigned arm_count() const noexcept { return m_state.get() != nullptr ? m_state.get()->arm_count() : 0; }
+    /// Cancels the armed SQE as the kernel does when it ends a multishot request: for tests.
+    void interrupt_for_testing() {
+        if (m_state.get() != nullptr) m_state.get()->interrupt_for_testing();
+    }
+
+private:
+    detail::detaching_ptr<detail::multishot_accept_state> m_state;  // moves; detaches the state when destroyed
 };
 
 }  // namespace io

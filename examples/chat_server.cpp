@@ -1,0 +1,165 @@
+// chat_server: a line-based chat room on coring::start_server, with a queue per client.
+//
+// Every line a client sends goes to every other client as "NAME: line". Each client has an
+// outbox (a bounded coring::queue) and a task that drains it into the client's stream_writer, so
+// one slow client never holds up the others: broadcasting is a try_put per client, and a client
+// whose outbox is full (it does not read) is disconnected. "/nick NAME" renames a client;
+// "/who" lists who is here. Joins and departures are announced ("* guest2 joined").
+//
+//   $ ./chat_server --port 7000 &
+//   listening on 127.0.0.1:7000
+//   $ nc 127.0.0.1 7000            (in two terminals)
+//
+// It stops cleanly on SIGINT or SIGTERM: the server cancels every handler, and each handler
+// stops its outbox task before it returns.
+#include <coring/coring.hpp>
+#include <coring/net/server.hpp>
+#include <coring/net/stream.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <list>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+struct client {
+    std::string name;
+    coring::queue<std::string> outbox{256};  // lines waiting to be sent to this client
+    coring::stream_writer* writer = nullptr;
+    bool dropped = false;
+};
+
+class chat_room {
+public:
+    void join(client& c) {
+        m_clients.push_back(&c);
+        broadcast(c, "* " + c.name + " joined\n");
+    }
+    void leave(client& c) {
+        m_clients.remove(&c);
+        broadcast(c, "* " + c.name + " left\n");
+    }
+    // To everyone but `from`. A client that cannot keep up is disconnected.
+    void broadcast(const client& from, const std::string& line) {
+        for (client* c : m_clients) {
+            if (c == &from || c->dropped) continue;
+            if (!c->outbox.try_put(std::string(line))) {
+                c->dropped = true;
+                c->writer->close();  // its reader sees the end of the stream; its handler cleans up
+            }
+        }
+    }
+    [[nodiscard]] std::string who() const {
+        std::string names;
+        for (const client* c : m_clients) names += (names.empty() ? "" : ", ") + c->name;
+        return names;
+    }
+    [[nodiscard]] std::size_t size() const { return m_clients.size(); }
+
+private:
+    std::list<client*> m_clients;
+};
+
+chat_room g_room;
+unsigned g_next_guest = 1;
+
+// Sends the client's outbox until it is shut down.
+coring::task<> deliver(client& c, coring::stream_writer& writer) {
+    try {
+        for (;;) {
+            std::string line = co_await c.outbox.get();
+            writer.write(line);
+            co_await writer.drain();
+        }
+    } catch (const coring::queue_shut_down&) {
+        // The client left.
+    } catch (const std::exception&) {
+        // The connection failed (the reading side finds out too), or it was closed because the
+        // client could not keep up (write() after close() throws).
+    }
+}
+
+coring::task<> handle_client(coring::stream_reader reader, coring::stream_writer writer) {
+    client me;
+    me.name = "guest" + std::to_string(g_next_guest++);
+    me.writer = &writer;
+    writer.write("welcome, " + me.name + "! " + std::to_string(g_room.size()) + " other(s) here. /nick NAME to rename, /who to list.\n");
+    g_room.join(me);
+    auto delivering = coring::create_task(deliver(me, writer), "deliver to " + me.name);
+    std::exception_ptr cancelled;
+    try {
+        for (;;) {
+            std::string line = co_await reader.readline();
+            if (line.empty()) break;  // the client left
+            if (line.back() != '\n') line += '\n';
+            if (line.starts_with("/nick ")) {
+                std::string name = line.substr(6, line.size() - 7);
+                if (name.empty()) continue;
+                g_room.broadcast(me, "* " + me.name + " is now " + name + "\n");
+                me.name = std::move(name);
+            } else if (line == "/who\n") {
+                (void)me.outbox.try_put("* here: " + g_room.who() + "\n");
+            } else {
+                g_room.broadcast(me, me.name + ": " + line);
+            }
+        }
+    } catch (const coring::cancelled_error&) {
+        cancelled = std::current_exception();  // the server is closing: clean up, then rethrow
+    } catch (const std::exception&) {
+        // A reset connection, or a line longer than the stream's limit.
+    }
+    g_room.leave(me);
+    // The outbox task refers to `me` and `writer`: stop it (it may wait in get() or in drain())
+    // and wait until it has finished before they go. wait() never throws the task's outcome.
+    me.outbox.shutdown(/*immediate=*/true);
+    delivering.cancel();
+    std::vector<coring::task_handle<>> outbox_task{delivering};
+    (void)co_await coring::wait(std::move(outbox_task));
+    if (cancelled) std::rethrow_exception(cancelled);
+}
+
+struct settings {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 7000;
+};
+
+coring::task<> amain(settings s) {
+    coring::server srv = co_await coring::start_server(handle_client, s.host, s.port);
+    std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
+    std::fflush(stdout);
+    auto stop = [&srv] { srv.close(); };
+    std::signal(SIGINT, SIG_DFL);  // a shell starts background jobs with SIGINT ignored
+    std::signal(SIGTERM, SIG_DFL);
+    coring::get_running_loop().add_signal_handler(SIGINT, stop);
+    coring::get_running_loop().add_signal_handler(SIGTERM, stop);
+    co_await srv.serve_forever();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    settings s;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--host" && i + 1 < argc) {
+            s.host = argv[++i];
+        } else if (arg == "--port" && i + 1 < argc) {
+            s.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
+        } else {
+            std::fprintf(stderr, "usage: chat_server [--host H] [--port P]\n");
+            return 2;
+        }
+    }
+    try {
+        coring::run(amain(s));
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "chat_server: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Smoke test of examples/echo_server, both ways (raw sockets, --streams), with nc from
+# netcat-openbsd: lines, a megabyte of random bytes, ten concurrent clients; stopped by SIGINT
+# (raw) and SIGTERM (streams), exit status 0.
+#   check_echo_server.sh PATH/TO/echo_server
+set -euo pipefail
+program=$1
+source "$(dirname "${BASH_SOURCE[0]}")/smoke_lib.sh"
+require nc netcat-openbsd
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for mode in raw streams; do
+    args=(--port 0)
+    [[ $mode == streams ]] && args+=(--streams)
+    start_server "$program" "${args[@]}"
+    echo "$mode: listening on port $port"
+
+    reply=$(printf 'hello\nworld\n' | timeout 10 nc -N 127.0.0.1 "$port") || fail "$mode: nc failed"
+    [[ $reply == $'hello\nworld' ]] || fail "$mode: expected the two lines back, got '$reply'"
+
+    # A megabyte in lines (the streams server echoes line by line; raw echoes any bytes).
+    head -c 750000 /dev/urandom | base64 >"$work/in"
+    timeout 20 nc -N 127.0.0.1 "$port" <"$work/in" >"$work/out" || fail "$mode: nc failed on the large payload"
+    cmp -s "$work/in" "$work/out" || fail "$mode: the echo of $(wc -c <"$work/in") bytes differs ($(wc -c <"$work/out") came back)"
+
+    pids=()
+    for i in $(seq 10); do
+        (printf 'client %s\n' "$i" | timeout 10 nc -N 127.0.0.1 "$port" >"$work/client$i") &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || fail "$mode: a concurrent client failed"; done
+    for i in $(seq 10); do
+        [[ $(cat "$work/client$i") == "client $i" ]] || fail "$mode: client $i got '$(cat "$work/client$i")'"
+    done
+
+    # A client that stays connected while the server stops.
+    timeout 5 nc -d 127.0.0.1 "$port" >/dev/null 2>&1 &
+    idle_client=$!
+    sleep 0.2
+    if [[ $mode == raw ]]; then stop_server INT; else stop_server TERM; fi
+    wait "$idle_client" 2>/dev/null || true
+    echo "$mode: ok"
+done
+echo "echo_server: all checks passed"

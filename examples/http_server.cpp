@@ -1,0 +1,337 @@
+// http_server: a small HTTP/1.1 server on coring::start_server and asyncio-style streams.
+//
+// It shows a request loop over one kept-alive connection: readuntil("\r\n\r\n") reads a request
+// head, and the stream's limit bounds it (a head larger than --max-header-bytes is answered with
+// 431 and the connection closed, instead of buffering without bound); readexactly() reads (and
+// here discards) a request body; write() + drain() send the response.
+//
+//   GET /              a hello page
+//   GET /files/PATH    the file PATH under --root (read with coring::read_file); 404 if missing
+//   GET /sleep/MS      answers after MS milliseconds (for the timeouts of examples/fetch_urls)
+//   anything else      404; a method other than GET and HEAD: 405; a malformed request: 400
+//
+// HTTP/1.1 connections stay open between requests unless the client says "Connection: close"
+// (HTTP/1.0 ones only with "Connection: keep-alive"). It prints "listening on HOST:PORT" when
+// ready (--port 0 picks a free port) and stops cleanly on SIGINT or SIGTERM.
+//
+//   $ ./http_server --port 8080 --root . &
+//   listening on 127.0.0.1:8080
+//   $ curl http://127.0.0.1:8080/
+//   $ wrk -t1 -c50 -d2s http://127.0.0.1:8080/
+#include <coring/coring.hpp>
+#include <coring/net/server.hpp>
+#include <coring/net/stream.hpp>
+
+#include <cctype>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+struct settings {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8080;
+    std::string root = ".";
+    std::size_t max_header_bytes = 8192;
+    std::size_t max_body_bytes = 1 << 20;
+};
+
+settings g_settings;
+std::uint64_t g_requests = 0;
+
+struct request {
+    std::string method;
+    std::string target;
+    std::string version;
+    std::vector<std::pair<std::string, std::string>> headers;
+
+    [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const {
+        for (const auto& [key, value] : headers) {
+            if (key.size() != name.size()) continue;
+            bool same = true;
+            for (std::size_t i = 0; i < key.size() && same; ++i)
+                same = std::tolower(static_cast<unsigned char>(key[i])) == std::tolower(static_cast<unsigned char>(name[i]));
+            if (same) return value;
+        }
+        return std::nullopt;
+    }
+};
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    return true;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+bool is_token(std::string_view s) {
+    if (s.empty()) return false;
+    for (const char c : s)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos)) return false;
+    return true;
+}
+
+// Parses a request head (request line and header lines, ending in an empty line). Nothing for
+// a malformed one.
+std::optional<request> parse_head(std::string_view head) {
+    request r;
+    std::size_t line_end = head.find("\r\n");
+    const std::string_view line = head.substr(0, line_end);
+    const std::size_t sp1 = line.find(' ');
+    const std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) return std::nullopt;
+    r.method = line.substr(0, sp1);
+    r.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    r.version = line.substr(sp2 + 1);
+    if (!is_token(r.method) || r.target.empty() || r.target[0] != '/') return std::nullopt;
+    if (r.version != "HTTP/1.1" && r.version != "HTTP/1.0") return std::nullopt;
+    std::size_t at = line_end + 2;
+    for (;;) {
+        line_end = head.find("\r\n", at);
+        if (line_end == std::string_view::npos || line_end == at) break;  // the empty line
+        const std::string_view field = head.substr(at, line_end - at);
+        const std::size_t colon = field.find(':');
+        if (colon == std::string_view::npos || !is_token(field.substr(0, colon))) return std::nullopt;
+        r.headers.emplace_back(field.substr(0, colon), trim(field.substr(colon + 1)));
+        at = line_end + 2;
+    }
+    return r;
+}
+
+std::string_view content_type(std::string_view path) {
+    const std::size_t dot = path.rfind('.');
+    const std::string_view ext = dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
+    if (ext == "html" || ext == "htm") return "text/html; charset=utf-8";
+    if (ext == "txt" || ext == "md" || ext == "cpp" || ext == "hpp" || ext == "c" || ext == "h") return "text/plain; charset=utf-8";
+    if (ext == "css") return "text/css";
+    if (ext == "js") return "text/javascript";
+    if (ext == "json") return "application/json";
+    if (ext == "png") return "image/png";
+    if (ext == "svg") return "image/svg+xml";
+    return "application/octet-stream";
+}
+
+const char* reason(int status) {
+    switch (status) {
+        case 200: return "OK";
+        case 400: return "Bad Request";
+        case 404: return "Not Found";
+        case 405: return "Method Not Allowed";
+        case 413: return "Content Too Large";
+        case 431: return "Request Header Fields Too Large";
+        case 500: return "Internal Server Error";
+        case 501: return "Not Implemented";
+        default: return "Unknown";
+    }
+}
+
+struct response {
+    int status = 200;
+    std::string type = "text/plain; charset=utf-8";
+    std::string body;
+    std::string extra_headers;
+};
+
+void respond(coring::stream_writer& writer, const response& r, bool keep_alive, bool head_only) {
+    std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) + "\r\n";
+    head += "Server: coring-http-example\r\n";
+    head += "Content-Type: " + r.type + "\r\n";
+    head += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    head += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
+    head += r.extra_headers;
+    head += "\r\n";
+    writer.write(head);
+    if (!head_only) writer.write(r.body);
+}
+
+response error_page(int status) {
+    response r;
+    r.status = status;
+    r.body = std::to_string(status) + " " + reason(status) + "\n";
+    return r;
+}
+
+// A path under --root, or nothing if it would leave it (a ".." segment) or is not plain.
+std::optional<std::string> file_under_root(std::string_view path) {
+    if (path.empty()) return std::nullopt;
+    std::size_t at = 0;
+    while (at <= path.size()) {
+        const std::size_t slash = path.find('/', at);
+        const std::string_view segment = path.substr(at, slash == std::string_view::npos ? std::string_view::npos : slash - at);
+        if (segment.empty() || segment == "." || segment == ".." || segment.find('\0') != std::string_view::npos) return std::nullopt;
+        if (slash == std::string_view::npos) break;
+        at = slash + 1;
+    }
+    return g_settings.root + "/" + std::string(path);
+}
+
+coring::task<response> route(const request& r) {
+    if (r.method != "GET" && r.method != "HEAD") {
+        response e = error_page(405);
+        e.extra_headers = "Allow: GET, HEAD\r\n";
+        co_return e;
+    }
+    const std::string_view target = std::string_view(r.target).substr(0, r.target.find('?'));
+    if (target == "/") {
+        response page;
+        page.type = "text/html; charset=utf-8";
+        page.body = "<!doctype html>\n<title>coring</title>\n<h1>Hello from coring</h1>\n<p>Request " + std::to_string(g_requests) +
+                    " served by an io_uring event loop.</p>\n";
+        co_return page;
+    }
+    if (target.starts_with("/sleep/")) {
+        const int ms = std::atoi(std::string(target.substr(7)).c_str());
+        co_await coring::sleep(std::chrono::milliseconds(std::min(ms, 60'000)));
+        response done;
+        done.body = "slept " + std::to_string(ms) + " ms\n";
+        co_return done;
+    }
+    if (target.starts_with("/files/")) {
+        const std::optional<std::string> path = file_under_root(target.substr(7));
+        if (!path) co_return error_page(404);
+        std::optional<response> found;
+        int error = 0;
+        try {
+            response file;
+            file.type = content_type(*path);
+            file.body = co_await coring::read_file(*path);
+            found = std::move(file);
+        } catch (const std::system_error& e) {
+            error = e.code().value();
+        }
+        if (found) co_return std::move(*found);
+        co_return error_page(error == ENOENT || error == EISDIR || error == ENOTDIR || error == EACCES ? 404 : 500);
+    }
+    co_return error_page(404);
+}
+
+// One connection: requests one after the other until the client closes, asks to close, or sends
+// something we cannot answer and keep the connection.
+coring::task<> serve_client(coring::stream_reader reader, coring::stream_writer writer) {
+    for (;;) {
+        std::string head;
+        int refuse = 0;  // a status to answer with, then close
+        try {
+            head = co_await reader.readuntil("\r\n\r\n");
+        } catch (const coring::incomplete_read& e) {
+            // The client closed: between requests (normal), or in the middle of one.
+            if (!e.partial().empty()) refuse = 400;
+        } catch (const coring::limit_overrun&) {
+            refuse = 431;  // the head is larger than the stream's limit
+        } catch (const std::system_error&) {
+            break;  // reset by the client
+        }
+        if (head.empty() && refuse == 0) break;
+        std::optional<request> parsed;
+        if (refuse == 0) {
+            parsed = parse_head(head);
+            if (!parsed) refuse = 400;
+        }
+        if (refuse == 0 && parsed->header("Transfer-Encoding")) refuse = 501;
+        std::size_t body_length = 0;
+        if (refuse == 0) {
+            if (const auto length = parsed->header("Content-Length")) {
+                const std::string text(*length);
+                char* end = nullptr;
+                const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+                if (text.empty() || *end != '\0' || text[0] == '-')
+                    refuse = 400;
+                else if (n > g_settings.max_body_bytes)
+                    refuse = 413;
+                else
+                    body_length = static_cast<std::size_t>(n);
+            }
+        }
+        if (refuse != 0) {
+            respond(writer, error_page(refuse), false, false);
+            co_await writer.drain();
+            break;
+        }
+        if (body_length > 0) {
+            bool complete = true;
+            try {
+                (void)co_await reader.readexactly(body_length);  // this server has no use for bodies
+            } catch (const coring::incomplete_read&) {
+                complete = false;
+            }
+            if (!complete) break;
+        }
+        ++g_requests;
+        const std::optional<std::string_view> connection = parsed->header("Connection");
+        const bool keep_alive = parsed->version == "HTTP/1.1" ? !(connection && iequals(*connection, "close"))
+                                                              : (connection && iequals(*connection, "keep-alive"));
+        const response r = co_await route(*parsed);
+        respond(writer, r, keep_alive, parsed->method == "HEAD");
+        co_await writer.drain();
+        if (!keep_alive) break;
+    }
+    writer.close();
+    co_await writer.wait_closed();
+}
+
+coring::task<> amain() {
+    coring::server_options options;
+    options.stream.limit = g_settings.max_header_bytes;  // bounds a request head
+    auto handler = [](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
+        try {
+            co_await serve_client(std::move(reader), std::move(writer));
+        } catch (const std::system_error&) {
+            // The client reset the connection while we wrote.
+        }
+    };
+    coring::server srv = co_await coring::start_server(handler, g_settings.host, g_settings.port, options);
+    std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
+    std::fflush(stdout);
+    auto stop = [&srv] { srv.close(); };
+    std::signal(SIGINT, SIG_DFL);  // a shell starts background jobs with SIGINT ignored
+    std::signal(SIGTERM, SIG_DFL);
+    coring::get_running_loop().add_signal_handler(SIGINT, stop);
+    coring::get_running_loop().add_signal_handler(SIGTERM, stop);
+    co_await srv.serve_forever();
+    std::printf("http_server: served %llu requests\n", static_cast<unsigned long long>(g_requests));
+}
+
+[[noreturn]] void usage() {
+    std::fprintf(stderr, "usage: http_server [--host H] [--port P] [--root DIR] [--max-header-bytes N]\n");
+    std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (i + 1 >= argc) usage();
+        if (arg == "--host")
+            g_settings.host = argv[++i];
+        else if (arg == "--port")
+            g_settings.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
+        else if (arg == "--root")
+            g_settings.root = argv[++i];
+        else if (arg == "--max-header-bytes")
+            g_settings.max_header_bytes = static_cast<std::size_t>(std::atol(argv[++i]));
+        else
+            usage();
+    }
+    try {
+        coring::run(amain());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "http_server: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,49 @@
+# Shared by the smoke tests of the example servers (sourced by check_*.sh): start a server on
+# port 0, read its port from the "listening on HOST:PORT" line, stop it with a signal and check
+# that it exits with status 0.
+
+# The Debian package that provides a client, or exit 77 (ctest's SKIP) if it is missing.
+require() {
+    local tool=$1 package=$2
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "SKIP: $tool is not installed (Debian package $package; build.sh installs it)"
+        exit 77
+    fi
+}
+
+fail() {
+    echo "FAIL: $*" >&2
+    [[ -n ${server_log:-} && -f $server_log ]] && { echo "--- server output:" >&2; cat "$server_log" >&2; }
+    [[ -n ${server_pid:-} ]] && kill -KILL "$server_pid" 2>/dev/null
+    exit 1
+}
+
+# start_server PROGRAM ARGS...: sets server_pid, server_log and port.
+start_server() {
+    server_log=$(mktemp)
+    "$@" >"$server_log" 2>&1 &
+    server_pid=$!
+    port=
+    for _ in $(seq 200); do
+        port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$server_log")
+        [[ -n $port ]] && break
+        kill -0 "$server_pid" 2>/dev/null || fail "$1 exited before listening"
+        sleep 0.05
+    done
+    [[ -n $port ]] || fail "$1 did not print 'listening on HOST:PORT'"
+}
+
+# stop_server SIGNAL: the server must exit by itself, with status 0, within 10 seconds.
+stop_server() {
+    local signal=$1 status=0
+    kill -"$signal" "$server_pid"
+    for _ in $(seq 200); do
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -0 "$server_pid" 2>/dev/null && fail "the server did not stop on SIG$signal"
+    wait "$server_pid" || status=$?
+    [[ $status -eq 0 ]] || fail "the server exited with status $status after SIG$signal"
+    server_pid=
+    rm -f "$server_log"
+}

@@ -1,0 +1,262 @@
+#pragma once
+// Waiting on a synchronisation primitive (sync/*.hpp): sync_waiter, the base of every awaiter
+// that waits on a mutex, event, condition, semaphore, barrier or queue, and wait_queue, the FIFO
+// of such waiters that each primitive owns.
+//
+//   primitive (mutex, queue, ...)
+//     └─ wait_queue
+//          ├─ m_waiting: A ⇄ B ⇄ C     registered and suspended, served first-in first-out
+//          └─ m_granted: D             handed what it waited for (a lock, a permit, an item, a
+//                                      wake-up) and queued on the loop to resume; it leaves this
+//                                      list when it resumes or is cancelled
+//
+// A waiter is linked through its own list_hook (no allocation per wait, no atomics: the
+// primitives serve tasks of one loop, on one thread). The hook is separate from the ready-queue
+// link, so a granted waiter is on the granted list and on the loop's ready queue at once.
+//
+// Granting never resumes a frame inline: it wakes the waiter through the ready queue
+// (docs/internals.md, rule 4), so handing a lock to 100,000 queued tasks one after another runs
+// at constant stack depth, one hand-off per loop iteration.
+//
+// Cancellation (rules 1 and 2 of docs/internals.md), decided by each awaiter's on_cancel:
+//   waiting  -> it unlinks itself and resumes by throwing cancelled_error; it took nothing.
+//   granted  -> it passes what it was given (lock, permit, item, notification) to the next
+//               waiter and throws cancelled_error; or, where nothing can be passed on, the
+//               cancel simply wins (event, barrier) or, where the operation cannot be undone (a
+//               put whose item is already in the queue), the cancel loses and stays pending.
+//
+// Destroying a primitive while tasks still wait on it is a bug: abandon() prints a message that
+// names the primitive and counts the waiters, asserts in debug builds, and otherwise detaches
+// the waiters (they resume with invalid_state_error instead of touching freed memory).
+
+#include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/leaf_awaiter.hpp>
+#include <coring/detail/ready_queue.hpp>
+#include <coring/errors.hpp>
+#include <coring/event_loop.hpp>
+
+#include <cassert>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <utility>
+
+namespace coring::detail {
+
+struct sync_wait_tag {};
+
+class wait_queue;
+
+/// The base of every awaiter that waits on a synchronisation primitive. Derived classes follow
+/// the leaf_awaiter protocol and list `{&resume_frame, &Derived::on_cancel}` as their operations.
+class sync_waiter : public list_hook<sync_wait_tag>, public leaf_awaiter<ready_node> {
+public:
+    enum class phase : std::uint8_t {
+        idle,      // not registered: before await_suspend, after a fast path, after a cancel withdrew it
+        waiting,   // on a wait_queue's waiting list
+        granted,   // handed what it waited for and queued to resume (on the granted list)
+        orphaned,  // its primitive was destroyed while it waited; it resumes with invalid_state_error
+    };
+
+    /// Before the awaiter is awaited only (see leaf_awaiter): nothing is linked yet.
+    sync_waiter(sync_waiter&& other) noexcept : list_hook(), leaf_awaiter(std::move(other)) {}
+    sync_waiter& operator=(sync_waiter&&) = delete;
+    /// A frame destroyed while suspended must not leave a dangling link behind.
+    ~sync_waiter() { list_hook::unlink(); }
+
+    [[nodiscard]] phase current_phase() const noexcept { return m_phase; }
+
+    /// A ready_node::operations::describe for the task dump: the operation's name, and whether
+    /// it was already granted (queued to resume).
+    template <const char* What>
+    static void describe_as(const ready_node* node, await_description& out) {
+        const auto& self = static_cast<const sync_waiter&>(static_cast<const leaf_awaiter<ready_node>&>(*node));
+        out.what = What;
+        if (self.m_phase == phase::granted) out.what += " (granted, about to resume)";
+    }
+
+protected:
+    explicit sync_waiter(const ready_node::operations& ops) noexcept : leaf_awaiter(ops) {}
+
+    /// The awaiter of type Derived whose ready node is `node` (for on_cancel).
+    template <class Derived>
+    static Derived& from_node(ready_node* node) noexcept {
+        return static_cast<Derived&>(static_cast<sync_waiter&>(static_cast<leaf_awaiter<ready_node>&>(*node)));
+    }
+
+    /// The first step of await_resume: leaves the granted list, then throws invalid_state_error
+    /// if the primitive was destroyed meanwhile, or cancelled_error if a cancel won.
+    void finish_wait(const char* primitive) {
+        list_hook::unlink();
+        if (m_phase == phase::orphaned) [[unlikely]]
+            throw_orphaned(primitive);
+        throw_if_cancelled();
+    }
+
+    [[noreturn]] static void throw_orphaned(const char* primitive) {
+        throw invalid_state_error(std::string("coring: the ") + primitive + " this task waited on was destroyed while it waited");
+    }
+
+    /// on_cancel of a waiter that is still waiting: it leaves the queue having taken nothing and
+    /// resumes by throwing cancelled_error.
+    void withdraw_cancelled() noexcept {
+        list_hook::unlink();
+        m_phase = phase::idle;
+        take_cancel_request();
+        mark_cancelled();
+        wake();
+    }
+
+    /// on_cancel of a granted waiter that has nothing to pass on: the cancel wins. The waiter is
+    /// already queued to resume; it leaves the granted list now so that it no longer refers to
+    /// the primitive.
+    void cancel_granted() noexcept {
+        list_hook::unlink();
+        m_phase = phase::idle;
+        take_cancel_request();
+        mark_cancelled();
+    }
+
+    phase m_phase = phase::idle;
+
+    friend class wait_queue;
+};
+
+/// A primitive's waiters: FIFO, O(1) push, pop and unlink, no allocation.
+class wait_queue {
+public:
+    wait_queue() noexcept = default;
+    wait_queue(const wait_queue&) = delete;
+    wait_queue& operator=(const wait_queue&) = delete;
+    /// The owner calls abandon() first (its destructor knows its own name).
+    ~wait_queue() = default;
+
+    /// True if no waiter is waiting (granted ones may still be queued to resume).
+    [[nodiscard]] bool empty() const noexcept { return m_waiting.empty(); }
+    /// True if no waiter is waiting or granted.
+    [[nodiscard]] bool idle() const noexcept { return m_waiting.empty() && m_granted.empty(); }
+    /// Waiters still waiting. O(n): for reports and observers, not hot paths.
+    [[nodiscard]] std::size_t waiting_count() const noexcept { return m_waiting.size(); }
+    /// Waiters granted and not yet resumed. O(n).
+    [[nodiscard]] std::size_t granted_count() const noexcept { return m_granted.size(); }
+
+    /// Registers `waiter` at the back.
+    void push_back(sync_waiter& waiter) noexcept {
+        waiter.m_phase = sync_waiter::phase::waiting;
+        m_waiting.push_back(waiter);
+    }
+
+    /// The waiter that has waited longest, or null.
+    template <class Waiter = sync_waiter>
+    [[nodiscard]] Waiter* front() noexcept {
+        return static_cast<Waiter*>(m_waiting.front());
+    }
+
+    /// Takes `waiter` off the waiting list (if it is on it) and queues it to resume on the
+    /// loop's next run phase; it stays on the granted list until it resumes.
+    void grant(sync_waiter& waiter) noexcept {
+        waiter.list_hook::unlink();
+        waiter.m_phase = sync_waiter::phase::granted;
+        m_granted.push_back(waiter);
+        waiter.wake();
+    }
+
+    /// Grants every waiter, first to last, calling prepare(waiter) on each just before.
+    template <class Waiter = sync_waiter, class Prepare>
+    void grant_all(Prepare&& prepare) noexcept {
+        while (Waiter* waiter = front<Waiter>()) {
+            prepare(*waiter);
+            grant(*waiter);
+        }
+    }
+
+    /// Takes the first waiter off the waiting list without granting it (the caller moves it on).
+    sync_waiter* pop_front() noexcept {
+        sync_waiter* waiter = m_waiting.pop_front();
+        if (waiter != nullptr) waiter->m_phase = sync_waiter::phase::idle;
+        return waiter;
+    }
+
+    /// Waiters waiting or granted and not yet resumed. O(n).
+    [[nodiscard]] std::size_t pending_count() const noexcept { return waiting_count() + granted_count(); }
+
+    /// For the owner's destructor. With waiters left (a bug): reports it, asserts in debug
+    /// builds, and orphans them (see orphan_all).
+    void abandon(const char* primitive) noexcept {
+        if (idle()) return;
+        report_destroyed_while_waited_on(primitive, pending_count());
+        orphan_all();
+    }
+
+    /// Detaches every waiter so that none refers to the primitive again: those still waiting
+    /// are woken, and they and the granted ones (already queued) resume with
+    /// invalid_state_error. For a destructor, after the report.
+    void orphan_all() noexcept {
+        while (sync_waiter* waiter = m_granted.pop_front()) waiter->m_phase = sync_waiter::phase::orphaned;
+        while (sync_waiter* waiter = m_waiting.pop_front()) {
+            waiter->m_phase = sync_waiter::phase::orphaned;
+            // Without a task and outside the loop there is nobody to wake it; it stays suspended.
+            if (waiter->task() != nullptr || t_running_loop != nullptr) waiter->wake();
+        }
+    }
+
+    /// Prints the report on stderr (always) and fails an assertion (in debug builds).
+    static void report_destroyed_while_waited_on(const char* primitive, std::size_t waiters) noexcept {
+        std::fprintf(stderr,
+                     "coring: error: a %s was destroyed while %zu task%s still waited on it. This is a bug: "
+                     "destroy a synchronisation primitive only after every task that waits on it has finished. "
+                     "The waiting tasks resume with coring::invalid_state_error.\n",
+                     primitive, waiters, waiters == 1 ? "" : "s");
+        std::fflush(stderr);
+        assert(false && "a coring synchronisation primitive was destroyed while tasks still waited on it");
+    }
+
+private:
+    intrusive_list<sync_waiter, sync_wait_tag> m_waiting;
+    intrusive_list<sync_waiter, sync_wait_tag> m_granted;
+};
+
+/// Waits until its wait_queue grants it, carrying nothing: event::wait() and queue::join().
+/// `ready` is read when the awaiter is awaited: true means there is nothing to wait for.
+class flag_awaiter final : public sync_waiter {
+public:
+    flag_awaiter(wait_queue& waiters, const bool& ready, const char* primitive) noexcept
+        : sync_waiter(operations_), m_waiters(&waiters), m_ready(&ready), m_primitive(primitive) {}
+    flag_awaiter(flag_awaiter&& other) noexcept
+        : sync_waiter(std::move(other)), m_waiters(other.m_waiters), m_ready(other.m_ready), m_primitive(other.m_primitive) {}
+
+    [[nodiscard]] bool await_ready() const noexcept { return *m_ready; }
+
+    bool await_suspend(std::coroutine_handle<> frame) {
+        if (!begin_suspend(frame)) return false;
+        m_waiters->push_back(*this);
+        arm();
+        return true;
+    }
+
+    void await_resume() { finish_wait(m_primitive); }
+
+private:
+    // A wake-up is not consumed by the one who receives it, so a cancel after the wake-up wins
+    // too: nothing is lost by it (asyncio does the same).
+    static void on_cancel(ready_node* node) noexcept {
+        auto& self = from_node<flag_awaiter>(node);
+        if (self.m_phase == phase::waiting)
+            self.withdraw_cancelled();
+        else if (self.m_phase == phase::granted)
+            self.cancel_granted();
+        // orphaned: the request stays pending; the waiter resumes with invalid_state_error.
+    }
+    static void describe(const ready_node* node, await_description& out) {
+        const auto& self = static_cast<const flag_awaiter&>(static_cast<const sync_waiter&>(static_cast<const leaf_awaiter<ready_node>&>(*node)));
+        out.what = std::string(self.m_primitive) + ".wait";  // event.wait, queue.join
+    }
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+
+    wait_queue* m_waiters;
+    const bool* m_ready;
+    const char* m_primitive;
+};
+
+}  // namespace coring::detail

@@ -1,0 +1,726 @@
+#pragma once
+// Provided-buffer rings and multishot receive (io_uring's IORING_REGISTER_PBUF_RING, Linux 5.19,
+// and IORING_RECV_MULTISHOT, Linux 6.0): the receive path of net/stream.hpp and of servers that
+// want the kernel's fastest receive.
+//
+//   io::buffer_ring_ptr ring = io::buffer_ring::create(64, 4096);   // 64 buffers of 4 KiB
+//   io::multishot_recv rx(conn.fd(), ring);
+//   for (;;) {
+//       io::received chunk = co_await rx.next();     // a lease on one of the ring's buffers
+//       if (chunk.empty()) break;                     // the peer shut down its side
+//       co_await conn.send_all(chunk.data());
+//   }                                                 // the lease gives the buffer back
+//
+// How it works. A buffer ring is a group of buffers that the kernel picks from (IOSQE_BUFFER_SELECT):
+// a receive takes a buffer only when data arrives, so ten thousand idle connections hold no
+// memory. One multishot recv SQE stays armed per connection and produces one CQE per chunk; the
+// CQE names the buffer it filled (IORING_CQE_F_BUFFER, the id in the upper 16 bits of flags).
+// Giving a buffer back (recycle) is a store into the ring that the kernel reads: no system call.
+//
+//   kernel ──fills──▶ buffer 7 ──CQE(bid 7, 64 bytes)──▶ multishot_recv ──lease──▶ your task
+//      ▲                                                                              │
+//      └────────────────────────── recycle(7) when the lease is dropped ◀─────────────┘
+//
+// The rules that keep it exact:
+// - Re-arm whenever a CQE arrives without IORING_CQE_F_MORE (the kernel ends a multishot request
+//   when its completion queue overflows, on a cancel, after an error) unless the owner no longer
+//   wants data (paused, closing, or at end of stream).
+// - ENOBUFS: the ring ran dry. The kernel took no data from the socket, so nothing is lost: the
+//   receive is armed again as soon as a buffer is back in the ring (at once if one is, else on
+//   the next recycle). buffer_ring::enobufs_count() counts these events.
+// - Kernels without multishot recv (before 6.0) answer -EINVAL before any data: the receive then
+//   runs as single shots (IORING_OP_RECV with IOSQE_BUFFER_SELECT), re-armed after each CQE.
+// - Kernels without buffer rings (before 5.19): buffer_ring::create throws std::system_error
+//   with EINVAL; net/stream.hpp then receives with plain recv into the reader's own buffer.
+//
+// Lifetimes: a buffer ring is reference counted (buffer_ring_ptr, not atomic: loop thread only).
+// Every armed receive and every lease holds a reference, so the ring is unregistered only when
+// nothing can use it any more. Destroy rings, receivers and leases before their loop closes (the
+// loop waits for armed receives: a receiver that is never destroyed keeps close() waiting).
+
+#include <coring/detail/circular_buffer.hpp>
+#include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/detaching_ptr.hpp>
+#include <coring/detail/leaf_awaiter.hpp>
+#include <coring/detail/ready_queue.hpp>
+#include <coring/detail/ring.hpp>
+#include <coring/errors.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/io/ops.hpp>
+
+#include <liburing.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+namespace coring {
+namespace io {
+class buffer_ring;
+}
+
+namespace detail {
+
+/// Intrusive reference counting for objects of one loop thread: no atomics. T provides
+/// add_ref() and release() (which frees the object when the count reaches zero).
+template <class T>
+class ref_ptr {
+public:
+    ref_ptr() noexcept = default;
+    ref_ptr(std::nullptr_t) noexcept {}
+    /// Adopts one reference that the caller already holds.
+    static ref_ptr adopt(T* p) noexcept {
+        ref_ptr r;
+        r.m_p = p;
+        return r;
+    }
+    /// Takes a new reference to `p`.
+    static ref_ptr share(T* p) noexcept {
+        if (p != nullptr) p->add_ref();
+        return adopt(p);
+    }
+    ref_ptr(const ref_ptr& other) noexcept : m_p(other.m_p) {
+        if (m_p != nullptr) m_p->add_ref();
+    }
+    ref_ptr(ref_ptr&& other) noexcept : m_p(std::exchange(other.m_p, nullptr)) {}
+    ref_ptr& operator=(ref_ptr other) noexcept {
+        std::swap(m_p, other.m_p);
+        return *this;
+    }
+    ~ref_ptr() {
+        if (m_p != nullptr) m_p->release();
+    }
+
+    [[nodiscard]] T* get() const noexcept { return m_p; }
+    T* operator->() const noexcept { return m_p; }
+    T& operator*() const noexcept { return *m_p; }
+    explicit operator bool() const noexcept { return m_p != nullptr; }
+    void reset() noexcept {
+        if (T* p = std::exchange(m_p, nullptr)) p->release();
+    }
+    friend bool operator==(const ref_ptr& a, const ref_ptr& b) noexcept { return a.m_p == b.m_p; }
+
+private:
+    T* m_p = nullptr;
+};
+
+/// Buffer group ids: unique among the rings of this thread, hence unique within each io_uring
+/// instance (an instance is used by the thread of its loop only).
+class buffer_group_ids {
+public:
+    static std::uint16_t acquire() {
+        registry& r = get();
+        if (!r.free.empty()) {
+            const std::uint16_t id = r.free.back();
+            r.free.pop_back();
+            return id;
+        }
+        if (r.next > 0xffffu) throw std::runtime_error("coring: more than 65536 provided-buffer rings in one thread");
+        return static_cast<std::uint16_t>(r.next++);
+    }
+    static void release(std::uint16_t id) noexcept {
+        try {
+            get().free.push_back(id);
+        } catch (...) {
+            // The id is lost: harmless.
+        }
+    }
+
+private:
+    struct registry {
+        std::vector<std::uint16_t> free;
+        std::uint32_t next = 0;
+    };
+    static registry& get() {
+        static thread_local registry r;
+        return r;
+    }
+};
+
+struct buffer_waiter_tag {};
+
+/// Tests: receive with single shots as on a kernel without multishot recv (see
+/// io::force_single_shot_recv_for_testing).
+inline std::atomic<bool> single_shot_for_testing{false};
+
+/// A receive that ran dry (ENOBUFS) and waits until a buffer is back in the ring.
+struct buffer_waiter : list_hook<buffer_waiter_tag> {
+    using function = void (*)(buffer_waiter*) noexcept;
+    explicit buffer_waiter(function on_buffer) noexcept : m_on_buffer(on_buffer) {}
+    function m_on_buffer;
+};
+
+}  // namespace detail
+
+namespace io {
+
+using buffer_ring_ptr = detail::ref_ptr<buffer_ring>;
+
+/// Tests: every receive on a buffer ring armed from now on uses single shots (IORING_OP_RECV with
+/// IOSQE_BUFFER_SELECT, re-armed after each CQE), as on a kernel without multishot recv (true);
+/// or multishot again (false).
+inline void force_single_shot_recv_for_testing(bool on) noexcept { detail::single_shot_for_testing.store(on, std::memory_order_relaxed); }
+
+/// A provided-buffer ring registered with the loop's io_uring: count() buffers of buffer_size()
+/// bytes in group group(). Create it with create(); share it through buffer_ring_ptr.
+///
+/// Invariants: m_available counts the buffers in the kernel's ring as far as the CQEs reaped so
+/// far tell (claim() on each CQE that carries a buffer, recycle() when it comes back); it can only
+/// overestimate, by the buffers of CQEs not reaped yet. Waiters (receives that ran dry) are
+/// called back, first to last, on the next recycle().
+class buffer_ring {
+public:
+    /// A ring of `count` buffers (rounded up to a power of two, at most 32768) of `size` bytes on
+    /// `loop`. Throws std::system_error: EINVAL on kernels without buffer rings (before 5.19).
+    [[nodiscard]] static buffer_ring_ptr create(event_loop& loop, unsigned count, std::size_t size) {
+        return buffer_ring_ptr::adopt(new buffer_ring(loop, count, size));
+    }
+    /// The same on the running loop.
+    [[nodiscard]] static buffer_ring_ptr create(unsigned count = 64, std::size_t size = 16384) {
+        return create(get_running_loop(), count, size);
+    }
+
+    buffer_ring(const buffer_ring&) = delete;
+    buffer_ring& operator=(const buffer_ring&) = delete;
+
+    [[nodiscard]] std::uint16_t group() const noexcept { return m_group; }
+    [[nodiscard]] unsigned count() const noexcept { return m_count; }
+    [[nodiscard]] std::size_t buffer_size() const noexcept { return m_size; }
+    /// Buffers in the kernel's ring (an upper bound: see the class invariants).
+    [[nodiscard]] unsigned available() const noexcept { return m_available; }
+    /// How many times a receive on this ring ran dry (ENOBUFS) and was re-armed: for tests and
+    /// tuning (a ring that runs dry often is too small).
+    [[nodiscard]] std::uint64_t enobufs_count() const noexcept { return m_enobufs; }
+    [[nodiscard]] event_loop& loop() const noexcept { return *m_loop; }
+
+    /// The memory of buffer `bid`.
+    [[nodiscard]] std::byte* data(std::uint16_t bid) const noexcept { return m_buffers + static_cast<std::size_t>(bid) * m_size; }
+
+    /// A CQE handed buffer `bid` to the application.
+    void claim(std::uint16_t) noexcept { --m_available; }
+
+    /// Gives buffer `bid` back to the kernel, and re-arms the receives that ran dry.
+    void recycle(std::uint16_t bid) noexcept {
+        io_uring_buf_ring_add(m_ring, data(bid), static_cast<unsigned>(m_size), bid, static_cast<int>(m_count - 1), 0);
+        io_uring_buf_ring_advance(m_ring, 1);
+        ++m_available;
+        if (!m_waiters.empty()) wake_waiters();
+    }
+
+    /// A receive that ran dry: `w` is called back on the next recycle().
+    void wait_for_buffer(detail::buffer_waiter& w) noexcept { m_waiters.push_back(w); }
+    static void stop_waiting(detail::buffer_waiter& w) noexcept { w.unlink(); }
+    void note_enobufs() noexcept { ++m_enobufs; }
+
+    void add_ref() noexcept { ++m_refs; }
+    void release() noexcept {
+        if (--m_refs == 0) delete this;
+    }
+
+    /// Tests: make create() fail with EINVAL as on a kernel without buffer rings (true), or go
+    /// back to the kernel's answer (false).
+    static void force_unsupported_for_testing(bool on) noexcept { s_unsupported.store(on, std::memory_order_relaxed); }
+
+private:
+    buffer_ring(event_loop& loop, unsigned count, std::size_t size) : m_loop(&loop), m_size(size) {
+        if (size == 0 || size > 0xffff'ffffu) throw std::invalid_argument("coring::io::buffer_ring: buffer size must be 1 byte to 4 GiB");
+        if (count == 0 || count > 32768) throw std::invalid_argument("coring::io::buffer_ring: count must be 1 to 32768");
+        m_count = 1;
+        while (m_count < count) m_count <<= 1;
+        if (s_unsupported.load(std::memory_order_relaxed))
+            detail::throw_errno(EINVAL, "io_uring_register_buf_ring (provided-buffer rings need Linux 5.19)");
+
+        const long page = ::sysconf(_SC_PAGESIZE);
+        m_ring_bytes = round_up(m_count * sizeof(io_uring_buf), static_cast<std::size_t>(page));
+        m_buffer_bytes = round_up(m_count * m_size, static_cast<std::size_t>(page));
+        void* ring_memory = ::mmap(nullptr, m_ring_bytes + m_buffer_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (ring_memory == MAP_FAILED) detail::throw_errno(errno, "mmap for a provided-buffer ring");
+        m_ring = static_cast<io_uring_buf_ring*>(ring_memory);
+        m_buffers = static_cast<std::byte*>(ring_memory) + m_ring_bytes;
+
+        try {
+            m_group = detail::buffer_group_ids::acquire();
+        } catch (...) {
+            ::munmap(ring_memory, m_ring_bytes + m_buffer_bytes);
+            throw;
+        }
+        io_uring_buf_reg reg{};
+        reg.ring_addr = reinterpret_cast<std::uint64_t>(m_ring);
+        reg.ring_entries = m_count;
+        reg.bgid = m_group;
+        const int r = io_uring_register_buf_ring(loop.native_ring(), &reg, 0);
+        if (r < 0) {
+            detail::buffer_group_ids::release(m_group);
+            ::munmap(ring_memory, m_ring_bytes + m_buffer_bytes);
+            detail::throw_errno(-r, r == -EINVAL ? "io_uring_register_buf_ring (provided-buffer rings need Linux 5.19)" : "io_uring_register_buf_ring");
+        }
+        io_uring_buf_ring_init(m_ring);
+        for (unsigned bid = 0; bid < m_count; ++bid)
+            io_uring_buf_ring_add(m_ring, data(static_cast<std::uint16_t>(bid)), static_cast<unsigned>(m_size), static_cast<unsigned short>(bid),
+                                  static_cast<int>(m_count - 1), static_cast<int>(bid));
+        io_uring_buf_ring_advance(m_ring, static_cast<int>(m_count));
+        m_available = m_count;
+    }
+
+    ~buffer_ring() {
+        // Nothing refers to the ring any more (every armed receive holds a reference), so the
+        // kernel is done with it. A loop that was closed first has freed the registration with
+        // its io_uring instance.
+        if (!m_loop->is_closed()) io_uring_unregister_buf_ring(m_loop->native_ring(), m_group);
+        detail::buffer_group_ids::release(m_group);
+        ::munmap(m_ring, m_ring_bytes + m_buffer_bytes);
+    }
+
+    void wake_waiters() noexcept {
+        // Each callback arms a receive (or unlinks itself); take the list first so a callback that
+        // runs dry again at once waits for the next recycle instead of looping here.
+        detail::intrusive_list<detail::buffer_waiter, detail::buffer_waiter_tag> batch;
+        while (detail::buffer_waiter* w = m_waiters.pop_front()) batch.push_back(*w);
+        while (detail::buffer_waiter* w = batch.pop_front()) w->m_on_buffer(w);
+    }
+
+    static std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
+
+    static inline std::atomic<bool> s_unsupported{false};
+
+    event_loop* m_loop;
+    io_uring_buf_ring* m_ring = nullptr;
+    std::byte* m_buffers = nullptr;
+    std::size_t m_size;
+    std::size_t m_ring_bytes = 0;
+    std::size_t m_buffer_bytes = 0;
+    std::uint64_t m_enobufs = 0;
+    unsigned m_count = 0;
+    unsigned m_available = 0;
+    unsigned m_refs = 1;
+    std::uint16_t m_group = 0;
+    detail::intrusive_list<detail::buffer_waiter, detail::buffer_waiter_tag> m_waiters;
+};
+
+/// A lease on one buffer of a ring: the bytes a receive delivered. Move-only; gives the buffer
+/// back to the kernel when destroyed (or on release()). An empty lease marks the end of the
+/// stream. The lease keeps its ring alive.
+class received {
+public:
+    received() noexcept = default;
+    received(buffer_ring_ptr ring, std::uint16_t bid, std::size_t size) noexcept : m_ring(std::move(ring)), m_size(size), m_bid(bid) {}
+    received(received&& other) noexcept : m_ring(std::move(other.m_ring)), m_size(std::exchange(other.m_size, 0)), m_bid(other.m_bid) {}
+    received& operator=(received&& other) noexcept {
+        if (this != &other) {
+            release();
+            m_ring = std::move(other.m_ring);
+            m_size = std::exchange(other.m_size, 0);
+            m_bid = other.m_bid;
+        }
+        return *this;
+    }
+    received(const received&) = delete;
+    received& operator=(const received&) = delete;
+    ~received() { release(); }
+
+    [[nodiscard]] bool empty() const noexcept { return m_size == 0; }
+    [[nodiscard]] std::size_t size() const noexcept { return m_size; }
+    [[nodiscard]] std::span<std::byte> data() const noexcept { return m_ring ? std::span(m_ring->data(m_bid), m_size) : std::span<std::byte>(); }
+    [[nodiscard]] std::string_view view() const noexcept {
+        return m_ring ? std::string_view(reinterpret_cast<const char*>(m_ring->data(m_bid)), m_size) : std::string_view();
+    }
+    [[nodiscard]] std::uint16_t buffer_id() const noexcept { return m_bid; }
+
+    /// Gives the buffer back now; the lease is then empty.
+    void release() noexcept {
+        if (m_ring) {
+            m_ring->recycle(m_bid);
+            m_ring.reset();
+        }
+        m_size = 0;
+    }
+
+private:
+    buffer_ring_ptr m_ring;
+    std::size_t m_size = 0;
+    std::uint16_t m_bid = 0;
+};
+
+}  // namespace io
+
+namespace detail {
+
+/// The kernel side of a multishot receive on a buffer ring, shared by io::multishot_recv and the
+/// stream reader (net/stream.hpp). Derived (CRTP) provides:
+///   void on_chunk(std::uint16_t bid, std::size_t size) noexcept;  // the buffer is Derived's now:
+///                                                                  // it must recycle it
+///   void on_end(int result) noexcept;   // 0: end of stream; -errno: an error. Final.
+///   bool wants_data() const noexcept;   // arm (again) when the request has ended?
+///   void on_idle() noexcept;            // the request ended and was not re-armed; may free Derived
+///
+/// Invariants: m_armed from an arm() until the CQE without IORING_CQE_F_MORE (the loop counts it
+/// in flight meanwhile); m_starving while linked on the ring's waiter list (not armed); after
+/// m_ended the receive is never armed again.
+template <class Derived>
+class multishot_recv_core : public io_completion, public buffer_waiter {
+public:
+    multishot_recv_core(event_loop& loop, int fd, io::buffer_ring_ptr ring) noexcept
+        : io_completion(&on_cqe), buffer_waiter(&on_buffer), m_loop(&loop), m_ring(std::move(ring)), m_fd(fd) {}
+    multishot_recv_core(const multishot_recv_core&) = delete;
+    multishot_recv_core& operator=(const multishot_recv_core&) = delete;
+    ~multishot_recv_core() { buffer_ring_unlink(); }
+
+    /// Arms the receive if it is not armed (or waiting for a buffer) and has not ended.
+    void start() {
+        if (m_armed || m_ended || m_starving) return;
+        arm();
+    }
+
+    /// Stops receiving: cancels an armed request (its last CQE still arrives; data it carries is
+    /// delivered) or stops waiting for a buffer. True while a request is still armed.
+    bool stop() noexcept {
+        if (m_starving) buffer_ring_unlink();
+        if (m_armed && !m_stopping) {
+            try {
+                m_loop->cancel_io(*this);
+                m_stopping = true;
+            } catch (...) {
+                // No SQE could be had: the request ends with the connection instead.
+            }
+        }
+        return m_armed;
+    }
+
+    [[nodiscard]] bool armed() const noexcept { return m_armed; }
+    /// Armed, or waiting for a buffer to re-arm.
+    [[nodiscard]] bool active() const noexcept { return m_armed || m_starving; }
+    [[nodiscard]] bool ended() const noexcept { return m_ended; }
+    [[nodiscard]] unsigned arm_count() const noexcept { return m_arm_count; }
+    [[nodiscard]] int fd() const noexcept { return m_fd; }
+    [[nodiscard]] io::buffer_ring& ring() const noexcept { return *m_ring; }
+    [[nodiscard]] bool has_ring() const noexcept { return static_cast<bool>(m_ring); }
+    [[nodiscard]] event_loop& loop() const noexcept { return *m_loop; }
+
+    /// Ends the armed request as the kernel does on a completion queue overflow: for tests.
+    void interrupt_for_testing() {
+        if (!m_armed) return;
+        io_uring_sqe* sqe = m_loop->get_sqe();
+        io_uring_prep_cancel(sqe, static_cast<io_completion*>(this), 0);
+        io_uring_sqe_set_data64(sqe, 0);
+    }
+
+private:
+    void arm() {
+        io_uring_sqe* sqe = m_loop->get_sqe();
+        if (m_multishot && !single_shot_for_testing.load(std::memory_order_relaxed))
+            io_uring_prep_recv_multishot(sqe, m_fd, nullptr, 0, 0);
+        else
+            io_uring_prep_recv(sqe, m_fd, nullptr, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = m_ring->group();
+        m_loop->submit(sqe, *this);
+        m_armed = true;
+        ++m_arm_count;
+    }
+
+    void buffer_ring_unlink() noexcept {
+        if (m_starving) {
+            io::buffer_ring::stop_waiting(*this);
+            m_starving = false;
+        }
+    }
+
+    void rearm_or_idle(bool ran_dry) noexcept {
+        auto* self = static_cast<Derived*>(this);
+        if (m_ended || !self->wants_data()) {
+            self->on_idle();
+            return;
+        }
+        if (ran_dry && m_ring->available() == 0) {
+            m_starving = true;
+            m_ring->wait_for_buffer(*this);
+            return;
+        }
+        try {
+            arm();
+        } catch (const std::system_error& e) {
+            m_ended = true;
+            self->on_end(-e.code().value());
+            self->on_idle();
+        } catch (...) {
+            m_ended = true;
+            self->on_end(-ENOMEM);
+            self->on_idle();
+        }
+    }
+
+    static void on_cqe(io_completion* base, int result, unsigned flags) noexcept {
+        auto* self = static_cast<Derived*>(static_cast<multishot_recv_core*>(base));
+        auto& core = *static_cast<multishot_recv_core*>(base);
+        const bool last = (flags & IORING_CQE_F_MORE) == 0;
+        if (last) {
+            core.m_armed = false;
+            core.m_stopping = false;
+        }
+        bool ran_dry = false;
+        if ((flags & IORING_CQE_F_BUFFER) != 0) {
+            const auto bid = static_cast<std::uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+            core.m_ring->claim(bid);
+            core.m_had_data = true;
+            if (result > 0)
+                self->on_chunk(bid, static_cast<std::size_t>(result));
+            else
+                core.m_ring->recycle(bid);  // defensive: a buffer with no bytes
+        } else if (result == 0) {
+            core.m_ended = true;
+            self->on_end(0);
+        } else if (result == -ENOBUFS) {
+            // The ring ran dry; the data is still in the socket.
+            ran_dry = true;
+            core.m_ring->note_enobufs();
+        } else if (result == -ECANCELED || result == -EINTR) {
+            // Stopped by stop(), or by someone who cancels it: re-armed below if data is wanted.
+        } else if (result == -EINVAL && core.m_multishot && !core.m_had_data && last) {
+            core.m_multishot = false;  // no multishot recv on this kernel (before 6.0): single shots
+        } else if (result < 0) {
+            core.m_ended = true;
+            self->on_end(result);
+        }
+        if (last) core.rearm_or_idle(ran_dry);
+    }
+
+    static void on_buffer(buffer_waiter* w) noexcept {
+        auto& core = *static_cast<multishot_recv_core*>(w);
+        core.m_starving = false;
+        core.rearm_or_idle(false);
+    }
+
+    event_loop* m_loop;
+    io::buffer_ring_ptr m_ring;
+    int m_fd;
+    unsigned m_arm_count = 0;
+    bool m_armed = false;
+    bool m_stopping = false;   // a cancel was sent for the armed request
+    bool m_starving = false;   // ran dry; on the ring's waiter list
+    bool m_ended = false;      // end of stream or an error: never armed again
+    bool m_multishot = true;   // false on kernels without IORING_RECV_MULTISHOT
+    bool m_had_data = false;
+};
+
+class multishot_recv_waiter;
+
+/// The state of an io::multishot_recv: heap-allocated because the armed request outlives any one
+/// await (and the handle). It frees itself once the handle is gone and the request has ended.
+///
+/// Invariants: while m_waiter is set, m_queue is empty; m_queue holds at most m_max_queued
+/// chunks plus those of the request's CQEs that were in flight when it was stopped for being
+/// full; an end (0 or -errno) is the last entry ever queued.
+class multishot_recv_state final : public multishot_recv_core<multishot_recv_state> {
+public:
+    struct entry {
+        int result;          // > 0: bytes in buffer bid; 0: end of stream; < 0: -errno
+        std::uint16_t bid;
+    };
+
+    multishot_recv_state(event_loop& loop, int fd, io::buffer_ring_ptr ring, std::size_t max_queued) noexcept
+        : multishot_recv_core(loop, fd, std::move(ring)), m_max_queued(max_queued == 0 ? 1 : max_queued) {}
+    ~multishot_recv_state() {
+        while (!m_queue.empty()) {
+            const entry e = m_queue.pop_front();
+            if (e.result > 0) ring().recycle(e.bid);
+        }
+    }
+
+    /// The handle goes away: stop; free now, or on the request's last CQE.
+    void detach() noexcept {
+        m_detached = true;
+        while (!m_queue.empty()) {
+            const entry e = m_queue.pop_front();
+            if (e.result > 0) ring().recycle(e.bid);
+        }
+        if (!stop()) delete this;
+    }
+
+    [[nodiscard]] bool has_queued() const noexcept { return !m_queue.empty(); }
+    entry pop() noexcept { return m_queue.pop_front(); }
+    void push_front(entry e) noexcept {
+        try {
+            m_queue.push_front(std::move(e));
+        } catch (...) {
+            if (e.result > 0) ring().recycle(e.bid);  // out of memory: the chunk is lost
+        }
+    }
+    [[nodiscard]] std::size_t queued() const noexcept { return m_queue.size(); }
+    void set_waiter(multishot_recv_waiter* w) noexcept { m_waiter = w; }
+    [[nodiscard]] multishot_recv_waiter* waiter() const noexcept { return m_waiter; }
+    /// Arms the receive if it should run (room in the queue, nobody stopped it for good).
+    void maybe_start() {
+        if (wants_data()) start();
+    }
+
+    // ---- multishot_recv_core's interface
+    void on_chunk(std::uint16_t bid, std::size_t size) noexcept;
+    void on_end(int result) noexcept;
+    [[nodiscard]] bool wants_data() const noexcept { return !m_detached && m_queue.size() < m_max_queued; }
+    void on_idle() noexcept {
+        if (m_detached) delete this;
+    }
+
+private:
+    void deliver(entry e) noexcept;
+
+    circular_buffer<entry> m_queue;
+    multishot_recv_waiter* m_waiter = nullptr;
+    std::size_t m_max_queued;
+    bool m_detached = false;
+};
+
+/// co_await receiver.next(): the next chunk as a lease (empty at end of stream). Resumes through
+/// the ready queue when data arrives, or at once if a chunk is queued. A cancel while waiting wins
+/// and takes nothing: a chunk already handed to this waiter goes back to the front of the queue.
+class multishot_recv_waiter final : public leaf_awaiter<ready_node> {
+public:
+    explicit multishot_recv_waiter(multishot_recv_state* state) noexcept : leaf_awaiter(operations_), m_state(state) {}
+    multishot_recv_waiter(multishot_recv_waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_state(other.m_state) {}
+
+    bool await_ready() {
+        if (m_state == nullptr) throw std::logic_error("coring: next() on a moved-from io::multishot_recv");
+        if (m_state->waiter() != nullptr) throw invalid_state_error("coring: two tasks await next() of one io::multishot_recv");
+        if (!m_state->has_queued()) return false;
+        m_entry = m_state->pop();
+        m_state->maybe_start();  // there is room again
+        return true;
+    }
+
+    bool await_suspend(std::coroutine_handle<> frame) {
+        if (!begin_suspend(frame)) return false;
+        m_state->maybe_start();
+        m_state->set_waiter(this);
+        arm();
+        return true;
+    }
+
+    io::received await_resume() {
+        throw_if_cancelled();
+        if (m_entry.result > 0) return io::received(io::buffer_ring_ptr::share(&m_state->ring()), m_entry.bid, static_cast<std::size_t>(m_entry.result));
+        if (m_entry.result < 0) throw_errno(-m_entry.result, describe_fd_op("recv", m_state->fd()));
+        return io::received();
+    }
+
+private:
+    friend class multishot_recv_state;
+
+    void hand(multishot_recv_state::entry e) noexcept {
+        m_entry = e;
+        m_handed = true;
+        wake();
+    }
+
+    static void on_cancel(ready_node* node) noexcept {
+        auto* self = static_cast<multishot_recv_waiter*>(node);
+        self->take_cancel_request();
+        self->mark_cancelled();
+        if (self->m_handed) {
+            self->m_handed = false;
+            self->m_state->push_front(self->m_entry);  // already scheduled: it throws when it runs
+        } else {
+            self->m_state->set_waiter(nullptr);
+            self->wake();
+        }
+    }
+
+    static void describe(const ready_node* node, await_description& out) {
+        const auto* self = static_cast<const multishot_recv_waiter*>(node);
+        out.what = describe_fd_op("multishot recv", self->m_state->fd());
+    }
+
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+
+    multishot_recv_state* m_state;
+    multishot_recv_state::entry m_entry{0, 0};
+    bool m_handed = false;
+};
+
+inline void multishot_recv_state::deliver(entry e) noexcept {
+    if (m_waiter != nullptr) {
+        multishot_recv_waiter* w = std::exchange(m_waiter, nullptr);
+        w->hand(e);
+        return;
+    }
+    try {
+        m_queue.push_back(std::move(e));
+    } catch (...) {
+        if (e.result > 0) ring().recycle(e.bid);  // out of memory: the chunk is lost
+        return;
+    }
+    if (m_queue.size() >= m_max_queued) stop();  // full: the socket buffer holds the rest
+}
+
+inline void multishot_recv_state::on_chunk(std::uint16_t bid, std::size_t size) noexcept {
+    if (m_detached) {
+        ring().recycle(bid);
+        return;
+    }
+    deliver(entry{static_cast<int>(size), bid});
+}
+
+inline void multishot_recv_state::on_end(int result) noexcept {
+    if (!m_detached) deliver(entry{result, 0});
+}
+
+}  // namespace detail
+
+namespace io {
+
+/// A multishot receive on a connected stream socket `fd` into the buffers of `ring`: one SQE
+/// stays armed and produces a chunk per CQE; next() hands them out in order, as leases.
+///
+/// - Armed by the first next(); re-armed whenever the kernel ends the request (see the top of
+///   this file), including after ENOBUFS, once a buffer is back.
+/// - Chunks that arrive while nobody awaits are queued, up to `max_queued`; then the request is
+///   cancelled and the socket's receive buffer holds the rest until next() makes room. Queued
+///   chunks and leases you keep hold buffers of the ring: a ring shared by many receivers needs
+///   room for them.
+/// - End of stream: an empty lease; an error (ECONNRESET, ...) is thrown by next() as
+///   std::system_error ("recv(fd 7): Connection reset by peer"). Both are final.
+/// - One task awaits next() at a time.
+/// - Destroying the handle cancels the request; chunks still queued or still arriving are given
+///   back to the ring. The descriptor must stay open until the request has ended (the handle
+///   does not own it; close it after destroying the handle, as a socket in the same scope
+///   declared first does).
+class multishot_recv {
+public:
+    multishot_recv(int fd, buffer_ring_ptr ring, std::size_t max_queued = 16) : m_state(make_state(fd, std::move(ring), max_queued)) {}
+
+    /// The next chunk (an empty lease at end of stream). Resumes when data arrives, or at once
+    /// if a chunk is queued.
+    [[nodiscard]] detail::multishot_recv_waiter next() noexcept { return detail::multishot_recv_waiter(m_state.get()); }
+
+    /// Chunks received and not yet handed out.
+    [[nodiscard]] std::size_t queued() const noexcept { return m_state.get() != nullptr ? m_state.get()->queued() : 0; }
+    /// True while the SQE is in the kernel.
+    [[nodiscard]] bool armed() const noexcept { return m_state.get() != nullptr && m_state.get()->armed(); }
+    /// How many times the SQE was armed (1 + re-arms).
+    [[nodiscard]] unsigned arm_count() const noexcept { return m_state.get() != nullptr ? m_state.get()->arm_count() : 0; }
+    /// Ends the armed request as the kernel does when its completion queue overflows: for tests.
+    void interrupt_for_testing() {
+        if (m_state.get() != nullptr) m_state.get()->interrupt_for_testing();
+    }
+
+private:
+    static detail::multishot_recv_state* make_state(int fd, buffer_ring_ptr ring, std::size_t max_queued) {
+        if (!ring) throw std::invalid_argument("coring::io::multishot_recv: no buffer ring");
+        event_loop& loop = ring->loop();
+        return new detail::multishot_recv_state(loop, fd, std::move(ring), max_queued);
+    }
+    detail::detaching_ptr<detail::multishot_recv_state> m_state;  // moves; detaches the state when destroyed
+};
+
+}  // namespace io
+}  // namespace coring

@@ -1,0 +1,207 @@
+#pragma once
+// task_group (asyncio.TaskGroup): tasks that live and die together.
+//
+//   coring::task_group group;
+//   auto a = group.create_task(fetch(url_a));
+//   auto b = group.create_task(fetch(url_b));
+//   co_await group.join();          // both finished; or the first failure, rethrown
+//
+// - The first child that fails (throws anything but cancelled_error) cancels all the others;
+//   join() waits until every child has finished and then rethrows that first error, with its
+//   own type. Every failure (the first included) stays reachable through errors(), since C++
+//   has no ExceptionGroup to throw them together.
+// - A child that is cancelled by someone else is not a failure (asyncio's rule).
+// - Cancelling the task that awaits join() cancels every child, waits for them, and throws
+//   cancelled_error.
+// - After join() returns (or throws), the group accepts no new tasks (invalid_state_error).
+// - Destroying a group whose children still run is a bug: C++ cannot wait in a destructor, and
+//   the children may refer to the scope that is going away. It is reported loudly (through the
+//   loop's exception handler, which prints to stderr by default) and the children are cancelled.
+
+#include <coring/detail/combinator.hpp>
+#include <coring/detail/leaf_awaiter.hpp>
+#include <coring/detail/source_location.hpp>
+#include <coring/errors.hpp>
+#include <coring/event_loop.hpp>
+#include <coring/task.hpp>
+#include <coring/task_handle.hpp>
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace coring {
+
+class task_group;
+
+namespace detail {
+
+/// co_await group.join(): the joiner is the chain's cancellation slot.
+class task_group_join final : public leaf_awaiter<ready_node> {
+public:
+    explicit task_group_join(task_group& group) noexcept : leaf_awaiter(operations_), m_group(&group) {}
+    task_group_join(task_group_join&& other) noexcept : leaf_awaiter(std::move(other)), m_group(other.m_group) {}
+
+    [[nodiscard]] bool await_ready() const noexcept;
+    bool await_suspend(std::coroutine_handle<> frame);
+    void await_resume();
+
+private:
+    friend class coring::task_group;
+    static void on_cancel(ready_node* node) noexcept;
+    static void describe(const ready_node* node, await_description& out);
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+
+    task_group* m_group;
+};
+
+}  // namespace detail
+
+class task_group {
+public:
+    task_group() = default;
+    task_group(const task_group&) = delete;
+    task_group& operator=(const task_group&) = delete;
+    ~task_group();
+
+    /// Starts `body` as a child of the group (on the next loop iteration). Throws
+    /// invalid_state_error once the group has been joined or is cancelling its children after
+    /// a failure (asyncio: "TaskGroup is shutting down").
+    template <class T>
+    task_handle<T> create_task(task<T> body, std::string_view name = {}, source_location site = source_location::current()) {
+        if (m_joined) throw invalid_state_error("coring::task_group: create_task after join()");
+        if (m_aborting) throw invalid_state_error("coring::task_group: create_task while the group is cancelling its children");
+        task_handle<T> handle = get_running_loop().create_task(std::move(body), name, site);
+        auto& c = m_children.emplace_back(std::make_unique<member>());
+        c->state = handle.native_state();
+        c->state->add_ref();
+        c->notifier.bind(this, m_children.size() - 1);
+        c->state->add_waiter(c->notifier);
+        ++m_running;
+        return handle;
+    }
+
+    /// Waits for every child; rethrows the first failure. Await it once.
+    [[nodiscard]] detail::task_group_join join() noexcept { return detail::task_group_join(*this); }
+
+    /// Every child failure so far, in the order they happened (the first is what join threw).
+    [[nodiscard]] const std::vector<std::exception_ptr>& errors() const noexcept { return m_errors; }
+
+    /// Children that have not finished.
+    [[nodiscard]] std::size_t running() const noexcept { return m_running; }
+    [[nodiscard]] std::size_t size() const noexcept { return m_children.size(); }
+
+private:
+    friend class detail::task_group_join;
+    friend class detail::child_notifier<task_group>;
+
+    struct member {
+        detail::state_base* state = nullptr;
+        detail::child_notifier<task_group> notifier;
+        ~member() {
+            if (state != nullptr) state->release();
+        }
+    };
+
+    // Runs inside the child's finish(): records, cancels the others, wakes the joiner.
+    void on_child_finished(std::size_t index) noexcept {
+        detail::state_base& s = *m_children[index]->state;
+        if (s.failed() && !s.cancelled()) {
+            try {
+                m_errors.push_back(s.exception());  // also marks it retrieved
+            } catch (...) {
+            }
+            if (!m_aborting) abort();
+        }
+        if (--m_running == 0 && m_joiner != nullptr) {
+            detail::task_group_join* joiner = std::exchange(m_joiner, nullptr);
+            joiner->wake();
+        }
+    }
+
+    void abort() noexcept {
+        m_aborting = true;
+        for (auto& c : m_children)
+            if (!c->state->done()) c->state->request_cancel();
+    }
+
+    std::vector<std::unique_ptr<member>> m_children;  // stable addresses: notifiers are linked into states
+    std::vector<std::exception_ptr> m_errors;
+    std::size_t m_running = 0;
+    detail::task_group_join* m_joiner = nullptr;
+    bool m_aborting = false;
+    bool m_joined = false;
+    bool m_cancelled = false;
+};
+
+// ---------------------------------------------------------------------- implementation
+
+inline task_group::~task_group() {
+    if (m_running == 0) return;
+    event_loop* loop = nullptr;
+    for (auto& c : m_children) {
+        if (c->state->done()) continue;
+        c->state->remove_waiter(c->notifier);
+        loop = c->state->loop();
+        c->state->request_cancel();
+    }
+    exception_context report{"task_group destroyed while " + std::to_string(m_running) +
+                                 " of its children still run; they were cancelled, but may still use what the group's scope "
+                                 "owned. Await join() before the group goes out of scope.",
+                             nullptr,
+                             {},
+                             {}};
+    if (loop != nullptr)
+        loop->call_exception_handler(report);
+    else
+        event_loop::default_exception_handler(report);
+}
+
+namespace detail {
+
+inline bool task_group_join::await_ready() const noexcept { return m_group->m_running == 0 && !m_group->m_joined; }
+
+inline bool task_group_join::await_suspend(std::coroutine_handle<> frame) {
+    if (m_group->m_joined) throw invalid_state_error("coring::task_group: join() awaited twice");
+    const bool cancel_pending = !begin_suspend(frame);
+    if (cancel_pending) {
+        m_group->m_cancelled = true;
+        m_group->abort();
+    }
+    if (m_group->m_running == 0) return false;
+    m_group->m_joiner = this;
+    arm();
+    return true;
+}
+
+inline void task_group_join::await_resume() {
+    m_group->m_joined = true;
+    if (m_group->m_cancelled) throw cancelled_error{};
+    if (!m_group->m_errors.empty()) std::rethrow_exception(m_group->m_errors.front());
+}
+
+inline void task_group_join::on_cancel(ready_node* node) noexcept {
+    auto* self = static_cast<task_group_join*>(node);
+    if (self->m_group->m_running == 0) return;  // finished first: the request waits for the next suspension
+    self->take_cancel_request();
+    self->m_group->m_cancelled = true;
+    self->arm();
+    self->m_group->abort();
+}
+
+inline void task_group_join::describe(const ready_node* node, await_description& out) {
+    const auto* self = static_cast<const task_group_join*>(node);
+    out.what = "task_group.join of " + std::to_string(self->m_group->m_children.size());
+    if (self->m_group->m_aborting) out.what += " (cancelling its children)";
+    for (const auto& c : self->m_group->m_children)
+        if (!c->state->done()) out.awaits.push_back(c->state);
+}
+
+}  // namespace detail
+
+}  // namespace coring

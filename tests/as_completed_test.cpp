@@ -1,0 +1,104 @@
+// Tests of coring/as_completed.hpp.
+#include <coring/as_completed.hpp>
+
+#include <coring/run.hpp>
+#include <coring/task_handle.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+
+#include <stdexcept>
+#include <vector>
+
+using namespace std::chrono_literals;
+using coring_test::throws;
+
+namespace {
+coring::task<int> value_after(std::chrono::milliseconds d, int v) {
+    co_await coring::sleep(d);
+    co_return v;
+}
+}  // namespace
+
+TEST_CASE("as_completed - yields results in completion order", "[as_completed]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<coring::task_handle<int>> hs;
+        const int delays[] = {40, 10, 30, 20};
+        for (int i = 0; i < 4; ++i) hs.push_back(coring::create_task(value_after(std::chrono::milliseconds(delays[i]), i)));
+        std::vector<int> order;
+        for (auto next : coring::as_completed(hs)) {
+            const int v = co_await next;
+            order.push_back(v);
+        }
+        CHECK(order == std::vector<int>{1, 3, 2, 0});
+    }());
+}
+
+TEST_CASE("as_completed - tasks already finished come first, in input order", "[as_completed]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::create_task(value_after(0ms, 1));
+        auto b = coring::create_task(value_after(0ms, 2));
+        auto c = coring::create_task(value_after(10ms, 3));
+        co_await coring::sleep(2ms);
+        std::vector<int> order;
+        for (auto next : coring::as_completed(std::vector{c, a, b})) {
+            const int v = co_await next;
+            order.push_back(v);
+        }
+        CHECK(order == std::vector<int>{1, 2, 3});
+    }());
+}
+
+TEST_CASE("as_completed - an exception is rethrown by its element only", "[as_completed]") {
+    coring::run([]() -> coring::task<> {
+        auto bad = coring::create_task([]() -> coring::task<int> {
+            co_await coring::sleep(1ms);
+            throw std::domain_error("bad");
+        }());
+        auto good = coring::create_task(value_after(10ms, 5));
+        int seen = 0;
+        int errors = 0;
+        for (auto next : coring::as_completed(std::vector{bad, good})) {
+            try {
+                seen += co_await next;
+            } catch (const std::domain_error&) {
+                ++errors;
+            }
+        }
+        CHECK(errors == 1);
+        CHECK(seen == 5);
+    }());
+}
+
+TEST_CASE("as_completed - a timeout raises timeout_error and leaves the tasks running", "[as_completed]") {
+    coring::run([]() -> coring::task<> {
+        auto fast = coring::create_task(value_after(1ms, 1));
+        auto slow = coring::create_task(value_after(1h, 2));
+        auto range = coring::as_completed(std::vector{fast, slow}, 20ms);
+        auto it = range.begin();
+        const int first = co_await *it;
+        CHECK(first == 1);
+        ++it;
+        const bool timed_out = co_await throws<coring::timeout_error>(*it);
+        CHECK(timed_out);
+        CHECK_FALSE(slow.done());
+        slow.cancel();
+    }());
+}
+
+TEST_CASE("as_completed - cancelling the consumer leaves the tasks running", "[as_completed][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task(value_after(20ms, 3));
+        auto consumer = [](coring::task_handle<int> t) -> coring::task<> {
+            for (auto next : coring::as_completed(std::vector{t})) (void)co_await next;
+        };
+        auto c = coring::create_task(consumer(h));
+        co_await coring::sleep(2ms);
+        c.cancel();
+        const bool cancelled = co_await throws<coring::cancelled_error>(c);
+        CHECK(cancelled);
+        const int v = co_await h;
+        CHECK(v == 3);
+    }());
+}

@@ -1,0 +1,74 @@
+// Tests of coring/detail/circular_buffer.hpp: FIFO order across wrap-around and growth,
+// push_front, move-only items, and that every item is destroyed exactly once.
+#include <coring/detail/circular_buffer.hpp>
+
+#include "support/catch.hpp"
+
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace {
+
+// Counts live instances, so the tests can prove nothing leaks or is destroyed twice.
+struct counted {
+    static inline int live = 0;
+    int value;
+    explicit counted(int v) : value(v) { ++live; }
+    counted(counted&& other) noexcept : value(other.value) { ++live; }
+    counted& operator=(counted&&) = delete;
+    ~counted() { --live; }
+};
+
+}  // namespace
+
+TEST_CASE("circular_buffer - FIFO across wrap-around and growth", "[circular_buffer]") {
+    coring::detail::circular_buffer<int> b;
+    CHECK(b.empty());
+    std::vector<int> out;
+    int next = 0;
+    // Keep 5 items in flight while 1,000 pass through: the head wraps many times.
+    for (int i = 0; i < 5; ++i) b.push_back(int(next++));
+    for (int i = 0; i < 1000; ++i) {
+        b.push_back(int(next++));
+        out.push_back(b.pop_front());
+    }
+    CHECK(b.size() == 5);
+    // Grow while wrapped: order must survive the copy into the new array.
+    for (int i = 0; i < 40; ++i) b.push_back(int(next++));
+    while (!b.empty()) out.push_back(b.pop_front());
+    REQUIRE(out.size() == static_cast<std::size_t>(next));
+    for (int i = 0; i < next; ++i) CHECK(out[static_cast<std::size_t>(i)] == i);
+}
+
+TEST_CASE("circular_buffer - push_front puts an item first, also into an empty buffer", "[circular_buffer]") {
+    coring::detail::circular_buffer<int> b;
+    b.push_front(2);
+    b.push_back(3);
+    b.push_front(1);
+    for (int i = 0; i < 20; ++i) b.push_back(4 + i);  // grows with the head at the array's end
+    b.push_front(0);
+    for (int expected = 0; expected < 24; ++expected) CHECK(b.pop_front() == expected);
+    CHECK(b.empty());
+}
+
+TEST_CASE("circular_buffer - move-only items; each destroyed exactly once", "[circular_buffer]") {
+    {
+        coring::detail::circular_buffer<std::unique_ptr<counted>> b;
+        for (int i = 0; i < 100; ++i) b.push_back(std::make_unique<counted>(i));
+        for (int i = 0; i < 50; ++i) CHECK(b.pop_front()->value == i);
+        CHECK(counted::live == 50);
+        coring::detail::circular_buffer<std::unique_ptr<counted>> moved(std::move(b));
+        CHECK(b.empty());
+        CHECK(moved.size() == 50);
+    }
+    CHECK(counted::live == 0);  // the rest were destroyed with the buffer
+    {
+        coring::detail::circular_buffer<counted> b;
+        for (int i = 0; i < 30; ++i) b.push_back(counted(i));
+        CHECK(counted::live == 30);
+        CHECK(b.pop_front().value == 0);
+        CHECK(counted::live == 29);
+    }
+    CHECK(counted::live == 0);
+}

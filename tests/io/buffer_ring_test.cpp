@@ -1,0 +1,290 @@
+// Tests of coring/io/buffer_ring.hpp: provided-buffer rings and multishot receive.
+#include <coring/io/buffer_ring.hpp>
+
+#include <coring/net/socket.hpp>
+#include <coring/run.hpp>
+#include <coring/task_handle.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <system_error>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// A deterministic byte pattern: byte i of a stream is pattern_byte(i).
+char pattern_byte(std::size_t i) { return static_cast<char>('a' + (i * 7 + i / 251) % 26); }
+
+std::string pattern(std::size_t offset, std::size_t n) {
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) s[i] = pattern_byte(offset + i);
+    return s;
+}
+
+// Restores a testing switch at scope exit, also when a check fails.
+struct single_shot_scope {
+    explicit single_shot_scope(bool on) { coring::io::force_single_shot_recv_for_testing(on); }
+    ~single_shot_scope() { coring::io::force_single_shot_recv_for_testing(false); }
+};
+
+// Receives everything until end of stream, keeping up to `hold` leases at a time (a slow
+// consumer that keeps buffers of the ring).
+coring::task<std::string> receive_all(coring::io::multishot_recv& rx, std::size_t hold) {
+    std::string out;
+    std::vector<coring::io::received> held;
+    for (;;) {
+        coring::io::received chunk = co_await rx.next();
+        if (chunk.empty()) break;
+        out += chunk.view();
+        held.push_back(std::move(chunk));
+        if (held.size() >= hold) {
+            co_await coring::sleep(1ms);  // let the ring run dry meanwhile
+            held.clear();
+        }
+    }
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("buffer_ring - buffers, group ids, recycling", "[buffer_ring]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::io::buffer_ring::create(5, 100);  // rounded up to 8 buffers
+        auto b = coring::io::buffer_ring::create(4, 64);
+        CHECK(a->count() == 8);
+        CHECK(a->buffer_size() == 100);
+        CHECK(a->available() == 8);
+        CHECK(a->group() != b->group());
+        CHECK(a->data(1) - a->data(0) == 100);
+        a->claim(3);
+        CHECK(a->available() == 7);
+        a->recycle(3);
+        CHECK(a->available() == 8);
+        const std::uint16_t g = b->group();
+        b.reset();
+        auto c = coring::io::buffer_ring::create(2, 16);
+        CHECK(c->group() == g);  // the group id of a destroyed ring is used again
+        co_return;
+    }());
+}
+
+TEST_CASE("buffer_ring - a kernel without buffer rings is an EINVAL system_error", "[buffer_ring]") {
+    coring::run([]() -> coring::task<> {
+        coring::io::buffer_ring::force_unsupported_for_testing(true);
+        int code = 0;
+        try {
+            (void)coring::io::buffer_ring::create(4, 64);
+        } catch (const std::system_error& e) {
+            code = e.code().value();
+        }
+        coring::io::buffer_ring::force_unsupported_for_testing(false);
+        CHECK(code == EINVAL);
+        co_return;
+    }());
+}
+
+TEST_CASE("multishot_recv - one SQE receives every chunk in order; end of stream is an empty lease", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(16, 4096);
+        coring::io::multishot_recv rx(b.fd(), ring);
+        std::string expected;
+        for (int i = 0; i < 50; ++i) {
+            const std::string msg = "message " + std::to_string(i) + "\n";
+            expected += msg;
+            co_await a.send_all(msg);
+            coring::io::received chunk = co_await rx.next();
+            CHECK(chunk.view() == msg);
+        }
+        CHECK(rx.arm_count() == 1);
+        co_await a.shutdown();
+        coring::io::received end = co_await rx.next();
+        CHECK(end.empty());
+        CHECK(ring->available() == ring->count());  // every lease gave its buffer back
+    }());
+}
+
+TEST_CASE("multishot_recv - ENOBUFS: a tiny ring runs dry, re-arms on recycle, loses and duplicates nothing", "[buffer_ring][multishot][enobufs]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(2, 64);
+        coring::io::multishot_recv rx(b.fd(), ring, 64);
+        const std::string burst = pattern(0, 200'000);
+        auto sender = [](const coring::socket& s, const std::string& data) -> coring::task<> {
+            co_await s.send_all(data);
+            co_await s.shutdown();
+        };
+        auto sending = coring::create_task(sender(a, burst));
+        const std::string got = co_await receive_all(rx, 2);
+        co_await sending;
+        CHECK(got.size() == burst.size());
+        CHECK(got == burst);
+        CHECK(ring->enobufs_count() > 0);
+        CHECK(ring->available() == ring->count());
+    }());
+}
+
+TEST_CASE("multishot_recv - a ring shared by several receivers that run it dry", "[buffer_ring][multishot][enobufs]") {
+    coring::run([]() -> coring::task<> {
+        auto ring = coring::io::buffer_ring::create(4, 128);
+        constexpr int streams = 8;
+        std::vector<std::pair<coring::socket, coring::socket>> pairs;
+        for (int i = 0; i < streams; ++i) pairs.push_back(coring::socket::pair());
+        auto one = [](coring::socket& tx, coring::socket& rx_socket, coring::io::buffer_ring_ptr r, std::size_t seed) -> coring::task<bool> {
+            coring::io::multishot_recv rx(rx_socket.fd(), r);
+            const std::string data = pattern(seed, 50'000);
+            auto sender = [](const coring::socket& s, const std::string& d) -> coring::task<> {
+                co_await s.send_all(d);
+                co_await s.shutdown();
+            };
+            auto sending = coring::create_task(sender(tx, data));
+            const std::string got = co_await receive_all(rx, 1);
+            co_await sending;
+            co_return got == data;
+        };
+        std::vector<coring::task_handle<bool>> all;
+        for (std::size_t i = 0; i < pairs.size(); ++i) all.push_back(coring::create_task(one(pairs[i].first, pairs[i].second, ring, i * 1000)));
+        for (auto& h : all) {
+            const bool ok = co_await h;
+            CHECK(ok);
+        }
+        CHECK(ring->available() == ring->count());
+    }());
+}
+
+TEST_CASE("multishot_recv - re-arms when the kernel ends the request", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(8, 256);
+        coring::io::multishot_recv rx(b.fd(), ring);
+        co_await a.send_all("one");
+        coring::io::received first = co_await rx.next();
+        CHECK(first.view() == "one");
+        CHECK(rx.armed());
+        rx.interrupt_for_testing();
+        co_await coring::sleep(5ms);
+        CHECK(rx.arm_count() == 2);
+        co_await a.send_all("two");
+        coring::io::received second = co_await rx.next();
+        CHECK(second.view() == "two");
+    }());
+}
+
+TEST_CASE("multishot_recv - queues while nobody awaits, bounded, and re-arms when drained", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(64, 8);
+        coring::io::multishot_recv rx(b.fd(), ring, 4);
+        // Arm it, then send 100 chunks' worth while nobody awaits: 4 chunks, plus those the
+        // kernel delivered before the cancel landed, are queued; the rest waits in the socket.
+        co_await a.send_all("12345678");
+        coring::io::received first = co_await rx.next();
+        first.release();
+        const std::string data = pattern(0, 800);
+        co_await a.send_all(data);
+        co_await coring::sleep(10ms);
+        CHECK(rx.queued() >= 4);
+        CHECK(rx.queued() < 100);
+        CHECK_FALSE(rx.armed());
+        std::string got;
+        while (got.size() < data.size()) {
+            coring::io::received chunk = co_await rx.next();
+            got += chunk.view();
+        }
+        CHECK(got == data);
+        CHECK(rx.arm_count() >= 2);
+    }());
+}
+
+TEST_CASE("multishot_recv - cancelling next(): prompt, nothing taken", "[buffer_ring][multishot][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(8, 256);
+        coring::io::multishot_recv rx(b.fd(), ring);
+        auto reader = [](coring::io::multishot_recv& r) -> coring::task<std::string> {
+            coring::io::received chunk = co_await r.next();
+            co_return std::string(chunk.view());
+        };
+        auto h = coring::create_task(reader(rx));
+        co_await coring::sleep(5ms);
+        const auto start = std::chrono::steady_clock::now();
+        h.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(coring_test::ms_since(start) < 1000);
+        co_await a.send_all("after the cancel");
+        coring::io::received chunk = co_await rx.next();
+        CHECK(chunk.view() == "after the cancel");  // nothing lost
+    }());
+}
+
+TEST_CASE("multishot_recv - a reset connection is a system_error with ECONNRESET", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        coring::socket listener = co_await coring::socket::open_listener(coring::address::loopback_ipv4(0));
+        coring::socket client = co_await coring::socket::connect_to(listener.local_address());
+        auto [conn, peer] = co_await listener.accept();
+        auto ring = coring::io::buffer_ring::create(8, 256);
+        coring::io::multishot_recv rx(conn.fd(), ring);
+        const ::linger abort_on_close{1, 0};
+        ::setsockopt(client.fd(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+        client = coring::socket();  // closes with RST
+        int code = 0;
+        std::string what;
+        try {
+            (void)co_await rx.next();
+        } catch (const std::system_error& e) {
+            code = e.code().value();
+            what = e.what();
+        }
+        CHECK(code == ECONNRESET);
+        CHECK(what.find("recv(fd ") != std::string::npos);
+    }());
+}
+
+TEST_CASE("multishot_recv - single shots where the kernel has no multishot recv", "[buffer_ring][multishot]") {
+    single_shot_scope scope(true);
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(2, 32);
+        coring::io::multishot_recv rx(b.fd(), ring);
+        const std::string data = pattern(7, 10'000);
+        auto sender = [](const coring::socket& s, const std::string& d) -> coring::task<> {
+            co_await s.send_all(d);
+            co_await s.shutdown();
+        };
+        auto sending = coring::create_task(sender(a, data));
+        const std::string got = co_await receive_all(rx, 2);
+        co_await sending;
+        CHECK(got == data);
+        CHECK(rx.arm_count() > 1);
+    }());
+}
+
+TEST_CASE("multishot_recv - destroying the handle gives queued buffers back and frees everything", "[buffer_ring][multishot]") {
+    const std::size_t frames_before = coring_test::live_frames();
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(8, 16);
+        {
+            coring::io::multishot_recv rx(b.fd(), ring);
+            co_await a.send_all("x");
+            coring::io::received first = co_await rx.next();
+            co_await a.send_all(pattern(0, 64));
+            co_await coring::sleep(5ms);
+            CHECK(rx.queued() > 0);
+        }
+        co_await coring::sleep(5ms);  // the cancel's CQE
+        CHECK(ring->available() == ring->count());
+    }());
+    CHECK(coring_test::live_frames() == frames_before);
+}

@@ -1,0 +1,254 @@
+// Tests of coring/io/file.hpp: coring::file, read_file, write_file.
+#include <coring/io/file.hpp>
+
+#include <coring/run.hpp>
+#include <coring/task_handle.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+#include "support/os.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdlib>
+#include <string>
+#include <system_error>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using coring_test::count_open_fds;
+using coring_test::temp_dir;
+
+
+
+std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+
+}  // namespace
+
+TEST_CASE("file - open, write_at, read_at, size, sync, close", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const int fds_before = count_open_fds();
+        coring::file f = co_await coring::file::open(dir.file("a"), O_RDWR | O_CREAT | O_TRUNC, 0600);
+        CHECK(f.is_open());
+        CHECK((::fcntl(f.fd(), F_GETFD) & FD_CLOEXEC) != 0);
+        const std::size_t w = co_await f.write_at("0123456789", 0);
+        CHECK(w == 10);
+        const std::size_t w2 = co_await f.write_at(bytes("xy"), 3);
+        CHECK(w2 == 2);
+        std::array<std::byte, 16> buf{};
+        const std::size_t r = co_await f.read_at(buf, 2);
+        CHECK(text(std::span(buf).first(r)) == "2xy56789");
+        const std::size_t past_end = co_await f.read_at(buf, 100);
+        CHECK(past_end == 0);
+        const std::uint64_t size = co_await f.size();
+        CHECK(size == 10);
+        co_await f.sync();
+        co_await f.sync_data();
+        co_await f.close();
+        CHECK_FALSE(f.is_open());
+        co_await f.close();  // closing twice does nothing
+        CHECK(count_open_fds() == fds_before);
+        struct stat st {};
+        REQUIRE(::stat(dir.file("a").c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0600);
+    }());
+}
+
+TEST_CASE("file - read and write use and advance the file position", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await coring::file::open(dir.file("pos"), O_RDWR | O_CREAT);
+        const std::size_t a = co_await f.write("hello ");
+        const std::size_t b = co_await f.write("world");
+        CHECK(a + b == 11);
+        CHECK(::lseek(f.fd(), 0, SEEK_CUR) == 11);
+        REQUIRE(::lseek(f.fd(), 0, SEEK_SET) == 0);
+        std::array<std::byte, 6> buf{};
+        const std::size_t r1 = co_await f.read(buf);
+        CHECK(text(std::span(buf).first(r1)) == "hello ");
+        const std::size_t r2 = co_await f.read(buf);
+        CHECK(text(std::span(buf).first(r2)) == "world");
+        const std::size_t r3 = co_await f.read(buf);
+        CHECK(r3 == 0);
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
+    coring::run([]() -> coring::task<> {
+        // A pipe gives short reads (the reader sees what was written so far) and, with a full
+        // pipe buffer, short writes: write_all / read_full must loop.
+        int fds[2];
+        REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+        coring::file reader(fds[0]);
+        coring::file writer(fds[1]);
+        std::string big(1 << 20, '\0');
+        for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+        auto write_side = [](coring::file& w, const std::string& data) -> coring::task<> {
+            co_await w.write_all(data);
+            co_await w.close();
+        };
+        auto h = coring::create_task(write_side(writer, big));
+        std::string got(big.size() + 10, '\0');
+        const std::size_t n = co_await reader.read_full(std::as_writable_bytes(std::span(got)));
+        co_await h;
+        CHECK(n == big.size());  // fewer than asked only at end of file
+        got.resize(n);
+        CHECK(got == big);
+
+        temp_dir dir;
+        coring::file f = co_await coring::file::open(dir.file("big"), O_RDWR | O_CREAT);
+        co_await f.write_all_at(big, 4096);
+        std::string back(big.size() + 4096, 'z');
+        const std::size_t m = co_await f.read_full_at(std::as_writable_bytes(std::span(back)), 0);
+        CHECK(m == big.size() + 4096);
+        CHECK(back.substr(4096) == big);
+        CHECK(back[0] == '\0');  // the hole reads as zeros
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string missing = dir.file("missing/file");
+        try {
+            (void)co_await coring::file::open(missing);
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
+            CHECK(std::string(e.what()).find("open(\"" + missing + "\")") == 0);
+        }
+        try {
+            (void)co_await coring::read_file(missing);
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == ENOENT);
+            CHECK(std::string(e.what()).find(missing) != std::string::npos);
+        }
+        try {
+            (void)co_await coring::read_file(dir.path);  // a directory opens, but cannot be read
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == EISDIR);
+            CHECK(std::string(e.what()).find("read(\"" + dir.path + "\")") == 0);
+        }
+        const bool threw = co_await coring_test::throws<std::system_error>(coring::write_file(missing, "x"));
+        CHECK(threw);
+    }());
+}
+
+TEST_CASE("file - read_file and write_file round trip whole files", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const int fds_before = count_open_fds();
+        const std::string path = dir.file("whole");
+        std::string content;
+        for (int i = 0; i < 100000; ++i) content += std::to_string(i) + "\n";
+        co_await coring::write_file(path, content);
+        const std::string back = co_await coring::read_file(path);
+        CHECK(back == content);
+        co_await coring::write_file(path, "short");  // truncates
+        const std::string again = co_await coring::read_file(path);
+        CHECK(again == "short");
+        co_await coring::write_file(path, "");
+        const std::string empty = co_await coring::read_file(path);
+        CHECK(empty.empty());
+        // Files whose size statx does not know.
+        const std::string status = co_await coring::read_file("/proc/self/status");
+        CHECK(status.find("Pid:") != std::string::npos);
+        CHECK(count_open_fds() == fds_before);
+    }());
+}
+
+TEST_CASE("file - the destructor closes a file that was not closed", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const int fds_before = count_open_fds();
+        int fd = -1;
+        {
+            coring::file f = co_await coring::file::open(dir.file("x"), O_WRONLY | O_CREAT);
+            fd = f.fd();
+            coring::file moved = std::move(f);
+            CHECK_FALSE(f.is_open());
+            CHECK(moved.fd() == fd);
+        }
+        CHECK(::fcntl(fd, F_GETFD) == -1);
+        {
+            coring::file g = co_await coring::file::open(dir.file("y"), O_WRONLY | O_CREAT);
+            (void)g.close();  // never awaited: the file keeps its descriptor
+            CHECK(g.is_open());
+            fd = g.fd();
+        }
+        CHECK(::fcntl(fd, F_GETFD) == -1);
+        CHECK(count_open_fds() == fds_before);
+    }());
+}
+
+TEST_CASE("file - cancelling a blocked read of a FIFO: prompt, buffer not written after", "[file][cancel]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string fifo = dir.file("fifo");
+        REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+        // O_RDWR: opening a FIFO this way does not wait for a writer (Linux).
+        coring::file f = co_await coring::file::open(fifo, O_RDWR);
+        std::array<std::byte, 16> buffer{};
+        buffer.fill(std::byte{0x5a});
+        auto reader = [](coring::file& file, std::span<std::byte> buf) -> coring::task<std::size_t> { co_return co_await file.read(buf); };
+        auto h = coring::create_task(reader(f, buffer));
+        co_await coring::sleep(5ms);
+        CHECK(coring::get_running_loop().user_ops_in_flight() == 1);
+        const auto start = std::chrono::steady_clock::now();
+        h.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(coring_test::ms_since(start) < 1000);
+        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        // Write into the FIFO after the cancel: the buffer stays as it was, the data stays queued.
+        const int w = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+        REQUIRE(w >= 0);
+        REQUIRE(::write(w, "late", 4) == 4);
+        co_await coring::sleep(5ms);
+        CHECK(buffer[0] == std::byte{0x5a});
+        std::array<std::byte, 4> back{};
+        const std::size_t n = co_await f.read(back);
+        CHECK(text(std::span(back).first(n)) == "late");
+        ::close(w);
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - O_DIRECT reads with an aligned buffer", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string path = dir.file("direct");
+        std::string block(8192, 'q');
+        co_await coring::write_file(path, block);
+        coring::file f;
+        try {
+            f = co_await coring::file::open(path, O_RDONLY | O_DIRECT);
+        } catch (const std::system_error& e) {
+            if (e.code().value() != EINVAL) throw;
+        }
+        if (!f.is_open()) co_return;  // a file system without O_DIRECT (tmpfs)
+        void* mem = nullptr;
+        REQUIRE(::posix_memalign(&mem, 4096, 4096) == 0);
+        std::span<std::byte> buf(static_cast<std::byte*>(mem), 4096);
+        const std::size_t n = co_await f.read_at(buf, 4096);
+        CHECK(n == 4096);
+        CHECK(static_cast<char>(buf[0]) == 'q');
+        std::free(mem);
+        co_await f.close();
+    }());
+}

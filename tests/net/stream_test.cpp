@@ -1,0 +1,487 @@
+// Tests of coring/net/stream.hpp: asyncio streams over real sockets on 127.0.0.1.
+#include <coring/net/stream.hpp>
+
+#include <coring/run.hpp>
+#include <coring/task_handle.hpp>
+#include <coring/time.hpp>
+#include <coring/wait_for.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+#include "support/os.hpp"
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using coring_test::count_open_fds;
+using coring_test::pattern;
+
+
+
+// The two ways a stream receives: through a provided-buffer ring, or with plain recv.
+coring::stream_options options_for(bool ring) {
+    coring::stream_options o;
+    o.use_buffer_ring = ring;
+    return o;
+}
+
+// A connected pair: a stream on the client side, a raw socket on the server side.
+struct stream_pair {
+    coring::stream_reader reader;
+    coring::stream_writer writer;
+    coring::socket server;
+};
+
+coring::task<stream_pair> connect_pair(coring::stream_options options = {}) {
+    coring::socket listener = co_await coring::socket::open_listener(coring::address::loopback_ipv4(0));
+    auto [reader, writer] = co_await coring::open_connection("127.0.0.1", listener.local_address().port(), options);
+    auto [conn, peer] = co_await listener.accept();
+    co_return stream_pair{std::move(reader), std::move(writer), std::move(conn)};
+}
+
+coring::task<std::string> recv_all(const coring::socket& s) {
+    std::string out;
+    std::array<std::byte, 65536> buf;
+    for (;;) {
+        const std::size_t n = co_await s.recv(buf);
+        if (n == 0) break;
+        out.append(reinterpret_cast<const char*>(buf.data()), n);
+    }
+    co_return out;
+}
+
+}  // namespace
+
+TEST_CASE("stream - readline, readexactly and readuntil on split and coalesced segments", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        CHECK(p.reader.uses_buffer_ring() == use_ring);
+        // Split: one line arrives in three segments.
+        co_await p.server.send_all("hel");
+        co_await coring::sleep(2ms);
+        co_await p.server.send_all("lo, wor");
+        co_await coring::sleep(2ms);
+        co_await p.server.send_all("ld\n");
+        const std::string line = co_await p.reader.readline();
+        CHECK(line == "hello, world\n");
+        // Coalesced: several lines and a record in one segment.
+        co_await p.server.send_all("one\ntwo\nthree\n0123456789HEADER\r\n\r\nbody");
+        co_await coring::sleep(2ms);
+        const std::string one = co_await p.reader.readline();
+        const std::string two = co_await p.reader.readline();
+        const std::string three = co_await p.reader.readline();
+        CHECK(one == "one\n");
+        CHECK(two == "two\n");
+        CHECK(three == "three\n");
+        const std::string ten = co_await p.reader.readexactly(10);
+        CHECK(ten == "0123456789");
+        const std::string head = co_await p.reader.readuntil("\r\n\r\n");
+        CHECK(head == "HEADER\r\n\r\n");
+        // A multi-byte separator split across segments.
+        co_await p.server.send_all("|x\r\n");
+        co_await coring::sleep(2ms);
+        co_await p.server.send_all("\r");
+        co_await coring::sleep(2ms);
+        co_await p.server.send_all("\ntail");
+        const std::string until = co_await p.reader.readuntil("\r\n\r\n");
+        CHECK(until == "body|x\r\n\r\n");
+        // readexactly across segments.
+        co_await p.server.send_all("56");
+        co_await coring::sleep(2ms);
+        co_await p.server.send_all("789");
+        const std::string exactly = co_await p.reader.readexactly(9);
+        CHECK(exactly == "tail56789");
+    }(ring));
+}
+
+TEST_CASE("stream - read(n), read() to EOF, read(0), at_eof, readline at EOF", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await p.server.send_all("abcdef");
+        const std::string nothing = co_await p.reader.read(0);
+        CHECK(nothing.empty());
+        const std::string some = co_await p.reader.read(4);
+        CHECK(some == "abcd");
+        const std::string more = co_await p.reader.read(100);
+        CHECK(more == "ef");
+        CHECK_FALSE(p.reader.at_eof());
+        const std::string big = pattern(0, 300'000);
+        auto sender = [](const coring::socket& s, const std::string& data) -> coring::task<> {
+            co_await s.send_all(data);  // more than the reader's limit: it must keep reading
+            co_await s.send_all("partial line");
+            co_await s.shutdown();
+        };
+        auto sending = coring::create_task(sender(p.server, big));
+        const std::string first_line = co_await p.reader.readexactly(300'000);
+        CHECK(first_line == big);
+        co_await sending;
+        const std::string last = co_await p.reader.readline();
+        CHECK(last == "partial line");  // the partial last line at EOF
+        const std::string after = co_await p.reader.readline();
+        CHECK(after.empty());
+        CHECK(p.reader.at_eof());
+        const std::string at_end = co_await p.reader.read(10);
+        CHECK(at_end.empty());
+    }(ring));
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        const std::string big = pattern(3, 1 << 20);
+        auto sender = [](const coring::socket& s, const std::string& data) -> coring::task<> {
+            co_await s.send_all(data);
+            co_await s.shutdown();
+        };
+        auto sending = coring::create_task(sender(p.server, big));
+        const std::string all = co_await p.reader.read();  // read(-1): everything up to EOF, past the limit
+        co_await sending;
+        CHECK(all.size() == big.size());
+        CHECK(all == big);
+        CHECK(p.reader.at_eof());
+    }(ring));
+}
+
+TEST_CASE("stream - EOF in the middle of readexactly and readuntil: incomplete_read with the partial bytes", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await p.server.send_all("only seven");
+        co_await p.server.shutdown();
+        bool thrown = false;
+        try {
+            (void)co_await p.reader.readexactly(100);
+        } catch (const coring::incomplete_read& e) {
+            thrown = true;
+            CHECK(e.partial() == "only seven");
+            CHECK(e.expected() == std::optional<std::size_t>(100));
+            CHECK(std::string(e.what()).find("10 bytes read on a total of 100 expected bytes") != std::string::npos);
+        }
+        CHECK(thrown);
+        CHECK(p.reader.at_eof());
+    }(ring));
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await p.server.send_all("no separator here");
+        co_await p.server.shutdown();
+        bool thrown = false;
+        try {
+            (void)co_await p.reader.readuntil("\r\n");
+        } catch (const coring::incomplete_read& e) {
+            thrown = true;
+            CHECK(e.partial() == "no separator here");
+            CHECK_FALSE(e.expected().has_value());
+        }
+        CHECK(thrown);
+    }(ring));
+}
+
+TEST_CASE("stream - the reader's limit: limit_overrun instead of unbounded buffering", "[stream][limit]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        coring::stream_options o = options_for(use_ring);
+        o.limit = 1024;
+        o.recv_buffer_size = 512;
+        stream_pair p = co_await connect_pair(o);
+        CHECK(p.reader.limit() == 1024);
+        // readuntil: no separator within the limit. The data stays buffered.
+        co_await p.server.send_all(std::string(3000, 'x'));
+        co_await coring::sleep(5ms);
+        std::size_t consumed = 0;
+        try {
+            (void)co_await p.reader.readuntil("\n");
+        } catch (const coring::limit_overrun& e) {
+            consumed = e.consumed();
+            CHECK(std::string(e.what()).find("Separator is not found, and chunk exceed the limit") != std::string::npos);
+        }
+        CHECK(consumed >= 1024);
+        // Bounded: the reader stopped reading ahead at its limit plus one receive buffer.
+        CHECK(p.reader.buffered() >= 1024);
+        // (With a buffer ring, chunks that were on their way when the reader paused stay parked in
+        // the ring's buffers: bounded by the ring.)
+        CHECK(p.reader.buffered() <= 1024 + 512 + (use_ring ? 8 * 512 : 512));
+        const std::string head = co_await p.reader.readexactly(3000);  // the data was left in place
+        CHECK(head == std::string(3000, 'x'));
+        // A separator found past the limit.
+        co_await p.server.send_all(std::string(1500, 'y') + "\nnext\n");
+        bool found_past = false;
+        try {
+            (void)co_await p.reader.readuntil("\n");
+        } catch (const coring::limit_overrun& e) {
+            found_past = std::string(e.what()).find("Separator is found, but chunk is longer than limit") != std::string::npos;
+            CHECK(e.consumed() == 1500);
+        }
+        CHECK(found_past);
+        // readline drops the overlong line and throws; the next line reads normally.
+        const bool line_overrun = co_await coring_test::throws<coring::limit_overrun>(p.reader.readline());
+        CHECK(line_overrun);
+        const std::string next = co_await p.reader.readline();
+        CHECK(next == "next\n");
+        // A line of exactly `limit` bytes before the separator is fine.
+        co_await p.server.send_all(std::string(1024, 'z') + "\n");
+        const std::string exact = co_await p.reader.readline();
+        CHECK(exact.size() == 1025);
+    }(ring));
+}
+
+TEST_CASE("stream - ECONNREFUSED and ENOENT carry their errno and what was being done", "[stream][errors]") {
+    coring::run([]() -> coring::task<> {
+        // A port that was just free: bind, read the port, close.
+        std::uint16_t port = 0;
+        {
+            coring::socket s = co_await coring::socket::open_listener(coring::address::loopback_ipv4(0));
+            port = s.local_address().port();
+        }
+        int code = 0;
+        std::string what;
+        try {
+            (void)co_await coring::open_connection("127.0.0.1", port);
+        } catch (const std::system_error& e) {
+            code = e.code().value();
+            what = e.what();
+        }
+        CHECK(code == ECONNREFUSED);
+        CHECK(what.find("connect(127.0.0.1:" + std::to_string(port) + ")") != std::string::npos);
+        code = 0;
+        try {
+            (void)co_await coring::open_unix_connection("/nonexistent/coring.sock");
+        } catch (const std::system_error& e) {
+            code = e.code().value();
+            what = e.what();
+        }
+        CHECK(code == ENOENT);
+        CHECK(what.find("unix:/nonexistent/coring.sock") != std::string::npos);
+    }());
+}
+
+TEST_CASE("stream - cancelling a task blocked in a read: prompt, and nothing is lost", "[stream][cancel]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await p.server.send_all("partial ");
+        auto reader = [](coring::stream_reader& r) -> coring::task<std::string> { co_return co_await r.readline(); };
+        auto h = coring::create_task(reader(p.reader));
+        co_await coring::sleep(5ms);
+        const auto start = std::chrono::steady_clock::now();
+        h.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(coring_test::ms_since(start) < 1000);
+        co_await p.server.send_all("line\n");
+        const std::string line = co_await p.reader.readline();
+        CHECK(line == "partial line\n");  // the bytes the cancelled read saw stayed buffered
+        // wait_for on a read: times out, and the stream still works.
+        const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::wait_for(p.reader.readexactly(4), 10ms));
+        CHECK(timed_out);
+        co_await p.server.send_all("abcd");
+        const std::string four = co_await p.reader.readexactly(4);
+        CHECK(four == "abcd");
+    }(ring));
+}
+
+TEST_CASE("stream - two tasks reading at once is an invalid_state_error", "[stream]") {
+    coring::run([]() -> coring::task<> {
+        stream_pair p = co_await connect_pair();
+        auto reader = [](coring::stream_reader& r) -> coring::task<std::string> { co_return co_await r.readline(); };
+        auto first = coring::create_task(reader(p.reader));
+        co_await coring::sleep(1ms);
+        const bool rejected = co_await coring_test::throws<coring::invalid_state_error>(p.reader.readline());
+        CHECK(rejected);
+        co_await p.server.send_all("x\n");
+        const std::string line = co_await first;
+        CHECK(line == "x\n");
+    }());
+}
+
+TEST_CASE("stream - partial writes under a small SO_SNDBUF; drain waits for the low-water mark", "[stream][drain]") {
+    coring::run([]() -> coring::task<> {
+        stream_pair p = co_await connect_pair();
+        const int small = 4096;
+        ::setsockopt(p.writer.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        // The receiver's buffer keeps its default: shrinking both ends of a loopback connection
+        // makes TCP crawl on zero-window probes (tens of seconds for 2 MiB).
+        const std::string data = pattern(11, 2 << 20);
+        p.writer.write(data);  // never blocks
+        CHECK(p.writer.buffered() > 64 * 1024);
+        auto drainer = [](coring::stream_writer& w) -> coring::task<> { co_await w.drain(); };
+        auto draining = coring::create_task(drainer(p.writer));
+        co_await coring::sleep(20ms);
+        CHECK_FALSE(draining.done());  // nobody reads: the kernel took only part of it
+        CHECK(p.writer.buffered() > 16 * 1024);
+        auto receiving = coring::create_task(recv_all(p.server));
+        co_await draining;
+        CHECK(p.writer.buffered() <= 16 * 1024);
+        p.writer.close();
+        co_await p.writer.wait_closed();
+        const std::string got = co_await receiving;
+        CHECK(got.size() == data.size());
+        CHECK(got == data);
+        // drain below the high-water mark returns at once.
+        stream_pair q = co_await connect_pair();
+        q.writer.write("small");
+        auto quick = q.writer.drain();
+        CHECK(quick.await_ready());
+    }());
+}
+
+TEST_CASE("stream - a peer that resets the connection mid-write: drain throws a clear error", "[stream][errors]") {
+    coring::run([]() -> coring::task<> {
+        stream_pair p = co_await connect_pair();
+        const int small = 4096;
+        ::setsockopt(p.writer.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        const std::string peer = p.writer.peer_address().to_string();
+        p.writer.write(pattern(0, 1 << 20));
+        co_await coring::sleep(5ms);
+        const ::linger abort_on_close{1, 0};
+        ::setsockopt(p.server.fd(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+        p.server = coring::socket();  // RST
+        int code = 0;
+        std::string what;
+        try {
+            co_await p.writer.drain();
+        } catch (const std::system_error& e) {
+            code = e.code().value();
+            what = e.what();
+        }
+        CHECK((code == ECONNRESET || code == EPIPE));
+        CHECK(what.find("send to " + peer) != std::string::npos);
+        p.writer.write("dropped");  // after a failed send: dropped, no throw
+        // The reader reports the reset too, once.
+        int read_code = 0;
+        try {
+            (void)co_await p.reader.read(10);
+        } catch (const std::system_error& e) {
+            read_code = e.code().value();
+        }
+        CHECK((read_code == ECONNRESET || read_code == 0));
+    }());
+}
+
+TEST_CASE("stream - write_eof sends FIN and reading goes on; close and wait_closed free the descriptor", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        const int fds_before = count_open_fds();
+        {
+            stream_pair p = co_await connect_pair(options_for(use_ring));
+            CHECK(p.writer.peer_address() == p.server.local_address());
+            CHECK(p.writer.local_address() == p.server.peer_address());
+            CHECK(p.writer.can_write_eof());
+            p.writer.write("request");
+            p.writer.write_eof();
+            const std::string request = co_await recv_all(p.server);  // ends: FIN arrived
+            CHECK(request == "request");
+            const bool after_eof = co_await coring_test::throws<coring::invalid_state_error>([](coring::stream_writer& w) -> coring::task<> {
+                w.write("more");
+                co_return;
+            }(p.writer));
+            CHECK(after_eof);
+            co_await p.server.send_all("response");
+            co_await p.server.shutdown();
+            const std::string response = co_await p.reader.read();
+            CHECK(response == "response");
+            CHECK_FALSE(p.writer.is_closing());
+            p.writer.close();
+            CHECK(p.writer.is_closing());
+            co_await p.writer.wait_closed();
+            CHECK(p.writer.native_handle() == -1);
+        }
+        CHECK(count_open_fds() == fds_before);
+    }(ring));
+}
+
+TEST_CASE("stream - dropping both handles closes the connection after the buffered data", "[stream]") {
+    coring::run([]() -> coring::task<> {
+        const int fds_before = count_open_fds();
+        coring::socket listener = co_await coring::socket::open_listener(coring::address::loopback_ipv4(0));
+        const std::string data = pattern(5, 500'000);
+        {
+            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", listener.local_address().port());
+            writer.write(data);
+        }
+        auto [conn, peer] = co_await listener.accept();
+        const std::string got = co_await recv_all(conn);  // everything, then EOF
+        CHECK(got == data);
+        conn = coring::socket();
+        listener = coring::socket();
+        co_await coring::sleep(2ms);
+        CHECK(count_open_fds() == fds_before);
+    }());
+}
+
+TEST_CASE("stream - Unix-domain streams", "[stream][unix]") {
+    coring::run([]() -> coring::task<> {
+        char dir_template[] = "/tmp/coring_stream_XXXXXX";
+        REQUIRE(::mkdtemp(dir_template) != nullptr);
+        const std::string path = std::string(dir_template) + "/s.sock";
+        {
+            coring::socket listener = co_await coring::socket::open_listener(coring::address::unix_path(path));
+            auto [reader, writer] = co_await coring::open_unix_connection(path);
+            auto [conn, peer] = co_await listener.accept();
+            writer.write("ping\n");
+            co_await writer.drain();
+            std::array<std::byte, 16> buf{};
+            const std::size_t n = co_await conn.recv(buf);
+            CHECK(std::string(reinterpret_cast<const char*>(buf.data()), n) == "ping\n");
+            co_await conn.send_all("pong\n");
+            const std::string line = co_await reader.readline();
+            CHECK(line == "pong\n");
+            writer.close();
+            co_await writer.wait_closed();
+        }
+        ::unlink(path.c_str());
+        ::rmdir(dir_template);
+    }());
+}
+
+TEST_CASE("stream - the reader reads ahead only up to its limit while nobody reads", "[stream][limit]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        coring::stream_options o = options_for(use_ring);
+        o.limit = 4096;
+        o.recv_buffer_size = 1024;
+        stream_pair p = co_await connect_pair(o);
+        const int kernel_buffer = 65536;  // keep the kernel from buffering the whole megabyte
+        ::setsockopt(p.server.fd(), SOL_SOCKET, SO_SNDBUF, &kernel_buffer, sizeof kernel_buffer);
+        ::setsockopt(p.writer.native_handle(), SOL_SOCKET, SO_RCVBUF, &kernel_buffer, sizeof kernel_buffer);
+        const std::string data = pattern(1, 1 << 20);
+        auto sender = [](const coring::socket& s, const std::string& d) -> coring::task<> {
+            co_await s.send_all(d);
+            co_await s.shutdown();
+        };
+        auto sending = coring::create_task(sender(p.server, data));
+        co_await coring::sleep(20ms);
+        CHECK_FALSE(sending.done());  // the reader paused: the kernel's buffers filled up
+        const std::size_t bound = 4096 + 1024 + (use_ring ? 8 * 1024 : 1024);
+        CHECK(p.reader.buffered() <= bound);
+        std::string got;
+        for (;;) {
+            std::string chunk = co_await p.reader.read(3000);
+            if (chunk.empty()) break;
+            CHECK(p.reader.buffered() <= bound);
+            got += chunk;
+        }
+        co_await sending;
+        CHECK(got == data);
+    }(ring));
+}

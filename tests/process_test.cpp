@@ -1,0 +1,255 @@
+// Tests of coring/process.hpp: subprocesses with pipes, wait, communicate, signals.
+#include <coring/process.hpp>
+
+#include <coring/run.hpp>
+#include <coring/task_handle.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+#include "support/os.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <system_error>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using coring_test::count_open_fds;
+
+
+// True if this process has a child that has not been reaped (a zombie, or still running).
+bool has_unreaped_child() {
+    siginfo_t info{};
+    return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+// g++ 12 rejects a braced list of string literals inside a co_await expression (DESIGN.md):
+// the argument vectors are built by this helper, outside it.
+template <class... S>
+std::vector<std::string> args(S... s) {
+    return {std::string(s)...};
+}
+
+std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
+
+// Feeding children: a child that exits early must not kill us with SIGPIPE (see process.hpp).
+const bool sigpipe_ignored = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+
+}  // namespace
+
+TEST_CASE("process - exit codes, wait, returncode", "[process]") {
+    coring::run([]() -> coring::task<> {
+        const int fds_before = count_open_fds();
+        {
+            auto ok = co_await coring::create_subprocess_exec(args("true"));
+            CHECK(ok.pid() > 0);
+            CHECK_FALSE(ok.returncode().has_value());
+            const int code = co_await ok.wait();
+            CHECK(code == 0);
+            CHECK(ok.returncode() == 0);
+            const int again = co_await ok.wait();  // known: at once
+            CHECK(again == 0);
+
+            auto three = co_await coring::create_subprocess_exec(args("sh", "-c", "exit 3"));
+            const int c3 = co_await three.wait();
+            CHECK(c3 == 3);
+        }
+        CHECK(count_open_fds() == fds_before);
+        CHECK_FALSE(has_unreaped_child());
+    }());
+}
+
+TEST_CASE("process - a program that does not exist: ENOENT with its errno", "[process]") {
+    coring::run([]() -> coring::task<> {
+        const int fds_before = count_open_fds();
+        try {
+            (void)co_await coring::create_subprocess_exec(args("coring-no-such-program"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+            FAIL("no exception");
+        } catch (const std::system_error& e) {
+            CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
+            CHECK(std::string(e.what()).find("create_subprocess_exec(coring-no-such-program)") == 0);
+        }
+        CHECK(count_open_fds() == fds_before);  // the pipes were closed
+        CHECK_FALSE(has_unreaped_child());
+    }());
+}
+
+TEST_CASE("process - stdout and stderr pipes", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "echo out; echo err >&2; exit 7"),
+                                                         {.std_out = coring::stdio::pipe, .std_err = coring::stdio::pipe});
+        std::array<std::byte, 64> buf{};
+        const std::size_t n = co_await p.stdout_pipe().read_full(buf);
+        CHECK(text(std::span(buf).first(n)) == "out\n");
+        const std::size_t m = co_await p.stderr_pipe().read_full(buf);
+        CHECK(text(std::span(buf).first(m)) == "err\n");
+        const int code = co_await p.wait();
+        CHECK(code == 7);
+        CHECK_FALSE(p.stdin_pipe().is_open());  // inherited, not a pipe
+    }());
+}
+
+TEST_CASE("process - communicate feeds stdin and collects stdout and stderr", "[process]") {
+    coring::run([]() -> coring::task<> {
+        const int fds_before = count_open_fds();
+        {
+            auto p = co_await coring::create_subprocess_exec(args("sort", "-r"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+            auto [out, err] = co_await p.communicate("b\na\nc\n");
+            CHECK(out == "c\nb\na\n");
+            CHECK(err.empty());
+            CHECK(p.returncode() == 0);
+
+            // Large amounts both ways at once: a sequential write-then-read would deadlock.
+            std::string big;
+            for (int i = 0; i < 200000; ++i) big += "line " + std::to_string(i) + "\n";
+            auto cat = co_await coring::create_subprocess_exec(args("cat"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+            auto r = co_await cat.communicate(big);
+            CHECK(r.stdout_data.size() == big.size());
+            CHECK(r.stdout_data == big);
+
+            auto merged = co_await coring::create_subprocess_exec(args("sh", "-c", "echo one; echo two >&2"),
+                                                                  {.std_out = coring::stdio::pipe, .std_err = coring::stdio::to_stdout});
+            auto m = co_await merged.communicate();
+            CHECK(m.stdout_data == "one\ntwo\n");
+
+            // A child that does not read its input: EPIPE is ignored, as asyncio does.
+            auto deaf = co_await coring::create_subprocess_exec(args("true"), {.std_in = coring::stdio::pipe});
+            auto d = co_await deaf.communicate(std::string(1 << 20, 'x'));
+            CHECK(d.stdout_data.empty());
+            CHECK(deaf.returncode() == 0);
+        }
+        CHECK(count_open_fds() == fds_before);
+        CHECK_FALSE(has_unreaped_child());
+    }());
+}
+
+TEST_CASE("process - devnull, environment and working directory", "[process]") {
+    coring::run([]() -> coring::task<> {
+        const std::vector<std::string> env = args("CORING_VAR=set", "PATH=/usr/bin:/bin");
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "cat; echo \"$CORING_VAR $(pwd)\""),
+                                                         {.std_in = coring::stdio::devnull, .std_out = coring::stdio::pipe, .cwd = "/tmp", .env = &env});
+        auto r = co_await p.communicate();
+        CHECK(r.stdout_data == "set /tmp\n");
+    }());
+}
+
+TEST_CASE("process - kill, terminate, send_signal; returncode is minus the signal", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto a = co_await coring::create_subprocess_exec(args("sleep", "30"));
+        a.kill();
+        const int ca = co_await a.wait();
+        CHECK(ca == -SIGKILL);
+        auto b = co_await coring::create_subprocess_exec(args("sleep", "30"));
+        b.terminate();
+        const int cb = co_await b.wait();
+        CHECK(cb == -SIGTERM);
+        auto c = co_await coring::create_subprocess_exec(args("sleep", "30"));
+        c.send_signal(SIGUSR1);
+        const int cc = co_await c.wait();
+        CHECK(cc == -SIGUSR1);
+        c.kill();  // after it was reaped: nothing happens
+        CHECK_FALSE(has_unreaped_child());
+    }());
+}
+
+TEST_CASE("process - the child's signal state is reset", "[process]") {
+    coring::run([]() -> coring::task<> {
+        // We ignore SIGPIPE (above) and the loop may block signals; the child starts clean.
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "grep -E '^Sig(Blk|Ign)' /proc/self/status"), {.std_out = coring::stdio::pipe});
+        auto r = co_await p.communicate();
+        CHECK(r.stdout_data.find("SigBlk:\t0000000000000000") != std::string::npos);
+        // SIGPIPE is signal 13: bit 12 of SigIgn.
+        const auto ign = r.stdout_data.find("SigIgn:\t");
+        REQUIRE(ign != std::string::npos);
+        const unsigned long long ignored = std::stoull(r.stdout_data.substr(ign + 8, 16), nullptr, 16);
+        CHECK((ignored & (1ull << (SIGPIPE - 1))) == 0);
+    }());
+}
+
+TEST_CASE("process - only 0, 1 and 2 are inherited", "[process]") {
+    coring::run([]() -> coring::task<> {
+        const int leaky = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC on purpose
+        REQUIRE(leaky >= 0);
+        auto p = co_await coring::create_subprocess_exec(args("ls", "/proc/self/fd"), {.std_out = coring::stdio::pipe});
+        auto r = co_await p.communicate();
+        // ls sees 0, 1, 2 and the descriptor of the directory it reads.
+        int count = 0;
+        for (char ch : r.stdout_data) count += ch == '\n';
+        CHECK(count <= 4);
+        if (leaky > 3) CHECK(r.stdout_data.find(std::to_string(leaky) + "\n") == std::string::npos);
+        ::close(leaky);
+    }());
+}
+
+TEST_CASE("process - cancelling a task blocked reading a pipe: prompt, buffer not written after", "[process][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "read line; echo \"$line\""),
+                                                         {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        std::array<std::byte, 32> buffer{};
+        buffer.fill(std::byte{0x5a});
+        auto reader = [](coring::process& proc, std::span<std::byte> buf) -> coring::task<std::size_t> { co_return co_await proc.stdout_pipe().read(buf); };
+        auto h = coring::create_task(reader(p, buffer));
+        co_await coring::sleep(5ms);
+        const auto start = std::chrono::steady_clock::now();
+        h.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(coring_test::ms_since(start) < 1000);
+        co_await p.stdin_pipe().write_all("echoed\n");  // the child writes to stdout now
+        const int code = co_await p.wait();
+        CHECK(code == 0);
+        CHECK(buffer[0] == std::byte{0x5a});
+        std::array<std::byte, 32> other{};
+        const std::size_t n = co_await p.stdout_pipe().read_full(other);
+        CHECK(text(std::span(other).first(n)) == "echoed\n");
+    }());
+}
+
+TEST_CASE("process - cancelling wait and communicate leaves no helper running", "[process][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sleep", "30"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        auto waiter = [](coring::process& proc) -> coring::task<int> { co_return co_await proc.wait(); };
+        auto w = coring::create_task(waiter(p));
+        co_await coring::sleep(5ms);
+        w.cancel();
+        const bool wait_cancelled = co_await coring_test::throws<coring::cancelled_error>(w);
+        CHECK(wait_cancelled);
+        auto talker = [](coring::process& proc) -> coring::task<> { (void)co_await proc.communicate("x"); };
+        auto t = coring::create_task(talker(p));
+        co_await coring::sleep(5ms);
+        t.cancel();
+        const bool communicate_cancelled = co_await coring_test::throws<coring::cancelled_error>(t);
+        CHECK(communicate_cancelled);
+        CHECK(coring::get_running_loop().unfinished_tasks() == 1);  // only this test's task
+        p.kill();
+        const int code = co_await p.wait();
+        CHECK(code == -SIGKILL);
+    }());
+}
+
+TEST_CASE("process - destroying a running process kills and reaps it", "[process]") {
+    coring::run([]() -> coring::task<> {
+        const int fds_before = count_open_fds();
+        pid_t pid = 0;
+        {
+            auto p = co_await coring::create_subprocess_exec(args("sleep", "30"), {.std_out = coring::stdio::pipe});
+            pid = p.pid();
+            auto moved = std::move(p);
+            CHECK(moved.pid() == pid);
+        }
+        CHECK(::kill(pid, 0) == -1);  // gone: no zombie left either
+        CHECK_FALSE(has_unreaped_child());
+        CHECK(count_open_fds() == fds_before);
+    }());
+}

@@ -1,0 +1,350 @@
+// Tests of coring/sync/condition.hpp: wait releases and re-acquires the lock, notify order,
+// wait with a predicate, cancellation before and after notify, 100,000 waiters.
+#include <coring/sync/condition.hpp>
+
+#include <coring/run.hpp>
+#include <coring/task_handle.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+#include "sync/child_process.hpp"
+
+#include <cstdio>
+#include <deque>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+using namespace std::chrono_literals;
+using coring_test::live_frames;
+
+static_assert(!std::is_copy_constructible_v<coring::condition> && !std::is_move_constructible_v<coring::condition>);
+
+namespace {
+
+// Waits once on `c`; records `id` when it resumes, and whether it held the lock then.
+coring::task<> wait_once(coring::mutex& m, coring::condition& c, std::vector<int>& order, int id, bool& always_locked) {
+    auto guard = co_await m.scoped_lock();
+    co_await c.wait(guard);
+    if (!guard.owns_lock() || !m.locked()) always_locked = false;
+    order.push_back(id);
+}
+
+}  // namespace
+
+TEST_CASE("condition - wait needs a guard that owns the lock", "[condition]") {
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        coring::mutex_guard empty;
+        const bool threw = co_await coring_test::throws<coring::invalid_state_error>(c.wait(empty));
+        CHECK(threw);
+        auto guard = co_await m.scoped_lock();
+        guard.unlock();
+        const bool threw_again = co_await coring_test::throws<coring::invalid_state_error>(c.wait(guard));
+        CHECK(threw_again);
+    }());
+}
+
+TEST_CASE("condition - wait releases the lock while waiting and holds it again on return", "[condition]") {
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        std::vector<int> order;
+        bool always_locked = true;
+        auto w = coring::create_task(wait_once(m, c, order, 1, always_locked));
+        co_await coring::sleep(0s);
+        CHECK_FALSE(m.locked());  // released by the wait
+        {
+            auto guard = co_await m.scoped_lock();
+            c.notify_one();
+            co_await coring::sleep(5ms);  // notified, but the lock is ours: it cannot return yet
+            CHECK(order.empty());
+        }
+        co_await w;
+        CHECK(order == std::vector<int>{1});
+        CHECK(always_locked);
+        CHECK_FALSE(m.locked());
+    }());
+}
+
+TEST_CASE("condition - notify_one wakes waiters first-in first-out; notify_all wakes the rest", "[condition]") {
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        std::vector<int> order;
+        bool always_locked = true;
+        std::vector<coring::task_handle<>> tasks;
+        for (int i = 0; i < 6; ++i) tasks.push_back(coring::create_task(wait_once(m, c, order, i, always_locked)));
+        co_await coring::sleep(0s);
+        c.notify_one();  // without the lock: allowed
+        co_await coring::sleep(0s);
+        CHECK(order == std::vector<int>{0});
+        {
+            auto guard = co_await m.scoped_lock();
+            c.notify(2);
+        }
+        co_await coring::sleep(0s);
+        co_await coring::sleep(0s);
+        CHECK(order == std::vector<int>{0, 1, 2});
+        c.notify_all();
+        for (auto& t : tasks) co_await t;
+        CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5});
+        CHECK(always_locked);
+    }());
+}
+
+TEST_CASE("condition - a notification with nobody waiting is not remembered", "[condition]") {
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        std::vector<int> order;
+        bool always_locked = true;
+        c.notify_all();
+        c.notify_one();
+        auto w = coring::create_task(wait_once(m, c, order, 1, always_locked));
+        co_await coring::sleep(5ms);
+        CHECK(order.empty());
+        c.notify_one();
+        co_await w;
+        CHECK(order == std::vector<int>{1});
+    }());
+}
+
+TEST_CASE("condition - wait with a predicate: producer and consumers", "[condition]") {
+    const auto frames_before = live_frames();
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        std::deque<int> items;
+        std::vector<int> consumed;
+        auto consumer = [](coring::mutex& mx, coring::condition& cv, std::deque<int>& q, std::vector<int>& out) -> coring::task<> {
+            for (;;) {
+                auto guard = co_await mx.scoped_lock();
+                co_await cv.wait(guard, [&q] { return !q.empty(); });
+                CHECK(guard.owns_lock());
+                const int v = q.front();
+                q.pop_front();
+                if (v < 0) co_return;
+                out.push_back(v);
+            }
+        };
+        auto c1 = coring::create_task(consumer(m, c, items, consumed));
+        auto c2 = coring::create_task(consumer(m, c, items, consumed));
+        for (int i = 0; i < 100; ++i) {
+            auto guard = co_await m.scoped_lock();
+            items.push_back(i);
+            c.notify_one();
+            guard.unlock();
+            if (i % 10 == 0) co_await coring::sleep(0s);
+        }
+        {
+            auto guard = co_await m.scoped_lock();
+            items.push_back(-1);
+            items.push_back(-1);
+            c.notify_all();
+        }
+        co_await c1;
+        co_await c2;
+        std::vector<int> expected;
+        for (int i = 0; i < 100; ++i) expected.push_back(i);
+        CHECK(consumed == expected);
+    }());
+    CHECK(live_frames() == frames_before);
+}
+
+TEST_CASE("condition - wait with a predicate that holds already does not wait", "[condition]") {
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        auto guard = co_await m.scoped_lock();
+        int calls = 0;
+        co_await c.wait(guard, [&calls] {
+            ++calls;
+            return true;
+        });
+        CHECK(calls == 1);
+        CHECK(guard.owns_lock());
+    }());
+}
+
+TEST_CASE("condition - cancelled while waiting: re-acquires the lock before the cancel propagates", "[condition][cancel]") {
+    const auto frames_before = live_frames();
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        std::vector<std::string> log;
+        auto waiter = [](coring::mutex& mx, coring::condition& cv, std::vector<std::string>& l) -> coring::task<> {
+            auto guard = co_await mx.scoped_lock();
+            try {
+                co_await cv.wait(guard);
+            } catch (const coring::cancelled_error&) {
+                l.push_back(guard.owns_lock() && mx.locked() ? "cancelled holding the lock" : "cancelled WITHOUT the lock");
+                throw;
+            }
+        };
+        auto w = coring::create_task(waiter(m, c, log));
+        co_await coring::sleep(0s);
+        {
+            auto guard = co_await m.scoped_lock();
+            w.cancel();
+            co_await coring::sleep(5ms);
+            CHECK(log.empty());  // the waiter waits for the lock before it may throw
+            log.push_back("holder unlocks");
+        }
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(w);
+        CHECK(cancelled);
+        CHECK(log == std::vector<std::string>{"holder unlocks", "cancelled holding the lock"});
+        CHECK_FALSE(m.locked());
+        // The cancelled waiter took no notification: a new waiter gets the next one.
+        std::vector<int> order;
+        bool always_locked = true;
+        auto next = coring::create_task(wait_once(m, c, order, 2, always_locked));
+        co_await coring::sleep(0s);
+        c.notify_one();
+        co_await next;
+        CHECK(order == std::vector<int>{2});
+    }());
+    CHECK(live_frames() == frames_before);
+}
+
+TEST_CASE("condition - cancelled after notify: passes the notification on and still re-acquires the lock", "[condition][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        std::vector<int> order;
+        bool always_locked = true;
+        auto a = coring::create_task(wait_once(m, c, order, 1, always_locked));
+        auto b = coring::create_task(wait_once(m, c, order, 2, always_locked));
+        auto c3 = coring::create_task(wait_once(m, c, order, 3, always_locked));
+        co_await coring::sleep(0s);
+        {
+            auto guard = co_await m.scoped_lock();
+            c.notify_one();  // a is notified...
+            a.cancel();      // ...and cancelled before it resumed: b gets the notification
+            co_await coring::sleep(5ms);
+            CHECK_FALSE(a.done());  // a cannot throw before it has the lock again
+        }
+        const bool a_cancelled = co_await coring_test::throws<coring::cancelled_error>(a);
+        CHECK(a_cancelled);
+        co_await b;
+        CHECK(order == std::vector<int>{2});
+        CHECK_FALSE(c3.done());  // exactly one notification was delivered
+        c.notify_one();
+        co_await c3;
+        CHECK(order == std::vector<int>{2, 3});
+        CHECK(always_locked);
+    }());
+}
+
+TEST_CASE("condition - cancelled after notify and after it was handed the lock: keeps the lock, passes the notification", "[condition][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        std::vector<int> order;
+        bool always_locked = true;
+        auto a = coring::create_task(wait_once(m, c, order, 1, always_locked));
+        auto b = coring::create_task(wait_once(m, c, order, 2, always_locked));
+        co_await coring::sleep(0s);
+        c.notify_one();  // the lock is free: a is notified and handed the lock at once
+        CHECK(m.locked());
+        a.cancel();
+        CHECK(m.locked());  // a still owns it: the cancel propagates with the lock held
+        const bool a_cancelled = co_await coring_test::throws<coring::cancelled_error>(a);
+        CHECK(a_cancelled);
+        co_await b;  // b got a's notification and the lock after a's guard released it
+        CHECK(order == std::vector<int>{2});
+        CHECK_FALSE(m.locked());
+    }());
+}
+
+TEST_CASE("condition - a pending cancel is delivered before the lock is released", "[condition][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition c;
+        auto body = [](coring::mutex& mx, coring::condition& cv, bool& held) -> coring::task<> {
+            auto guard = co_await mx.scoped_lock();
+            coring::current_task().cancel();
+            try {
+                co_await cv.wait(guard);
+            } catch (const coring::cancelled_error&) {
+                held = guard.owns_lock() && mx.locked();
+                throw;
+            }
+        };
+        bool held = false;
+        auto h = coring::create_task(body(m, c, held));
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(held);
+        CHECK_FALSE(m.locked());
+    }());
+}
+
+TEST_CASE("condition - notify_all to 100,000 waiters: each re-acquires the lock in turn, flat stack", "[condition][stack]") {
+    const auto frames_before = live_frames();
+    coring::run([]() -> coring::task<> {
+        constexpr int n = 100'000;
+        coring::mutex m;
+        coring::condition c;
+        int expected = 0;
+        bool in_order = true;
+        bool exclusive = true;
+        int inside = 0;
+        auto wait_one = [](coring::mutex& mx, coring::condition& cv, int id, int& exp, bool& ordered, int& in, bool& excl) -> coring::task<> {
+            auto guard = co_await mx.scoped_lock();
+            co_await cv.wait(guard);
+            if (++in != 1) excl = false;
+            if (id != exp) ordered = false;
+            ++exp;
+            --in;
+        };
+        std::vector<coring::task_handle<>> tasks;
+        tasks.reserve(n);
+        for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(wait_one(m, c, i, expected, in_order, inside, exclusive)));
+        co_await coring::sleep(0s);
+        {
+            auto guard = co_await m.scoped_lock();
+            c.notify_all();
+        }
+        for (auto& t : tasks) co_await t;
+        CHECK(expected == n);
+        CHECK(in_order);
+        CHECK(exclusive);
+        CHECK_FALSE(m.locked());
+    }());
+    CHECK(live_frames() == frames_before);
+}
+
+TEST_CASE("condition - destroyed while tasks wait on it: reported loudly", "[condition]") {
+    auto [status, text] = coring_test::run_in_child([] {
+        int consistent_errors = 0;
+        coring::run([](int& errs) -> coring::task<> {
+            coring::mutex m;
+            auto* c = new coring::condition;
+            auto waiter = [](coring::mutex& mx, coring::condition& cv, int& e) -> coring::task<> {
+                auto guard = co_await mx.scoped_lock();
+                try {
+                    co_await cv.wait(guard);
+                } catch (const coring::invalid_state_error&) {
+                    // The lock was released for the wait and not taken back: the guard knows.
+                    if (!guard.owns_lock() && !mx.locked()) ++e;
+                }
+            };
+            auto a = coring::create_task(waiter(m, *c, errs));
+            auto b = coring::create_task(waiter(m, *c, errs));
+            co_await coring::sleep(0s);
+            delete c;  // the bug: two tasks still wait on it
+            co_await a;
+            co_await b;
+        }(consistent_errors));
+        std::printf("child finished: %d invalid_state_errors, guards consistent\n", consistent_errors);
+    });
+    INFO(text);
+    CHECK(text.find("coring::condition was destroyed while 2 tasks still waited on it") != std::string::npos);
+    CHECK(coring_test::stopped_by_assertion_or_exited_cleanly(status));
+#ifdef NDEBUG
+    CHECK(text.find("child finished: 2 invalid_state_errors, guards consistent") != std::string::npos);
+#endif
+}

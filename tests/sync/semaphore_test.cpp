@@ -1,0 +1,229 @@
+// Tests of coring/sync/semaphore.hpp: semaphore and bounded_semaphore: the bound under 1,000
+// tasks, FIFO, permits, over-release, cancellation, the 100,000-waiter hand-off.
+#include <coring/sync/semaphore.hpp>
+
+#include <coring/run.hpp>
+#include <coring/task_handle.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+using namespace std::chrono_literals;
+using coring_test::live_frames;
+
+static_assert(!std::is_copy_constructible_v<coring::semaphore> && !std::is_move_constructible_v<coring::semaphore>);
+static_assert(std::is_base_of_v<coring::semaphore, coring::bounded_semaphore>);
+static_assert(std::is_nothrow_move_constructible_v<coring::semaphore_permit>);
+
+namespace {
+
+coring::task<> acquirer(coring::semaphore& s, std::vector<int>& order, int id) {
+    co_await s.acquire();
+    order.push_back(id);
+    s.release();
+}
+
+}  // namespace
+
+TEST_CASE("semaphore - counting, try_acquire, value, locked", "[semaphore]") {
+    coring::run([]() -> coring::task<> {
+        coring::semaphore s(2);
+        CHECK(s.value() == 2);
+        CHECK_FALSE(s.locked());
+        CHECK(s.try_acquire());
+        co_await s.acquire();  // a permit is left: no suspension
+        CHECK(s.value() == 0);
+        CHECK(s.locked());
+        CHECK_FALSE(s.try_acquire());
+        s.release();
+        s.release();
+        s.release();  // an unbounded semaphore may go above its initial value
+        CHECK(s.value() == 3);
+
+        coring::semaphore defaulted;
+        CHECK(defaulted.value() == 1);
+        CHECK_THROWS_AS(coring::semaphore(-1), std::invalid_argument);
+        CHECK_THROWS_AS(coring::bounded_semaphore(-1), std::invalid_argument);
+    }());
+}
+
+TEST_CASE("semaphore - at most N of 1,000 tasks hold a permit at a time", "[semaphore]") {
+    const auto frames_before = live_frames();
+    coring::run([]() -> coring::task<> {
+        constexpr int limit = 10;
+        coring::semaphore s(limit);
+        int inside = 0;
+        int max_inside = 0;
+        int done = 0;
+        auto worker = [](coring::semaphore& sem, int id, int& in, int& max_in, int& finished) -> coring::task<> {
+            auto permit = co_await sem.scoped_acquire();
+            ++in;
+            max_in = std::max(max_in, in);
+            for (int i = 0; i < id % 4; ++i) co_await coring::sleep(0s);
+            if (id % 97 == 0) co_await coring::sleep(1ms);
+            --in;
+            ++finished;
+        };
+        std::vector<coring::task_handle<>> tasks;
+        for (int i = 0; i < 1000; ++i) tasks.push_back(coring::create_task(worker(s, i, inside, max_inside, done)));
+        for (auto& t : tasks) co_await t;
+        CHECK(done == 1000);
+        CHECK(max_inside == limit);
+        CHECK(s.value() == limit);
+    }());
+    CHECK(live_frames() == frames_before);
+}
+
+TEST_CASE("semaphore - waiters get permits first-in first-out; release hands over, no barging", "[semaphore]") {
+    coring::run([]() -> coring::task<> {
+        coring::semaphore s(0);
+        std::vector<int> order;
+        std::vector<coring::task_handle<>> tasks;
+        for (int i = 0; i < 20; ++i) tasks.push_back(coring::create_task(acquirer(s, order, i)));
+        co_await coring::sleep(0s);
+        s.release();  // handed to task 0, which has not resumed yet
+        CHECK(s.value() == 0);
+        CHECK_FALSE(s.try_acquire());
+        for (auto& t : tasks) co_await t;
+        std::vector<int> expected;
+        for (int i = 0; i < 20; ++i) expected.push_back(i);
+        CHECK(order == expected);
+        CHECK(s.value() == 1);
+    }());
+}
+
+TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[semaphore]") {
+    coring::run([]() -> coring::task<> {
+        coring::semaphore s(1);
+        {
+            auto permit = co_await s.scoped_acquire();
+            CHECK(permit.owns_permit());
+            CHECK(s.value() == 0);
+        }
+        CHECK(s.value() == 1);
+        {
+            auto permit = co_await s.scoped_acquire();
+            permit.release();
+            CHECK_FALSE(permit);
+            CHECK(s.value() == 1);
+            CHECK_THROWS_AS(permit.release(), coring::invalid_state_error);
+        }
+        CHECK(s.value() == 1);
+        {
+            auto first = co_await s.scoped_acquire();
+            coring::semaphore_permit second(std::move(first));
+            CHECK_FALSE(first.owns_permit());
+            coring::semaphore_permit third;
+            third = std::move(second);
+            CHECK(third.owns_permit());
+            CHECK(s.value() == 0);
+        }
+        CHECK(s.value() == 1);
+        {
+            REQUIRE(s.try_acquire());
+            coring::semaphore_permit adopted(s);
+            CHECK(s.value() == 0);
+        }
+        CHECK(s.value() == 1);
+    }());
+}
+
+TEST_CASE("bounded_semaphore - releasing more than acquired throws std::logic_error", "[semaphore]") {
+    coring::run([]() -> coring::task<> {
+        coring::bounded_semaphore s(2);
+        CHECK_THROWS_AS(s.release(), std::logic_error);
+        co_await s.acquire();
+        s.release();
+        CHECK_THROWS_AS(s.release(), std::logic_error);
+        CHECK(s.value() == 2);
+        {
+            auto permit = co_await s.scoped_acquire();
+            CHECK(s.value() == 1);
+        }
+        CHECK(s.value() == 2);
+        coring::semaphore& as_base = s;  // the bound holds through the base class too
+        CHECK_THROWS_AS(as_base.release(), std::logic_error);
+
+        coring::bounded_semaphore zero(0);
+        CHECK_THROWS_AS(zero.release(), std::logic_error);
+    }());
+}
+
+TEST_CASE("semaphore - a waiter cancelled while waiting takes no permit", "[semaphore][cancel]") {
+    const auto frames_before = live_frames();
+    coring::run([]() -> coring::task<> {
+        coring::bounded_semaphore s(1);
+        std::vector<int> order;
+        co_await s.acquire();
+        auto a = coring::create_task(acquirer(s, order, 1));
+        auto b = coring::create_task(acquirer(s, order, 2));
+        co_await coring::sleep(0s);
+        a.cancel();
+        const bool a_cancelled = co_await coring_test::throws<coring::cancelled_error>(a);
+        CHECK(a_cancelled);
+        CHECK(s.value() == 0);
+        s.release();
+        co_await b;
+        CHECK(order == std::vector<int>{2});
+        CHECK(s.value() == 1);
+    }());
+    CHECK(live_frames() == frames_before);
+}
+
+TEST_CASE("semaphore - a waiter cancelled in the iteration it got a permit passes it on", "[semaphore][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::bounded_semaphore s(2);
+        std::vector<int> order;
+        co_await s.acquire();
+        co_await s.acquire();
+        auto a = coring::create_task(acquirer(s, order, 1));
+        auto b = coring::create_task(acquirer(s, order, 2));
+        auto c = coring::create_task(acquirer(s, order, 3));
+        co_await coring::sleep(0s);
+        s.release();  // to a
+        s.release();  // to b
+        a.cancel();   // a passes its permit to c
+        b.cancel();   // b has nobody to pass it to: back to the counter
+        CHECK(s.value() == 1);
+        const bool a_cancelled = co_await coring_test::throws<coring::cancelled_error>(a);
+        const bool b_cancelled = co_await coring_test::throws<coring::cancelled_error>(b);
+        CHECK(a_cancelled);
+        CHECK(b_cancelled);
+        co_await c;
+        CHECK(order == std::vector<int>{3});
+        CHECK(s.value() == 2);  // every permit came back: none lost, none duplicated
+    }());
+}
+
+TEST_CASE("semaphore - handing permits to 100,000 queued waiters does not grow the stack", "[semaphore][stack]") {
+    const auto frames_before = live_frames();
+    coring::run([]() -> coring::task<> {
+        constexpr int n = 100'000;
+        coring::semaphore s(0);
+        int expected = 0;
+        bool in_order = true;
+        auto wait_one = [](coring::semaphore& sem, int id, int& exp, bool& ordered) -> coring::task<> {
+            co_await sem.acquire();
+            if (id != exp) ordered = false;
+            ++exp;
+            sem.release();
+        };
+        std::vector<coring::task_handle<>> tasks;
+        tasks.reserve(n);
+        for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(wait_one(s, i, expected, in_order)));
+        co_await coring::sleep(0s);
+        s.release();
+        for (auto& t : tasks) co_await t;
+        CHECK(expected == n);
+        CHECK(in_order);
+        CHECK(s.value() == 1);
+    }());
+    CHECK(live_frames() == frames_before);
+}
