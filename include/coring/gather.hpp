@@ -103,6 +103,7 @@ public:
                 ++m_running;
             }
         }
+        m_outcomes_noted = true;  // from here on, on_child_finished notes the rest
         if (cancel_pending) {
             m_outer_cancelled = true;
             cancel_running();
@@ -129,6 +130,8 @@ protected:
     /// Rethrows what ends the gather, if anything: cancellation of the gatherer, or the first
     /// failure when failing fast. Marks every child's failure as seen.
     void rethrow_if_failed() {
+        // Every outcome was noted (the gather suspended) and none failed: no pass over the children.
+        if (m_outcomes_noted && m_first_failure == no_failure && !m_outer_cancelled) return;
         Derived& self = derived();
         for (std::size_t i = 0; i < self.child_count(); ++i)
             if (i != m_first_failure || m_outer_cancelled) mark_retrieved(self.child_state(i));
@@ -182,6 +185,7 @@ private:
     std::size_t m_first_failure = no_failure;
     bool m_fail_fast;
     bool m_outer_cancelled = false;
+    bool m_outcomes_noted = false;  // await_suspend ran: m_first_failure covers every child
 };
 
 /// gather(a, b, ...): a tuple of children.
