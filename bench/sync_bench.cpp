@@ -1,9 +1,12 @@
 // Synchronisation micro-benchmarks (sync/*.hpp), each beside its baseline:
 //
-//   mutex_lock_unlock          co_await m.lock(); m.unlock(); on a free mutex, beside std::mutex
-//                              (uncontended, one thread). Target: under 5 ns.
+//   mutex_lock_unlock          co_await m.lock(); m.unlock(); on a free mutex (uncontended, one
+//                              thread), beside std::mutex and beside a handwritten lock: a bool
+//                              flag and a minimal awaiter over it, co_awaited in a coring task the
+//                              same way (this file), the floor for the uncontended path. Target:
+//                              under 5 ns.
 //   semaphore_acquire_release  co_await s.acquire(); s.release(); with permits left, beside
-//                              std::counting_semaphore.
+//                              std::counting_semaphore and a handwritten counter awaiter.
 //   queue_put_get              co_await q.put(v); co_await q.get(); in one task (neither
 //                              suspends): the queue's own cost, beside std::deque push + pop.
 //   queue_ping_pong            one producer task puts 1,000,000 ints into a queue of maxsize 1,
@@ -52,6 +55,62 @@ void mutex_lock_unlock_coring(benchmark::State& state) {
     }(state));
 }
 
+// The least a lock or a semaphore does when nothing waits: test and update a flag or a counter
+// in await_ready. Neither is ever contended here, so neither can suspend; a real one would need
+// a list of waiters and a wake-up, which is what coring's awaiters add (and skip on this path).
+namespace handwritten_sync {
+
+class flag_lock {
+public:
+    struct lock_awaiter {
+        flag_lock& lock;
+        bool await_ready() noexcept {
+            if (lock.m_locked) return false;
+            lock.m_locked = true;
+            return true;
+        }
+        void await_suspend(std::coroutine_handle<>) noexcept { std::terminate(); }  // uncontended only
+        void await_resume() noexcept {}
+    };
+    lock_awaiter lock() noexcept { return lock_awaiter{*this}; }
+    void unlock() noexcept { m_locked = false; }
+
+private:
+    bool m_locked = false;
+};
+
+class counter_semaphore {
+public:
+    explicit counter_semaphore(std::size_t permits) noexcept : m_permits(permits) {}
+    struct acquire_awaiter {
+        counter_semaphore& sem;
+        bool await_ready() noexcept {
+            if (sem.m_permits == 0) return false;
+            --sem.m_permits;
+            return true;
+        }
+        void await_suspend(std::coroutine_handle<>) noexcept { std::terminate(); }  // permits left only
+        void await_resume() noexcept {}
+    };
+    acquire_awaiter acquire() noexcept { return acquire_awaiter{*this}; }
+    void release() noexcept { ++m_permits; }
+
+private:
+    std::size_t m_permits;
+};
+
+}  // namespace handwritten_sync
+
+void mutex_lock_unlock_handwritten(benchmark::State& state) {
+    coring::run([](benchmark::State& st) -> coring::task<> {
+        handwritten_sync::flag_lock m;
+        for (auto _ : st) {
+            co_await m.lock();
+            m.unlock();
+        }
+    }(state));
+}
+
 void mutex_lock_unlock_std_mutex(benchmark::State& state) {
     std::mutex m;
     for (auto _ : state) {
@@ -63,6 +122,16 @@ void mutex_lock_unlock_std_mutex(benchmark::State& state) {
 void semaphore_acquire_release_coring(benchmark::State& state) {
     coring::run([](benchmark::State& st) -> coring::task<> {
         coring::semaphore s(4);
+        for (auto _ : st) {
+            co_await s.acquire();
+            s.release();
+        }
+    }(state));
+}
+
+void semaphore_acquire_release_handwritten(benchmark::State& state) {
+    coring::run([](benchmark::State& st) -> coring::task<> {
+        handwritten_sync::counter_semaphore s(4);
         for (auto _ : st) {
             co_await s.acquire();
             s.release();
@@ -246,8 +315,10 @@ void queue_ping_pong_handwritten(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(mutex_lock_unlock_coring)->Name("mutex_lock_unlock:coring");
+BENCHMARK(mutex_lock_unlock_handwritten)->Name("mutex_lock_unlock:handwritten");
 BENCHMARK(mutex_lock_unlock_std_mutex)->Name("mutex_lock_unlock:std_mutex");
 BENCHMARK(semaphore_acquire_release_coring)->Name("semaphore_acquire_release:coring");
+BENCHMARK(semaphore_acquire_release_handwritten)->Name("semaphore_acquire_release:handwritten");
 BENCHMARK(semaphore_acquire_release_std)->Name("semaphore_acquire_release:std_counting_semaphore");
 BENCHMARK(queue_put_get_coring)->Name("queue_put_get:coring");
 BENCHMARK(queue_put_get_std_deque)->Name("queue_put_get:std_deque");

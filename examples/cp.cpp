@@ -10,9 +10,10 @@
 // order; the offsets keep the copy exact. Short reads (a file that shrinks) end a worker's
 // block early, short writes are looped over by write_all_at.
 //
-// What it shows: file::open / size / read_at / write_all_at / close, create_task as a pool of
-// workers sharing state on one thread without locks, and errors as std::system_error with the
-// errno and the path ("open(\"missing\"): No such file or directory").
+// What it shows: file::open / size / read_at / write_all_at / close, a task_group as a pool of
+// workers sharing state on one thread without locks (the first worker to fail cancels the others,
+// and join() waits for all of them before it rethrows that error), and errors as
+// std::system_error with the errno and the path ("open(\"missing\"): No such file or directory").
 #include <coring/coring.hpp>
 #include <coring/io/file.hpp>
 
@@ -23,7 +24,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -58,19 +58,11 @@ coring::task<int> copy(std::string from, std::string to, std::size_t window, std
     coring::file dest = co_await coring::file::open(to, O_WRONLY | O_CREAT | O_TRUNC, mode);
     copy_job job{source, dest, co_await source.size(), block};
 
-    std::vector<coring::task_handle<>> workers;
-    for (std::size_t i = 0; i < window; ++i) workers.push_back(coring::create_task(worker(job)));
-    // Wait for every worker even if one fails: they all use `job` and the two files.
-    std::exception_ptr failure;
-    for (auto& w : workers) {
-        try {
-            co_await w;
-        } catch (...) {
-            if (!failure) failure = std::current_exception();
-            for (auto& other : workers) other.cancel();
-        }
-    }
-    if (failure) std::rethrow_exception(failure);
+    // join() waits for every worker even when one fails (they all use `job` and the two files):
+    // the group cancels the others, and join() rethrows the first error once all have finished.
+    coring::task_group workers;
+    for (std::size_t i = 0; i < window; ++i) workers.create_task(worker(job));
+    co_await workers.join();
     co_await dest.close();
     co_await source.close();
 

@@ -97,20 +97,12 @@ coring::task<> accept_connections(const coring::socket& listener, coring::io::bu
 coring::task<> serve_raw(settings s) {
     const std::vector<coring::address> where = co_await coring::resolve(s.host, s.port);
     coring::socket listener = co_await coring::socket::open_listener(where.front());
-    coring::io::buffer_ring_ptr ring;
-    try {
-        ring = coring::io::buffer_ring::create(256, 4096);
-    } catch (const std::system_error&) {
-        // A kernel without provided-buffer rings: plain recv.
-    }
+    // Null on a kernel without provided-buffer rings: plain recv.
+    const coring::io::buffer_ring_ptr ring = coring::io::buffer_ring::try_create(256, 4096);
     std::printf("listening on %s\n", listener.local_address().to_string().c_str());
     std::fflush(stdout);
     auto accepting = coring::create_task(accept_connections(listener, ring), "accept");
     auto stop = [accepting]() mutable { accepting.cancel(); };
-    // A shell starts background jobs with SIGINT ignored; the loop reads the signals through a
-    // signalfd, which sees only signals that are not ignored.
-    std::signal(SIGINT, SIG_DFL);
-    std::signal(SIGTERM, SIG_DFL);
     coring::get_running_loop().add_signal_handler(SIGINT, stop);
     coring::get_running_loop().add_signal_handler(SIGTERM, stop);
     try {
@@ -140,8 +132,6 @@ coring::task<> serve_streams(settings s) {
     std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
     std::fflush(stdout);
     auto stop = [&srv] { srv.close(); };
-    std::signal(SIGINT, SIG_DFL);  // see serve_raw
-    std::signal(SIGTERM, SIG_DFL);
     coring::get_running_loop().add_signal_handler(SIGINT, stop);
     coring::get_running_loop().add_signal_handler(SIGTERM, stop);
     co_await srv.serve_forever();  // returns once closed: handlers finished, connections closed

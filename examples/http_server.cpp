@@ -297,8 +297,6 @@ coring::task<> amain() {
     std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
     std::fflush(stdout);
     auto stop = [&srv] { srv.close(); };
-    std::signal(SIGINT, SIG_DFL);  // a shell starts background jobs with SIGINT ignored
-    std::signal(SIGTERM, SIG_DFL);
     coring::get_running_loop().add_signal_handler(SIGINT, stop);
     coring::get_running_loop().add_signal_handler(SIGTERM, stop);
     co_await srv.serve_forever();

@@ -43,6 +43,9 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 coring::task<> sleeper(std::chrono::milliseconds d) { co_await coring::sleep(d); }
 
+// Awaits the task *other refers to by the time this one starts.
+coring::task<> await_task(const coring::task_handle<>* other) { co_await *other; }
+
 // Captures what is written to file descriptor 2 while alive.
 class stderr_capture {
 public:
@@ -303,4 +306,25 @@ TEST_CASE("stats - iterations, submissions, completions, kernel time, high water
     const std::string line = coring::format_stats(s);
     CHECK(line.find("iterations=") == 0);
     CHECK(line.find("live_tasks=0") != std::string::npos);
+}
+
+TEST_CASE("dump_tasks - two tasks awaiting each other show up while a main task is alive", "[debug][dump]") {
+    coring::run([]() -> coring::task<> {
+        coring::task_handle<> ping;
+        coring::task_handle<> pong;
+        ping = coring::create_task(await_task(&pong), "ping");
+        pong = coring::create_task(await_task(&ping), "pong");
+        co_await coring::sleep(1ms);
+        const std::string dump = coring::format_tasks(coring::get_running_loop());
+        CAPTURE(dump);
+        CHECK(dump.find("Task-1 (running)") == 0);
+        CHECK(dump.find("Task-2 \"ping\" (awaiting task pong)") != std::string::npos);
+        CHECK(dump.find("Task-3 \"pong\" (awaiting task ping)") != std::string::npos);
+        // A cancel goes round the cycle once and ends it: ping stops waiting, pong sees it end.
+        ping.cancel();
+        const bool ping_cancelled = co_await coring_test::throws<coring::cancelled_error>(ping);
+        const bool pong_cancelled = co_await coring_test::throws<coring::cancelled_error>(pong);
+        CHECK(ping_cancelled);
+        CHECK(pong_cancelled);
+    }());
 }

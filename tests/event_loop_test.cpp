@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -387,4 +388,42 @@ TEST_CASE("event_loop - a task created during shutdown is cancelled too", "[even
         CHECK(second.cancelled());  // cancelled before it started: its body never ran
     }
     CHECK(live_frames() == before);
+}
+
+TEST_CASE("event_loop - busy_poll: I/O completes and timers still fire on time", "[event_loop][ring]") {
+    coring::event_loop loop(coring::loop_options{.busy_poll = 1ms});
+    loop.run_until_complete([]() -> coring::task<> {
+        for (int i = 0; i < 3; ++i) co_await coring::io::nop();
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        // A read in flight makes the loop spin before it waits; the sleep must not be late by
+        // the spin (nor early).
+        auto reader = coring::create_task([](int fd) -> coring::task<std::size_t> {
+            std::array<std::byte, 8> buf{};
+            co_return co_await coring::io::read(fd, buf);
+        }(fds[0]));
+        co_await coring::sleep(0s);
+        const auto start = std::chrono::steady_clock::now();
+        co_await coring::sleep(5ms);
+        const double slept = ms_since(start);
+        CHECK(slept >= 5.0);
+        CHECK(slept < 50.0);
+        REQUIRE(::write(fds[1], "abc", 3) == 3);
+        const std::size_t got = co_await reader;
+        CHECK(got == 3);
+        ::close(fds[0]);
+        ::close(fds[1]);
+    }());
+}
+
+TEST_CASE("event_loop - eager_submit: operations go to the kernel as they are issued and complete", "[event_loop][ring]") {
+    coring::event_loop loop(coring::loop_options{.eager_submit = true});
+    loop.run_until_complete([]() -> coring::task<> {
+        auto& l = coring::get_running_loop();
+        const auto before = l.stats().submissions;
+        co_await coring::io::nop();
+        co_await coring::io::nop();
+        CHECK(l.stats().submissions >= before + 2);
+        CHECK(l.stats().completions >= 2);
+    }());
 }

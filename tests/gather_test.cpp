@@ -127,8 +127,8 @@ TEST_CASE("gather - of handles and futures, awaitable again afterwards", "[gathe
 TEST_CASE("gather - of other awaitables (sleep, io ops) wraps them in tasks", "[gather]") {
     coring::run([]() -> coring::task<> {
         const auto start = std::chrono::steady_clock::now();
-        co_await coring::gather(coring::sleep(20ms), coring::sleep(20ms), coring::io::nop());
-        CHECK(ms_since(start) < 60.0);
+        co_await coring::gather(coring::sleep(30ms), coring::sleep(30ms), coring::sleep(30ms), coring::io::nop());
+        CHECK(ms_since(start) < 80.0);  // one after the other would take 90 ms
     }());
 }
 
@@ -224,6 +224,27 @@ TEST_CASE("gather - the other failures are not reported as unretrieved", "[gathe
     CHECK(reports.reports.empty());
 }
 
+TEST_CASE("gather - of children that all failed already: the first rethrown, none reported", "[gather]") {
+    coring::event_loop loop;
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        auto first = coring::create_task(throws_after(0ms));
+        auto second = coring::create_task([]() -> coring::task<int> {
+            throw std::logic_error("second failure");
+            co_return 0;
+        }());
+        co_await coring::sleep(5ms);
+        REQUIRE(first.done());
+        REQUIRE(second.done());
+        // Every child is done: await_ready takes the fast path, await_suspend never runs.
+        const bool threw = co_await coring_test::throws<boom>(coring::gather(first, second));
+        CHECK(threw);
+    }());
+    loop.close();
+    CHECK(reports.reports.empty());
+}
+
 TEST_CASE("gather - return_exceptions reports every outcome and cancels nothing", "[gather]") {
     coring::run([]() -> coring::task<> {
         auto [a, b, c] = co_await coring::gather(coring::return_exceptions, value_after(20ms, 1), throws_after(1ms), nothing_after(10ms));
@@ -280,41 +301,28 @@ TEST_CASE("gather - a kernel operation in a cancelled child is cancelled before 
 
 TEST_CASE("gather - lifecycle matrix: child end x timing relative to the gather's own cancel", "[gather][cancel][matrix]") {
     using namespace coring_test;
-    for (child_end end : {child_end::succeeds, child_end::throws, child_end::cancelled}) {
-        for (when_end when : {when_end::before, when_end::during, when_end::after}) {
-            CAPTURE(to_string(end), to_string(when));
-            const auto frames_before = live_frames();
-            int running = 0;
-            coring::event_loop loop;
-            coring_test::captured_reports reports;
-            reports.install(loop);
-            loop.run_until_complete([](child_end e, when_end w, int& r) -> coring::task<> {
-                auto gatherer = [](child_end ee, when_end ww, int& rr) -> coring::task<> {
-                    co_await coring::gather(matrix_child(ee, ww, rr), matrix_sibling(rr));
-                };
-                auto g = coring::create_task(gatherer(e, w, r));
-                co_await coring::sleep(20ms);
-                g.cancel();
-                // Ended before the cancel by failing: gather failed fast already.
-                const bool failed_fast = w == when_end::before && e != child_end::succeeds;
-                if (failed_fast) {
-                    CHECK(g.done());
-                    if (e == child_end::throws) {
-                        const bool threw = co_await throws<child_error>(g);
-                        CHECK(threw);
-                    } else {
-                        const bool cancelled = co_await throws<coring::cancelled_error>(g);
-                        CHECK(cancelled);
-                    }
-                } else {
-                    const bool cancelled = co_await throws<coring::cancelled_error>(g);
-                    CHECK(cancelled);
-                }
-                CHECK(r == 0);  // the gather never finishes while a child runs
-            }(end, when, running));
-            loop.close();
-            CHECK(reports.reports.empty());
-            CHECK(live_frames() == frames_before);
+    for_each_matrix_cell([](child_end e, when_end w, int& r) -> coring::task<> {
+        auto gatherer = [](child_end ee, when_end ww, int& rr) -> coring::task<> {
+            co_await coring::gather(matrix_child(ee, ww, rr), matrix_sibling(rr));
+        };
+        auto g = coring::create_task(gatherer(e, w, r));
+        co_await coring::sleep(20ms);
+        g.cancel();
+        // Ended before the cancel by failing: gather failed fast already.
+        const bool failed_fast = w == when_end::before && e != child_end::succeeds;
+        if (failed_fast) {
+            CHECK(g.done());
+            if (e == child_end::throws) {
+                const bool threw = co_await throws<child_error>(g);
+                CHECK(threw);
+            } else {
+                const bool cancelled = co_await throws<coring::cancelled_error>(g);
+                CHECK(cancelled);
+            }
+        } else {
+            const bool cancelled = co_await throws<coring::cancelled_error>(g);
+            CHECK(cancelled);
         }
-    }
+        CHECK(r == 0);  // the gather never finishes while a child runs
+    });
 }

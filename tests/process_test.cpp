@@ -27,7 +27,6 @@ namespace {
 
 using coring_test::count_open_fds;
 
-
 // True if this process has a child that has not been reaped (a zombie, or still running).
 bool has_unreaped_child() {
     siginfo_t info{};

@@ -68,3 +68,12 @@ TEST_CASE("shield - an exception of the shielded task comes through", "[shield]"
         CHECK_THROWS_AS(coring::shield(coring::task_handle<int>{}), coring::invalid_state_error);
     }());
 }
+
+TEST_CASE("shield - a task shielding itself throws, as awaiting itself does", "[shield]") {
+    coring::run([]() -> coring::task<> {
+        const bool plain = co_await throws<coring::invalid_state_error>(coring::current_task());
+        CHECK(plain);
+        const bool shielded = co_await throws<coring::invalid_state_error>(coring::shield(coring::current_task()));
+        CHECK(shielded);
+    }());
+}

@@ -156,37 +156,24 @@ TEST_CASE("task_group - destroyed with running children: reported loudly, childr
 
 TEST_CASE("task_group - lifecycle matrix: child end x timing relative to the joiner's cancel", "[task_group][cancel][matrix]") {
     using namespace coring_test;
-    for (child_end end : {child_end::succeeds, child_end::throws, child_end::cancelled}) {
-        for (when_end when : {when_end::before, when_end::during, when_end::after}) {
-            CAPTURE(to_string(end), to_string(when));
-            const auto frames_before = live_frames();
-            int running = 0;
-            coring::event_loop loop;
-            coring_test::captured_reports reports;
-            reports.install(loop);
-            loop.run_until_complete([](child_end e, when_end w, int& r) -> coring::task<> {
-                auto joiner = [](child_end ee, when_end ww, int& rr) -> coring::task<> {
-                    coring::task_group group;
-                    group.create_task(matrix_child(ee, ww, rr));
-                    group.create_task(matrix_sibling(rr));
-                    co_await group.join();
-                };
-                auto j = coring::create_task(joiner(e, w, r));
-                co_await coring::sleep(20ms);
-                j.cancel();
-                if (w == when_end::before && e == child_end::throws) {
-                    // The failure ended the group before the cancel: join threw it.
-                    const bool threw = co_await throws<child_error>(j);
-                    CHECK(threw);
-                } else {
-                    const bool cancelled = co_await throws<coring::cancelled_error>(j);
-                    CHECK(cancelled);
-                }
-                CHECK(r == 0);
-            }(end, when, running));
-            loop.close();
-            CHECK(reports.reports.empty());
-            CHECK(live_frames() == frames_before);
+    for_each_matrix_cell([](child_end e, when_end w, int& r) -> coring::task<> {
+        auto joiner = [](child_end ee, when_end ww, int& rr) -> coring::task<> {
+            coring::task_group group;
+            group.create_task(matrix_child(ee, ww, rr));
+            group.create_task(matrix_sibling(rr));
+            co_await group.join();
+        };
+        auto j = coring::create_task(joiner(e, w, r));
+        co_await coring::sleep(20ms);
+        j.cancel();
+        if (w == when_end::before && e == child_end::throws) {
+            // The failure ended the group before the cancel: join threw it.
+            const bool threw = co_await throws<child_error>(j);
+            CHECK(threw);
+        } else {
+            const bool cancelled = co_await throws<coring::cancelled_error>(j);
+            CHECK(cancelled);
         }
-    }
+        CHECK(r == 0);
+    });
 }

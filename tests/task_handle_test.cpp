@@ -601,3 +601,28 @@ TEST_CASE("cancel - a pending request is delivered at the next suspension point 
         CHECK(coring_test::ms_since(start) < 100.0);
     }());
 }
+
+TEST_CASE("cancel - tasks awaiting each other: a cancel ends the cycle, and close() does not hang", "[cancel]") {
+    auto await_task = [](const coring::task_handle<>* other) -> coring::task<> { co_await *other; };
+    const auto before = live_frames();
+    {
+        coring::task_handle<> a;
+        coring::task_handle<> b;
+        coring::task_handle<> c;
+        {
+            coring::event_loop loop;
+            loop.run_until_complete([](auto body, coring::task_handle<>& x, coring::task_handle<>& y, coring::task_handle<>& z) -> coring::task<> {
+                x = coring::create_task(body(&y));
+                y = coring::create_task(body(&z));
+                z = coring::create_task(body(&x));
+                co_await coring::sleep(1ms);
+                CHECK_FALSE(x.done());
+            }(await_task, a, b, c));
+            loop.close();  // cancels the deadlocked tasks: without the cycle rule, for ever
+        }
+        CHECK(a.cancelled());
+        CHECK(b.cancelled());
+        CHECK(c.cancelled());
+    }
+    CHECK(live_frames() == before);
+}

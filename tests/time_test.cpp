@@ -287,3 +287,25 @@ TEST_CASE("virtual time - with I/O in flight the clock runs at real speed", "[ti
         }(),
         coring::loop_options{.virtual_time = true});
 }
+
+TEST_CASE("sleep - a delay too long for the clock sleeps until cancelled instead of returning at once", "[time]") {
+    constexpr auto forever = std::chrono::hours(3'000'000);  // more nanoseconds than an int64 holds
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        const auto start = std::chrono::steady_clock::now();
+        const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::wait_for(coring::sleep(forever), 20ms));
+        CHECK(timed_out);
+        CHECK(ms_since(start) >= 19.0);
+        bool fired = false;
+        auto timer = loop.call_later(forever, [&] { fired = true; });
+        co_await coring::sleep(5ms);
+        CHECK_FALSE(fired);
+        timer.cancel();
+    }());
+    const auto now = coring::clock::now();
+    CHECK(coring::detail::deadline_after(now, forever) == coring::clock::time_point::max());
+    CHECK(coring::detail::deadline_after(now, -forever) == coring::clock::time_point::min());
+    CHECK(coring::detail::deadline_after(now, std::chrono::duration<double>(1e300)) == coring::clock::time_point::max());
+    CHECK(coring::detail::deadline_after(now, 1500us) == now + 1500us);
+    CHECK(coring::detail::deadline_after(now, std::chrono::duration<double, std::nano>(0.5)) == now + 1ns);  // rounded up
+}

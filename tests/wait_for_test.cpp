@@ -246,49 +246,36 @@ TEST_CASE("wait_for - of a plain awaitable such as sleep", "[wait_for]") {
 
 TEST_CASE("wait_for - lifecycle matrix: child end x timing relative to the awaiting task's cancel", "[wait_for][cancel][matrix]") {
     using namespace coring_test;
-    for (child_end end : {child_end::succeeds, child_end::throws, child_end::cancelled}) {
-        for (when_end when : {when_end::before, when_end::during, when_end::after}) {
-            CAPTURE(to_string(end), to_string(when));
-            const auto frames_before = live_frames();
-            int running = 0;
-            coring::event_loop loop;
-            coring_test::captured_reports reports;
-            reports.install(loop);
-            loop.run_until_complete([](child_end e, when_end w, int& r) -> coring::task<> {
-                auto waiter = [](child_end ee, when_end ww, int& rr) -> coring::task<int> {
-                    co_return co_await coring::wait_for(matrix_child(ee, ww, rr), 1h);
-                };
-                auto t = coring::create_task(waiter(e, w, r));
-                co_await coring::sleep(20ms);
-                t.cancel();
-                if (w == when_end::before) {
-                    // Finished before the cancel: its own outcome stands.
-                    CHECK(t.done());
-                    if (e == child_end::succeeds) {
-                        const int v = co_await t;
-                        CHECK(v == 1);
-                    } else if (e == child_end::throws) {
-                        const bool threw = co_await throws<child_error>(t);
-                        CHECK(threw);
-                    } else {
-                        const bool cancelled = co_await throws<coring::cancelled_error>(t);
-                        CHECK(cancelled);
-                    }
-                } else if (e == child_end::succeeds) {
-                    const int v = co_await t;  // the child swallowed the forwarded cancel
-                    CHECK(v == 1);
-                } else if (e == child_end::throws) {
-                    const bool threw = co_await throws<child_error>(t);
-                    CHECK(threw);
-                } else {
-                    const bool cancelled = co_await throws<coring::cancelled_error>(t);
-                    CHECK(cancelled);
-                }
-                CHECK(r == 0);
-            }(end, when, running));
-            loop.close();
-            CHECK(reports.reports.empty());
-            CHECK(live_frames() == frames_before);
+    for_each_matrix_cell([](child_end e, when_end w, int& r) -> coring::task<> {
+        auto waiter = [](child_end ee, when_end ww, int& rr) -> coring::task<int> {
+            co_return co_await coring::wait_for(matrix_child(ee, ww, rr), 1h);
+        };
+        auto t = coring::create_task(waiter(e, w, r));
+        co_await coring::sleep(20ms);
+        t.cancel();
+        if (w == when_end::before) {
+            // Finished before the cancel: its own outcome stands.
+            CHECK(t.done());
+            if (e == child_end::succeeds) {
+                const int v = co_await t;
+                CHECK(v == 1);
+            } else if (e == child_end::throws) {
+                const bool threw = co_await throws<child_error>(t);
+                CHECK(threw);
+            } else {
+                const bool cancelled = co_await throws<coring::cancelled_error>(t);
+                CHECK(cancelled);
+            }
+        } else if (e == child_end::succeeds) {
+            const int v = co_await t;  // the child swallowed the forwarded cancel
+            CHECK(v == 1);
+        } else if (e == child_end::throws) {
+            const bool threw = co_await throws<child_error>(t);
+            CHECK(threw);
+        } else {
+            const bool cancelled = co_await throws<coring::cancelled_error>(t);
+            CHECK(cancelled);
         }
-    }
+        CHECK(r == 0);
+    });
 }

@@ -115,6 +115,15 @@ TEST_CASE("wait - an empty set is invalid_argument; handles already done return 
         auto [done, pending] = co_await coring::wait(finished, coring::return_when::first_completed, 0s);
         CHECK(done.size() == 1);
         CHECK(pending.empty());
+
+        // A timeout that has already passed returns at once, with the running task pending.
+        auto slow = coring::create_task(value_after(1h, 2));
+        std::vector<coring::task_handle<int>> both{h, slow};
+        auto r = co_await coring::wait(both, coring::return_when::all_completed, 0s);
+        CHECK(r.done.size() == 1);
+        REQUIRE(r.pending.size() == 1);
+        CHECK_FALSE(slow.done());
+        slow.cancel();
     }());
 }
 

@@ -12,7 +12,8 @@
 # Environment: ECHO_SECONDS (measured seconds per run, 5), ECHO_WARMUP (1), ECHO_CONNECTIONS
 # ("1 50"), ECHO_RUNS (runs per configuration, the median is kept: 3), ECHO_SKIP_BUILD=1 (use
 # what is built), ECHO_FLOOR / ECHO_ASIO / ECHO_CORING / ECHO_LOAD to name the binaries, and
-# ECHO_ASYNCIO=0 to leave out the Python asyncio reference row.
+# ECHO_ASYNCIO=0 to leave out the Python asyncio reference row. Exits 77 (skipped) when there is
+# no C floor server to compare with.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$root/build/release}
@@ -36,6 +37,9 @@ coring=${ECHO_CORING:-$build/examples/echo_server}
 load=${ECHO_LOAD:-$build/bench/echo/echo_load}
 [[ -x $load ]] || { echo "compare.sh: no load generator at $load" >&2; exit 1; }
 [[ -x $coring ]] || { echo "compare.sh: no echo_server at $coring" >&2; exit 1; }
+# Every figure is compared with the floor's: without it there is nothing to compare against
+# (77: ctest's SKIP_RETURN_CODE, so the run is reported as skipped rather than passed).
+[[ -x $floor ]] || { echo "compare.sh: no C floor server at $floor (echo_floor needs a C compiler): skipped" >&2; exit 77; }
 
 # Server on core 0, load on core 1 (no pinning on a single core).
 if (($(nproc) >= 2)) && command -v taskset >/dev/null; then

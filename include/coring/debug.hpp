@@ -10,7 +10,8 @@
 //   with their creation site, in every mode.)
 // - dump_tasks(out): the live task tree: which task awaits which (through a handle, a gather, a
 //   task_group, wait_for, ...), what each one awaits, where it was created.
-// - dump_tasks_on_signal(SIGUSR1): `kill -USR1 <pid>` prints the tree of a live program.
+// - dump_tasks_on_signal(SIGUSR1): `kill -USR1 <pid>` prints the tree and the statistics of a
+//   live program.
 // - event_loop::stats(): iterations, submissions, completions, time blocked in the kernel, time
 //   running, ready-queue high-water mark, live tasks; format_stats() prints them.
 
@@ -35,16 +36,6 @@ inline void dump_tasks(std::ostream& out) { dump_tasks(get_running_loop(), out);
 /// The live task tree of `loop`, as text.
 [[nodiscard]] inline std::string format_tasks(event_loop& loop) { return detail::format_task_tree(loop); }
 
-/// Makes `sig` (SIGUSR1 by default) print the running loop's task tree and statistics to
-/// stderr. The printing runs on the loop, as an ordinary callback (through a signalfd).
-inline void dump_tasks_on_signal(int sig = SIGUSR1) {
-    event_loop& loop = get_running_loop();
-    loop.add_signal_handler(sig, [&loop] {
-        std::string text = "coring: task dump\n" + format_tasks(loop);
-        std::fputs(text.c_str(), stderr);
-    });
-}
-
 /// The statistics as one line: "iterations=... submissions=... ...".
 [[nodiscard]] inline std::string format_stats(const loop_stats& s) {
     char line[256];
@@ -55,6 +46,16 @@ inline void dump_tasks_on_signal(int sig = SIGUSR1) {
                   static_cast<unsigned long long>(s.completions), std::chrono::duration<double>(s.time_in_kernel).count(),
                   std::chrono::duration<double>(s.time_running).count(), s.ready_high_water, s.live_tasks);
     return line;
+}
+
+/// Makes `sig` (SIGUSR1 by default) print the running loop's task tree and statistics to
+/// stderr. The printing runs on the loop, as an ordinary callback (through a signalfd).
+inline void dump_tasks_on_signal(int sig = SIGUSR1) {
+    event_loop& loop = get_running_loop();
+    loop.add_signal_handler(sig, [&loop] {
+        std::string text = "coring: task dump\n" + format_tasks(loop) + "coring: stats: " + format_stats(loop.stats()) + "\n";
+        std::fputs(text.c_str(), stderr);
+    });
 }
 
 }  // namespace coring

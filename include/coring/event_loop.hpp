@@ -345,6 +345,14 @@ private:
     // The slower parts of an iteration, kept out of line (see their definitions) so that
     // run_once stays small.
     void poll_io(bool may_block);
+    // Something is ready, so the loop does not wait: it enters the kernel only when there is
+    // something to submit or collect. The loop's own operations (signals; cross-thread wake-ups
+    // are seen through the inbox's flag anyway) are collected every few thousand busy
+    // iterations. Inline, so that a busy iteration with nothing in flight makes no call.
+    void poll_if_needed() {
+        if (m_ring.pending_submissions() > 0 || m_user_ops_in_flight > 0 || ++m_iterations_without_poll >= 4096) poll_now();
+    }
+    void poll_now();
     void take_inbox();
     void expire_timers();
     unsigned drain_completions() {
@@ -353,8 +361,8 @@ private:
             op->m_complete(op, result, flags);
         });
     }
-    // Spins on the ring for up to loop_options::busy_poll: true once there is work.
-    bool busy_poll_found_work(std::optional<clock::duration> until_next_timer);
+    // Spins on the ring, from `start`, for up to loop_options::busy_poll: true once there is work.
+    bool busy_poll_found_work(clock::time_point start, std::optional<clock::duration> until_next_timer);
     void cancel_remaining_tasks();
     void discard_leftovers() noexcept;
     void stop_internal_operations();
@@ -428,7 +436,7 @@ public:
         if (loop.m_closed) throw std::logic_error("coring: the event loop is closed");
         if (loop.m_running) throw std::logic_error("coring: the event loop is already running");
         if (detail::t_running_loop != nullptr) throw std::logic_error("coring: another event loop is already running in this thread");
-        if (loop.m_options.debug && std::this_thread::get_id() != loop.m_thread) loop.report_wrong_thread("running the loop");
+        loop.check_thread("running the loop");
         detail::t_running_loop = &loop;
         loop.m_running = true;
         loop.m_thread = std::this_thread::get_id();
@@ -495,14 +503,10 @@ inline void event_loop::run_forever() {
 
 inline void event_loop::run_once() {
     ++m_iterations;
-    if (!m_ready.empty() && !m_stopping) {
-        // Something is ready, so the loop does not wait (poll_io(false) decides whether to enter
-        // the kernel; the same test here saves the call when it would not).
-        if (m_ring.pending_submissions() > 0 || m_user_ops_in_flight > 0 || m_iterations_without_poll + 1 >= 4096) poll_io(false);
-        else ++m_iterations_without_poll;
-    } else {
+    if (!m_ready.empty() && !m_stopping)
+        poll_if_needed();
+    else
         poll_io(!m_stopping);
-    }
     if (m_inbox.has_items()) take_inbox();
     if (!m_timers.empty()) expire_timers();
     detail::ready_queue batch = m_ready.take_all();
@@ -524,32 +528,42 @@ CORING_NOINLINE inline void event_loop::expire_timers() {
     while (detail::timer_node* expired = m_timers.pop_expired(now)) m_ready.push(expired);
 }
 
+CORING_NOINLINE inline void event_loop::poll_now() {
+    m_iterations_without_poll = 0;
+    m_ring.submit_and_poll();
+    drain_completions();
+}
+
 CORING_NOINLINE inline void event_loop::poll_io(bool may_block) {
-    if (!may_block) {
-        // Something is ready: enter the kernel only when there is something to submit or
-        // collect. The loop's own operations (signals; cross-thread wake-ups are seen through
-        // the inbox's flag anyway) are collected every few thousand busy iterations.
-        if (m_ring.pending_submissions() > 0 || m_user_ops_in_flight > 0 || ++m_iterations_without_poll >= 4096) {
-            m_iterations_without_poll = 0;
-            m_ring.submit_and_poll();
-            drain_completions();
-        }
-        return;
-    }
+    if (!may_block) return poll_if_needed();
+    // One reading of the real clock serves the timer, the busy poll and the kernel-time
+    // accounting (on virtual time the timers run on m_virtual_now, the wait on this clock).
+    clock::time_point now = clock::now();
     std::optional<clock::duration> until_next_timer;
     if (!m_timers.empty()) {
-        until_next_timer = m_timers.next_deadline() - time();
-        if (*until_next_timer <= clock::duration::zero()) return poll_io(false);
+        until_next_timer = m_timers.next_deadline() - (m_options.virtual_time ? m_virtual_now : now);
+        if (*until_next_timer <= clock::duration::zero()) return poll_if_needed();
     }
     // Virtual time: nothing to run and nothing in flight but timers, so nothing can happen
     // before the next deadline: jump there instead of waiting.
     if (until_next_timer && m_options.virtual_time && m_user_ops_in_flight == 0 && m_ring.pending_submissions() == 0 && !m_inbox.has_items()) {
         m_virtual_now = m_timers.next_deadline();
-        return poll_io(false);
+        return poll_if_needed();
     }
-    if (m_options.busy_poll > clock::duration::zero() && m_user_ops_in_flight > 0 && busy_poll_found_work(until_next_timer)) return;
-    if (!m_inbox.prepare_to_sleep()) return poll_io(false);
-    const clock::time_point before = clock::now();
+    if (m_options.busy_poll > clock::duration::zero() && m_user_ops_in_flight > 0) {
+        if (busy_poll_found_work(now, until_next_timer)) return;
+        // The spin was part of the wait: the kernel waits only for the rest of it.
+        const clock::time_point after = clock::now();
+        if (until_next_timer) {
+            const clock::duration spun = std::min(after - now, *until_next_timer);
+            *until_next_timer -= spun;
+            if (m_options.virtual_time) m_virtual_now += spun;
+            if (*until_next_timer <= clock::duration::zero()) return poll_if_needed();
+        }
+        now = after;
+    }
+    if (!m_inbox.prepare_to_sleep()) return poll_if_needed();
+    const clock::time_point before = now;
     if (until_next_timer)
         m_ring.submit_and_wait(std::chrono::ceil<std::chrono::nanoseconds>(*until_next_timer));
     else
@@ -563,8 +577,7 @@ CORING_NOINLINE inline void event_loop::poll_io(bool may_block) {
     drain_completions();
 }
 
-inline bool event_loop::busy_poll_found_work(std::optional<clock::duration> until_next_timer) {
-    const clock::time_point start = clock::now();
+inline bool event_loop::busy_poll_found_work(clock::time_point start, std::optional<clock::duration> until_next_timer) {
     clock::duration budget = m_options.busy_poll;
     if (until_next_timer && *until_next_timer < budget) budget = *until_next_timer;
     do {
@@ -630,7 +643,7 @@ void event_loop::call_soon(F&& f) {
 
 template <class Rep, class Period, class F>
 timer_handle event_loop::call_later(std::chrono::duration<Rep, Period> delay, F&& f) {
-    return call_at(time() + std::chrono::ceil<clock::duration>(delay), std::forward<F>(f));
+    return call_at(detail::deadline_after(time(), delay), std::forward<F>(f));
 }
 
 template <class F>

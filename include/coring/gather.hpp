@@ -103,7 +103,6 @@ public:
                 ++m_running;
             }
         }
-        m_outcomes_noted = true;  // from here on, on_child_finished notes the rest
         if (cancel_pending) {
             m_outer_cancelled = true;
             cancel_running();
@@ -128,23 +127,40 @@ protected:
     }
 
     /// Rethrows what ends the gather, if anything: cancellation of the gatherer, or the first
-    /// failure when failing fast. Marks every child's failure as seen.
+    /// failure when failing fast. Every other failure was marked seen as it was noted.
     void rethrow_if_failed() {
-        // Every outcome was noted (the gather suspended) and none failed: no pass over the children.
-        if (m_outcomes_noted && m_first_failure == no_failure && !m_outer_cancelled) return;
         Derived& self = derived();
-        for (std::size_t i = 0; i < self.child_count(); ++i)
-            if (i != m_first_failure || m_outer_cancelled) mark_retrieved(self.child_state(i));
-        if (m_outer_cancelled) throw cancelled_error{};
-        if (m_fail_fast && m_first_failure != no_failure) self.child_state(m_first_failure).rethrow_if_failed();
+        // await_ready found every child done, so await_suspend (which notes outcomes and makes
+        // one notifier per child) never ran: note them now.
+        if (m_notifiers.empty())
+            for (std::size_t i = 0; i < self.child_count(); ++i) note_outcome(i);
+        if (m_first_failure == no_failure) {
+            if (m_outer_cancelled) throw cancelled_error{};
+            return;
+        }
+        state_base& first = self.child_state(m_first_failure);
+        if (m_outer_cancelled) {
+            if (m_fail_fast) first.mark_retrieved();  // cancelled_error replaces it
+            throw cancelled_error{};
+        }
+        if (m_fail_fast) first.rethrow_if_failed();
     }
 
 private:
     Derived& derived() noexcept { return static_cast<Derived&>(*this); }
     const Derived& derived() const noexcept { return static_cast<const Derived&>(*this); }
 
+    /// Records child i's outcome. A failure is marked seen here, except the first one when
+    /// failing fast: that one is rethrown (which marks it). With return_exceptions every outcome
+    /// is handed to the caller in a result<T>.
     void note_outcome(std::size_t i) noexcept {
-        if (m_first_failure == no_failure && derived().child_state(i).failed()) m_first_failure = i;
+        state_base& s = derived().child_state(i);
+        if (!s.failed()) return;
+        if (m_first_failure == no_failure) {
+            m_first_failure = i;
+            if (m_fail_fast) return;
+        }
+        s.mark_retrieved();
     }
 
     void cancel_running() noexcept {
@@ -185,7 +201,6 @@ private:
     std::size_t m_first_failure = no_failure;
     bool m_fail_fast;
     bool m_outer_cancelled = false;
-    bool m_outcomes_noted = false;  // await_suspend ran: m_first_failure covers every child
 };
 
 /// gather(a, b, ...): a tuple of children.
@@ -275,6 +290,9 @@ struct is_vector_of_children<std::vector<future<T>>> : std::true_type {
 template <bool ReturnExceptions, class Vector>
 auto gather_from_vector(Vector&& items, const source_location& site) {
     using T = typename is_vector_of_children<std::remove_cvref_t<Vector>>::element;
+    // The tasks are moved out of the vector: make that visible at the call site.
+    static_assert(!is_task<typename std::remove_cvref_t<Vector>::value_type>::value || std::is_rvalue_reference_v<Vector&&>,
+                  "coring: pass a std::vector<task<T>> to gather with std::move (it takes ownership of the tasks)");
     std::vector<child<T>> children;
     children.reserve(items.size());
     for (auto& item : items) {

@@ -62,6 +62,27 @@
 extern char** environ;
 
 namespace coring {
+namespace detail {
+
+/// asyncio's returncode from waitid's report: the exit status, or -N when signal N ended it.
+inline int returncode_of(const siginfo_t& info) noexcept { return info.si_code == CLD_EXITED ? info.si_status : -info.si_status; }
+
+/// Kills a child that must not outlive us (SIGKILL, through its pidfd when there is one, so a
+/// recycled pid cannot be hit) and reaps it, retrying a wait that a signal interrupts. Its
+/// returncode; 255 (as asyncio reports) if someone else reaped it.
+inline int kill_and_reap(pid_t pid, int pidfd) noexcept {
+    if (pidfd >= 0)
+        ::syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, nullptr, 0);
+    else
+        ::kill(pid, SIGKILL);
+    siginfo_t info{};
+    int rc;
+    while ((rc = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED)) != 0 && errno == EINTR) {
+    }
+    return rc != 0 ? 255 : returncode_of(info);
+}
+
+}  // namespace detail
 
 /// Where a child's standard stream goes (asyncio's None / PIPE / DEVNULL / STDOUT).
 enum class stdio {
@@ -166,7 +187,7 @@ private:
             return m_returncode.has_value();
         }
         if (info.si_pid == 0) return false;  // still running
-        set_returncode(info.si_code == CLD_EXITED ? info.si_status : -info.si_status);
+        set_returncode(detail::returncode_of(info));
         return true;
     }
 
@@ -176,14 +197,7 @@ private:
 
     void reap_now() noexcept {
         if (m_pid > 0 && !m_returncode) {
-            if (!try_reap()) {
-                if (m_pidfd >= 0) ::syscall(SYS_pidfd_send_signal, m_pidfd, SIGKILL, nullptr, 0);
-                siginfo_t info{};
-                int rc;
-                while ((rc = ::waitid(P_PID, static_cast<id_t>(m_pid), &info, WEXITED)) != 0 && errno == EINTR) {
-                }
-                set_returncode(rc != 0 ? 255 : info.si_code == CLD_EXITED ? info.si_status : -info.si_status);
-            }
+            if (!try_reap()) set_returncode(detail::kill_and_reap(m_pid, m_pidfd));
         }
         if (m_pidfd >= 0) ::close(std::exchange(m_pidfd, -1));
     }
@@ -278,10 +292,7 @@ inline process spawn_process(const std::vector<std::string>& argv, const subproc
     const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));  // O_CLOEXEC by definition
     if (pidfd < 0) {
         const int err = errno;
-        ::kill(pid, SIGKILL);
-        siginfo_t info{};
-        while (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED) != 0 && errno == EINTR) {
-        }
+        (void)detail::kill_and_reap(pid, -1);
         detail::throw_errno(err, what + ": pidfd_open (Linux 5.3 or newer is needed)");
     }
     // The child ends (child_in, child_out, child_err, devnull) close here, in the parent.
@@ -321,18 +332,15 @@ inline task<> process::feed_stdin(std::string input) {
 }
 
 inline task<std::string> process::read_to_end(file& pipe) {
-    std::string data;
-    if (!pipe.is_open()) co_return data;
-    constexpr std::size_t chunk = 64 * 1024;
+    if (!pipe.is_open()) co_return std::string();
+    detail::read_buffer buffer(4096);  // grows as the output does
     for (;;) {
-        const std::size_t old_size = data.size();
-        data.resize(old_size + chunk);
-        const std::size_t n = co_await pipe.read(std::as_writable_bytes(std::span(data).subspan(old_size)));
-        data.resize(old_size + n);
+        const std::size_t n = co_await pipe.read(buffer.room());
         if (n == 0) break;
+        buffer.commit(n);
     }
     co_await pipe.close();
-    co_return data;
+    co_return buffer.take();
 }
 
 inline task<process::communicate_result> process::communicate(std::string input) {

@@ -33,7 +33,11 @@ public:
 
     [[nodiscard]] bool await_ready() const noexcept { return state().done(); }
 
+    // The same checks as awaiting the handle itself (detail::handle_awaiter): waiting on a closed
+    // loop's task, or on the awaiting task, would never end.
     bool await_suspend(std::coroutine_handle<> frame) {
+        if (state().loop() == nullptr) throw invalid_state_error("coring::shield: awaiting " + state().name() + ", whose event loop is closed");
+        if (&state() == get_running_loop().current_task_state()) throw invalid_state_error("coring::shield: " + state().name() + " awaits itself");
         if (!begin_suspend(frame)) return false;
         state().add_waiter(*this);
         arm();

@@ -112,10 +112,8 @@ private:
     void on_child_finished(std::size_t index) noexcept {
         detail::state_base& s = *m_children[index]->state;
         if (s.failed() && !s.cancelled()) {
-            try {
-                m_errors.push_back(s.exception());  // also marks it retrieved
-            } catch (...) {
-            }
+            m_errors.push_back(s.stored_exception());
+            s.mark_retrieved();  // reported through errors() and join()
             if (!m_aborting) abort();
         }
         if (--m_running == 0 && m_joiner != nullptr) {

@@ -16,7 +16,8 @@
 // invalid_state_error. A cancelled task rethrows cancelled_error.
 //
 // Cancelling a task that awaits a handle cancels the awaited task or future as well, and then
-// waits for it (asyncio's rule; use shield() to protect it).
+// waits for it (asyncio's rule; use shield() to protect it). In a waiting cycle (A awaits B, B
+// awaits A), where that wait would never end, the cancelled task stops waiting instead.
 
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/state.hpp>
@@ -90,8 +91,19 @@ private:
         // the awaiting task's next suspension point.
         if (self->m_awaited->done()) return;
         self->take_cancel_request();
-        self->arm();  // a second cancel is forwarded again
+        // Forward before re-arming: in a waiting cycle (A awaits B, B awaits A) the request
+        // comes back to this task, finds no slot and stays pending, so forwarding stops there.
         self->m_awaited->request_cancel();
+        if (self->task()->cancel_requested() && self->m_awaited->remove_waiter(*self)) {
+            // It came back: nobody in the cycle can finish by waiting, so this task stops
+            // waiting and ends cancelled, and the others then see it finish (a loop closing on
+            // a deadlock would otherwise wait for ever).
+            self->take_cancel_request();
+            self->mark_cancelled();
+            self->wake();
+            return;
+        }
+        self->arm();  // a second cancel is forwarded again
     }
     static void describe(const ready_node* node, await_description& out) {
         const auto* self = static_cast<const handle_awaiter*>(static_cast<const completion_waiter*>(node));

@@ -85,12 +85,12 @@ private:
     return detail::sleep_awaiter(deadline, false);
 }
 
-/// Suspends the calling task for `delay` (rounded up to the clock's tick). Zero or negative
-/// yields to the loop once.
+/// Suspends the calling task for `delay` (rounded up to the clock's tick; a delay too long for
+/// the clock sleeps until cancelled). Zero or negative yields to the loop once.
 template <class Rep, class Period>
 [[nodiscard]] detail::sleep_awaiter sleep(std::chrono::duration<Rep, Period> delay) {
     if (delay <= delay.zero()) return detail::sleep_awaiter(clock::time_point{}, true);
-    return detail::sleep_awaiter(get_running_loop().time() + std::chrono::ceil<clock::duration>(delay), false);
+    return detail::sleep_awaiter(detail::deadline_after(get_running_loop().time(), delay), false);
 }
 
 }  // namespace coring

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <coroutine>
+#include <cstddef>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -58,18 +59,21 @@ public:
 
     bool await_suspend(std::coroutine_handle<> frame) {
         if (!this->begin_suspend(frame)) return false;  // owns nothing: a pending cancel just throws
+        if (m_deadline && *m_deadline <= this->loop().time()) {
+            stop_listening();  // the timeout already passed: return what is done, registering nothing
+            return false;
+        }
+        // await_ready found the condition unmet, and nothing finished since (this task runs):
+        // from here on, each finishing child alone decides.
         m_notifiers.resize(m_handles.size());
         for (std::size_t i = 0; i < m_handles.size(); ++i) {
             m_notifiers[i].bind(this, i);
-            if (!state(i).done()) state(i).add_waiter(m_notifiers[i]);
-        }
-        if (m_deadline) {
-            if (*m_deadline <= this->loop().time()) {
-                stop_listening();
-                return false;
+            if (!state(i).done()) {
+                state(i).add_waiter(m_notifiers[i]);
+                ++m_unfinished;
             }
-            this->start_deadline(*m_deadline);
         }
+        if (m_deadline) this->start_deadline(*m_deadline);
         this->arm();
         return true;
     }
@@ -106,8 +110,18 @@ private:
 
     [[nodiscard]] bool finished() const noexcept { return m_listening_stopped; }
 
-    void on_child_finished(std::size_t) noexcept {
-        if (m_listening_stopped || !condition_met()) return;
+    // O(1): decided from the child that finished and the count of those still running.
+    void on_child_finished(std::size_t i) noexcept {
+        if (m_listening_stopped) return;
+        const bool last = --m_unfinished == 0;
+        bool met = last;
+        if (m_when == return_when::first_completed) {
+            met = true;
+        } else if (m_when == return_when::first_exception) {
+            const state_base& s = state(i);
+            met = last || (s.failed() && !s.cancelled());
+        }
+        if (!met) return;
         stop_listening();
         this->wake_now();
     }
@@ -142,6 +156,7 @@ private:
     std::vector<child_notifier<wait_awaiter>> m_notifiers;
     return_when m_when;
     std::optional<clock::time_point> m_deadline;
+    std::size_t m_unfinished = 0;  // children with a notifier registered that have not finished
     bool m_listening_stopped = false;
 };
 

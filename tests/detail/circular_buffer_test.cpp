@@ -27,14 +27,24 @@ TEST_CASE("circular_buffer - FIFO across wrap-around and growth", "[circular_buf
     CHECK(b.empty());
     std::vector<int> out;
     int next = 0;
-    // Keep 5 items in flight while 1,000 pass through: the head wraps many times.
+    // Keep 5 items in flight while 1,003 pass through: the head wraps many times, and ends at
+    // slot 3 of the 8 (1003 % 8), so the 5 items fill slots 3..7.
     for (int i = 0; i < 5; ++i) b.push_back(int(next++));
-    for (int i = 0; i < 1000; ++i) {
+    for (int i = 0; i < 1003; ++i) {
         b.push_back(int(next++));
         out.push_back(b.pop_front());
     }
     CHECK(b.size() == 5);
-    // Grow while wrapped: order must survive the copy into the new array.
+    // Three more wrap into slots 0..2; the fourth grows the full, wrapped array: order must
+    // survive the copy into the new one.
+    for (int i = 0; i < 4; ++i) b.push_back(int(next++));
+    REQUIRE(b.size() == 9);
+    for (int expected = next - 9; expected < next; ++expected) {
+        const int item = b.pop_front();
+        CHECK(item == expected);
+        out.push_back(item);
+    }
+    // The head is now at slot 9 of 16: growing to 32 happens wrapped again, to 64 unwrapped.
     for (int i = 0; i < 40; ++i) b.push_back(int(next++));
     while (!b.empty()) out.push_back(b.pop_front());
     REQUIRE(out.size() == static_cast<std::size_t>(next));

@@ -9,6 +9,7 @@
 #include <coring/event_loop.hpp>
 
 #include "support/catch.hpp"
+#include "support/child_process.hpp"
 
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -24,6 +25,7 @@
 #include <cstring>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace {
 
@@ -47,28 +49,13 @@ struct child_result {
 // Runs `body` in a forked child with io_uring forbidden; collects its exit code and stdout.
 template <class Body>
 child_result in_child_without_io_uring(int err, Body body) {
-    int pipefd[2];
-    REQUIRE(::pipe(pipefd) == 0);
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::dup2(pipefd[1], STDOUT_FILENO);
-        ::close(pipefd[0]);
-        ::close(pipefd[1]);
-        if (!forbid_io_uring(err)) ::_exit(101);
-        ::_exit(body());
-    }
-    ::close(pipefd[1]);
-    child_result result;
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) result.output.append(buf, static_cast<std::size_t>(n));
-    ::close(pipefd[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return result;
+    auto [status, output] = coring_test::run_in_child(
+        [&]() -> int {
+            if (!forbid_io_uring(err)) return 101;
+            return body();
+        },
+        coring_test::child_stderr::inherited);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), std::move(output)};
 }
 
 int construct_loop_and_report() {

@@ -5,9 +5,11 @@
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>
+#include <coring/wait_for.hpp>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
+#include "support/os.hpp"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,14 +24,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A deterministic byte pattern: byte i of a stream is pattern_byte(i).
-char pattern_byte(std::size_t i) { return static_cast<char>('a' + (i * 7 + i / 251) % 26); }
-
-std::string pattern(std::size_t offset, std::size_t n) {
-    std::string s(n, '\0');
-    for (std::size_t i = 0; i < n; ++i) s[i] = pattern_byte(offset + i);
-    return s;
-}
+using coring_test::pattern;
 
 // Restores a testing switch at scope exit, also when a check fails.
 struct single_shot_scope {
@@ -111,6 +106,63 @@ TEST_CASE("multishot_recv - one SQE receives every chunk in order; end of stream
         coring::io::received end = co_await rx.next();
         CHECK(end.empty());
         CHECK(ring->available() == ring->count());  // every lease gave its buffer back
+    }());
+}
+
+TEST_CASE("multishot_recv - the end is final: next() after it returns the end again, at once", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(8, 256);
+        coring::io::multishot_recv rx(b.fd(), ring);
+        auto next_of = [](coring::io::multishot_recv& r) -> coring::task<std::size_t> {
+            coring::io::received chunk = co_await r.next();
+            co_return chunk.size();
+        };
+        co_await a.send_all("last");
+        co_await a.shutdown();
+        co_await coring::sleep(5ms);  // the chunk and the end are queued
+        const std::size_t last = co_await coring::wait_for(next_of(rx), 1s);
+        CHECK(last == 4);
+        for (int i = 0; i < 3; ++i) {
+            const auto start = std::chrono::steady_clock::now();
+            const std::size_t again = co_await coring::wait_for(next_of(rx), 1s);  // timeout_error if it hangs
+            CHECK(again == 0);
+            CHECK(coring_test::ms_since(start) < 500);
+        }
+        CHECK_FALSE(rx.armed());
+        CHECK(ring->available() == ring->count());
+    }());
+}
+
+TEST_CASE("multishot_recv - a chunk handed to a waiter cancelled before it ran goes back to the queue", "[buffer_ring][multishot][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(8, 256);
+        coring::io::multishot_recv rx(b.fd(), ring);
+        auto reader = [](coring::io::multishot_recv& r) -> coring::task<std::string> {
+            coring::io::received chunk = co_await r.next();
+            co_return std::string(chunk.view());
+        };
+        auto h = coring::create_task(reader(rx));
+        co_await coring::sleep(2ms);  // h waits in next(); the receive is armed
+        // The bytes are in the socket now, so the next iteration reaps their CQE (which hands the
+        // chunk to h and schedules it) before it runs its ready callbacks, the cancel first.
+        REQUIRE(::send(a.fd(), "handed", 6, MSG_NOSIGNAL) == 6);
+        std::size_t queued_before = 99;
+        std::size_t queued_after = 99;
+        coring::get_running_loop().call_soon([&rx, &queued_before, &queued_after, h]() mutable {
+            queued_before = rx.queued();
+            h.cancel();
+            queued_after = rx.queued();
+        });
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(queued_before == 0);  // handed to h, not queued
+        CHECK(queued_after == 1);   // the cancel put it back
+        coring::io::received chunk = co_await rx.next();
+        CHECK(chunk.view() == "handed");  // nothing lost
+        chunk.release();
+        CHECK(ring->available() == ring->count());
     }());
 }
 
@@ -248,6 +300,17 @@ TEST_CASE("multishot_recv - a reset connection is a system_error with ECONNRESET
         }
         CHECK(code == ECONNRESET);
         CHECK(what.find("recv(fd ") != std::string::npos);
+        int again = 0;
+        try {
+            (void)co_await coring::wait_for(
+                [](coring::io::multishot_recv& r) -> coring::task<> {
+                    (void)co_await r.next();
+                }(rx),
+                1s);
+        } catch (const std::system_error& e) {
+            again = e.code().value();
+        }
+        CHECK(again == ECONNRESET);  // the error is final: thrown again, at once
     }());
 }
 
@@ -255,7 +318,9 @@ TEST_CASE("multishot_recv - single shots where the kernel has no multishot recv"
     single_shot_scope scope(true);
     coring::run([]() -> coring::task<> {
         auto [a, b] = coring::socket::pair();
-        auto ring = coring::io::buffer_ring::create(2, 32);
+        // Room for every chunk that can be queued or held at once: the ring never runs dry, so
+        // every re-arm is a single shot's.
+        auto ring = coring::io::buffer_ring::create(64, 32);
         coring::io::multishot_recv rx(b.fd(), ring);
         const std::string data = pattern(7, 10'000);
         auto sender = [](const coring::socket& s, const std::string& d) -> coring::task<> {
@@ -263,10 +328,19 @@ TEST_CASE("multishot_recv - single shots where the kernel has no multishot recv"
             co_await s.shutdown();
         };
         auto sending = coring::create_task(sender(a, data));
-        const std::string got = co_await receive_all(rx, 2);
+        std::string got;
+        unsigned chunks = 0;
+        for (;;) {
+            coring::io::received chunk = co_await rx.next();
+            if (chunk.empty()) break;
+            got += chunk.view();
+            ++chunks;
+        }
         co_await sending;
         CHECK(got == data);
-        CHECK(rx.arm_count() > 1);
+        CHECK(ring->enobufs_count() == 0);
+        CHECK(chunks >= data.size() / 32);
+        CHECK(rx.arm_count() >= chunks);  // one SQE per chunk (a multishot recv takes a few for all)
     }());
 }
 

@@ -28,8 +28,6 @@ namespace {
 using coring_test::count_open_fds;
 using coring_test::temp_dir;
 
-
-
 std::span<const std::byte> bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
 std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
 

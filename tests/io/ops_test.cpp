@@ -10,7 +10,6 @@
 #include "support/os.hpp"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -33,7 +32,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using coring_test::count_open_fds;
 using coring_test::temp_dir;
+
 std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
 }  // namespace
 
@@ -121,15 +122,6 @@ static const bool sigpipe_ignored = [] { return ::signal(SIGPIPE, SIG_IGN) != SI
 namespace {
 
 std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
-
-int count_open_fds() {
-    int n = 0;
-    if (DIR* d = ::opendir("/proc/self/fd")) {
-        while (::readdir(d) != nullptr) ++n;
-        ::closedir(d);
-    }
-    return n - 3;  // ".", "..", and the directory's own descriptor
-}
 
 // A listening TCP socket on 127.0.0.1 with a kernel-chosen port (plain system calls: the ops
 // under test are the ones after it).
@@ -245,6 +237,23 @@ TEST_CASE("io ops - socket, connect, accept, send, recv, shutdown over TCP", "[i
     }());
 }
 
+TEST_CASE("io ops - recv of a 4 GiB buffer is clamped to 32 bits, not wrapped to 0 (a false end of stream)", "[io][net]") {
+    coring::run([]() -> coring::task<> {
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        REQUIRE(::write(sv[1], "hello", 5) == 5);
+        // The kernel writes only what arrived (5 bytes), so the span may claim more than the
+        // array holds; its size, 2^32, is what a 32-bit length would truncate to 0.
+        std::array<std::byte, 16> storage{};
+        const std::span<std::byte> huge(storage.data(), std::size_t{1} << 32);
+        const std::size_t n = co_await coring::io::recv(sv[0], huge);
+        CHECK(n == 5);
+        CHECK(text(std::span(storage).first(5)) == "hello");
+        ::close(sv[0]);
+        ::close(sv[1]);
+    }());
+}
+
 TEST_CASE("io ops - connect to a closed port: ECONNREFUSED with its errno", "[io][net]") {
     coring::run([]() -> coring::task<> {
         sockaddr_in addr{};
@@ -303,11 +312,13 @@ TEST_CASE("io ops - recvmsg and sendmsg carry UDP datagrams and addresses", "[io
 
 TEST_CASE("io ops - socket falls back to the system call where IORING_OP_SOCKET is missing", "[io][net]") {
     coring::run([]() -> coring::task<> {
+        coring::event_loop& loop = coring::get_running_loop();
         coring::io::socket::force_fallback_for_testing(true);
-        const int ops_before = static_cast<int>(coring::get_running_loop().user_ops_in_flight());
+        const std::uint64_t submissions_before = loop.stats().submissions;
         const int fd = co_await coring::io::socket(AF_INET, SOCK_DGRAM);
+        const std::uint64_t submissions_after = loop.stats().submissions;
         coring::io::socket::force_fallback_for_testing(false);
-        CHECK(ops_before == 0);
+        CHECK(submissions_after == submissions_before);  // the system call, no SQE
         CHECK(fd >= 0);
         CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
         int type = 0;
@@ -452,20 +463,66 @@ TEST_CASE("io ops - with_timeout on a tiny ring keeps the linked pair together",
         []() -> coring::task<> {
             int sv[2];
             REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-            // Fill the submission queue first, so the pair must wait for room.
+            // Should the pair be split (the recv submitted alone), the timeout never fires: this
+            // writer then ends the recv, so the test fails instead of hanging.
+            auto rescue = coring::create_task([](int fd) -> coring::task<> {
+                co_await coring::sleep(2s);
+                REQUIRE(::write(fd, "x", 1) == 1);
+            }(sv[1]));
+            // Other tasks keep the small queue busy while the pair is in flight.
             auto nops = [](int n) -> coring::task<> {
                 for (int i = 0; i < n; ++i) co_await coring::io::nop();
             };
             std::vector<coring::task_handle<>> hs;
             for (int i = 0; i < 5; ++i) hs.push_back(coring::create_task(nops(10)));
+            // Fill the submission queue to one free slot (NOPs whose CQEs are ignored): the pair
+            // needs two, so it must submit what is queued first.
+            io_uring* ring = coring::get_running_loop().native_ring();
+            while (io_uring_sq_space_left(ring) > 1) {
+                io_uring_sqe* sqe = io_uring_get_sqe(ring);
+                io_uring_prep_nop(sqe);
+                io_uring_sqe_set_data64(sqe, 0);
+            }
+            REQUIRE(io_uring_sq_space_left(ring) == 1);
             std::array<std::byte, 8> buf{};
+            const auto start = std::chrono::steady_clock::now();
             const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::io::with_timeout(coring::io::recv(sv[0], buf), 10ms));
             CHECK(timed_out);
+            CHECK(coring_test::ms_since(start) < 1000);
             for (auto& h : hs) co_await h;
+            rescue.cancel();
+            (void)co_await coring_test::throws<coring::cancelled_error>(rescue);
             ::close(sv[0]);
             ::close(sv[1]);
         }(),
         coring::loop_options{.queue_depth = 2});
+}
+
+TEST_CASE("io ops - with_timeout with eager_submit: the pair is submitted together", "[io][timeout]") {
+    coring::run(
+        []() -> coring::task<> {
+            int sv[2];
+            REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+            // Should the recv reach the kernel without its timeout, this writer ends it after 2 s,
+            // so the test fails instead of hanging.
+            auto rescue = coring::create_task([](int fd) -> coring::task<> {
+                co_await coring::sleep(2s);
+                REQUIRE(::write(fd, "x", 1) == 1);
+            }(sv[1]));
+            std::array<std::byte, 8> buf{};
+            const auto start = std::chrono::steady_clock::now();
+            const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::io::with_timeout(coring::io::recv(sv[0], buf), 20ms));
+            const double took = coring_test::ms_since(start);
+            CHECK(timed_out);
+            CHECK(took >= 15);
+            CHECK(took < 1000);
+            CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+            rescue.cancel();
+            (void)co_await coring_test::throws<coring::cancelled_error>(rescue);
+            ::close(sv[0]);
+            ::close(sv[1]);
+        }(),
+        coring::loop_options{.eager_submit = true});
 }
 
 TEST_CASE("io ops - with_timeout: cancelling the task still gives cancelled_error", "[io][timeout][cancel]") {

@@ -23,6 +23,8 @@ TEST_CASE("resolve - IP literals are answered at once, without a thread", "[reso
         CHECK(v6[0].to_string() == "[::1]:8080");
         const auto bracketed = co_await coring::resolve("[::1]", 1);
         CHECK(bracketed.at(0).is_ipv6());
+        // No lookup ran: the pool never started a worker.
+        CHECK(coring::get_running_loop().default_executor().thread_count() == 0);
     }());
 }
 

@@ -38,6 +38,17 @@ namespace {
 using coring_test::count_open_fds;
 using coring_test::pattern;
 
+// Turns a testing switch on for a scope, and off again also when a REQUIRE fails.
+template <void (*Set)(bool) noexcept>
+struct testing_switch {
+    testing_switch() { Set(true); }
+    ~testing_switch() { Set(false); }
+    testing_switch(const testing_switch&) = delete;
+    testing_switch& operator=(const testing_switch&) = delete;
+};
+using no_buffer_rings = testing_switch<&coring::io::buffer_ring::force_unsupported_for_testing>;
+using single_shot_recv = testing_switch<&coring::io::force_single_shot_recv_for_testing>;
+
 
 
 // Echoes whatever arrives, in chunks, until EOF.
@@ -184,7 +195,7 @@ TEST_CASE("server - ENOBUFS: a tiny shared ring runs dry under bursts, nothing l
 }
 
 TEST_CASE("server - plain recv where the kernel has no buffer rings", "[server]") {
-    coring::io::buffer_ring::force_unsupported_for_testing(true);
+    const no_buffer_rings scope;
     coring::run([]() -> coring::task<> {
         coring::server srv = co_await coring::start_server(echo_chunks, "127.0.0.1", 0);
         CHECK_FALSE(srv.buffer_ring());
@@ -193,19 +204,22 @@ TEST_CASE("server - plain recv where the kernel has no buffer rings", "[server]"
         srv.close();
         co_await srv.wait_closed();
     }());
-    coring::io::buffer_ring::force_unsupported_for_testing(false);
 }
 
 TEST_CASE("server - single-shot receives where the kernel has no multishot recv", "[server]") {
-    coring::io::force_single_shot_recv_for_testing(true);
+    const single_shot_recv scope;
     coring::run([]() -> coring::task<> {
         coring::server srv = co_await coring::start_server(echo_chunks, "127.0.0.1", 0);
+        const coring::loop_stats before = coring::get_running_loop().stats();
         const bool same = co_await echo_through(srv.port(), pattern(2, 300'000));
         CHECK(same);
         srv.close();
         co_await srv.wait_closed();
+        // Only single shots: every CQE answers an SQE of its own (both ends receive through
+        // buffer rings, so a multishot recv anywhere would bring many CQEs for one SQE).
+        const coring::loop_stats after = coring::get_running_loop().stats();
+        CHECK(after.completions - before.completions <= after.submissions - before.submissions);
     }());
-    coring::io::force_single_shot_recv_for_testing(false);
 }
 
 TEST_CASE("server - close() cancels the accept and every handler; no descriptor is leaked", "[server][shutdown]") {

@@ -29,8 +29,6 @@ namespace {
 using coring_test::count_open_fds;
 using coring_test::temp_dir;
 
-
-
 std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
 
 // Receives until the peer shuts down its side.

@@ -6,6 +6,7 @@
 
 #include <coring/coring.hpp>
 
+#include "support/catch.hpp"
 #include "support/helpers.hpp"
 
 #include <stdexcept>
@@ -68,6 +69,27 @@ inline coring::task<int> matrix_sibling(int& running) {
     } on_exit{running};
     co_await coring::sleep(1h);
     co_return 2;
+}
+
+/// Runs `cell(end, when, running) -> task<>` for each of the nine cells, each on a fresh loop,
+/// and checks after each that the loop reported nothing, no child is left running (the cell's
+/// own checks) and every frame was freed.
+template <class Cell>
+void for_each_matrix_cell(Cell cell) {
+    for (child_end end : {child_end::succeeds, child_end::throws, child_end::cancelled}) {
+        for (when_end when : {when_end::before, when_end::during, when_end::after}) {
+            CAPTURE(to_string(end), to_string(when));
+            const auto frames_before = live_frames();
+            int running = 0;
+            coring::event_loop loop;
+            captured_reports reports;
+            reports.install(loop);
+            loop.run_until_complete(cell(end, when, running));
+            loop.close();
+            CHECK(reports.reports.empty());
+            CHECK(live_frames() == frames_before);
+        }
+    }
 }
 
 }  // namespace coring_test

@@ -2,14 +2,16 @@
 // barrier of 100,000 parties.
 #include <coring/sync/barrier.hpp>
 
-#include <coring/run.hpp>
 #include <coring/task_handle.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
+#include "sync/stack_span.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -37,7 +39,7 @@ coring::task<> party(coring::barrier& b, std::vector<std::string>& log, int id, 
 }  // namespace
 
 TEST_CASE("barrier - releases all parties at once, with their arrival indices", "[barrier]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::barrier b(3);
         CHECK(b.parties() == 3);
         std::vector<std::string> log;
@@ -58,7 +60,7 @@ TEST_CASE("barrier - releases all parties at once, with their arrival indices", 
 }
 
 TEST_CASE("barrier - is cyclic", "[barrier]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::barrier b(3);
         std::vector<std::string> log;
         auto p0 = coring::create_task(party(b, log, 0, 3));
@@ -86,7 +88,7 @@ TEST_CASE("barrier - is cyclic", "[barrier]") {
 }
 
 TEST_CASE("barrier - a barrier of one never waits", "[barrier]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::barrier b(1);
         for (int i = 0; i < 3; ++i) {
             const std::size_t index = co_await b.wait();
@@ -97,7 +99,7 @@ TEST_CASE("barrier - a barrier of one never waits", "[barrier]") {
 }
 
 TEST_CASE("barrier - abort breaks it for current and later waiters until reset", "[barrier]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::barrier b(3);
         std::vector<std::string> log;
         auto p0 = coring::create_task(party(b, log, 0));
@@ -123,7 +125,7 @@ TEST_CASE("barrier - abort breaks it for current and later waiters until reset",
 }
 
 TEST_CASE("barrier - reset breaks the current waiters and leaves the barrier usable", "[barrier]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::barrier b(2);
         std::vector<std::string> log;
         auto p0 = coring::create_task(party(b, log, 0, 2));
@@ -141,7 +143,7 @@ TEST_CASE("barrier - reset breaks the current waiters and leaves the barrier usa
 
 TEST_CASE("barrier - a party cancelled while waiting no longer counts as arrived", "[barrier][cancel]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::barrier b(3);
         std::vector<std::string> log;
         auto p0 = coring::create_task(party(b, log, 0));
@@ -165,7 +167,7 @@ TEST_CASE("barrier - a party cancelled while waiting no longer counts as arrived
 }
 
 TEST_CASE("barrier - a party cancelled after the release throws cancelled_error; the others pass", "[barrier][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::barrier b(3);
         std::vector<std::string> log;
         auto p0 = coring::create_task(party(b, log, 0));
@@ -184,26 +186,52 @@ TEST_CASE("barrier - a party cancelled after the release throws cancelled_error;
 
 TEST_CASE("barrier - 100,000 parties are released without growing the stack", "[barrier][stack]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         constexpr std::size_t n = 100'000;
         coring::barrier b(n);
         std::size_t expected = 0;
         bool in_order = true;
-        auto wait_one = [](coring::barrier& bar, std::size_t& exp, bool& ordered) -> coring::task<> {
+        coring_test::stack_span span;
+        auto wait_one = [](coring::barrier& bar, std::size_t& exp, bool& ordered, coring_test::stack_span& sp) -> coring::task<> {
             const std::size_t index = co_await bar.wait();
+            sp.note();
             if (index != exp) ordered = false;
             ++exp;
         };
         std::vector<coring::task_handle<>> tasks;
         tasks.reserve(n - 1);
-        for (std::size_t i = 0; i + 1 < n; ++i) tasks.push_back(coring::create_task(wait_one(b, expected, in_order)));
+        for (std::size_t i = 0; i + 1 < n; ++i) tasks.push_back(coring::create_task(wait_one(b, expected, in_order, span)));
         co_await coring::sleep(0s);
         CHECK(b.n_waiting() == n - 1);
         const std::size_t mine = co_await b.wait();
         CHECK(mine == n - 1);
+        CHECK(expected == 0);  // the last arrival released the others without resuming any inline
         for (auto& t : tasks) co_await t;
         CHECK(expected == n - 1);
         CHECK(in_order);
+        CHECK(span.bytes() < coring_test::stack_span::flat_limit);
+
+        // A relay of two-party barriers: each task, once released from its barrier, arrives
+        // last at the next one and so releases the next task. Were a release resumed inline,
+        // the 100,000 hand-offs would nest.
+        std::deque<coring::barrier> barriers;
+        for (std::size_t i = 0; i < n; ++i) barriers.emplace_back(2);
+        coring_test::stack_span relay_span;
+        std::size_t relayed = 0;
+        auto relay_one = [](coring::barrier& own, coring::barrier* next, std::size_t& count, coring_test::stack_span& sp) -> coring::task<> {
+            (void)co_await own.wait();
+            sp.note();
+            ++count;
+            if (next != nullptr) (void)co_await next->wait();  // the last arrival: does not suspend
+        };
+        tasks.clear();
+        for (std::size_t i = 0; i < n; ++i)
+            tasks.push_back(coring::create_task(relay_one(barriers[i], i + 1 < n ? &barriers[i + 1] : nullptr, relayed, relay_span)));
+        co_await coring::sleep(0s);
+        (void)co_await barriers[0].wait();
+        for (auto& t : tasks) co_await t;
+        CHECK(relayed == n);
+        CHECK(relay_span.bytes() < coring_test::stack_span::flat_limit);
     }());
     CHECK(live_frames() == frames_before);
 }

@@ -4,11 +4,12 @@
 
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
-#include "sync/child_process.hpp"
+#include "support/child_process.hpp"
 
 #include <cstdio>
 #include <deque>
@@ -34,7 +35,7 @@ coring::task<> wait_once(coring::mutex& m, coring::condition& c, std::vector<int
 }  // namespace
 
 TEST_CASE("condition - wait needs a guard that owns the lock", "[condition]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         coring::mutex_guard empty;
@@ -48,7 +49,7 @@ TEST_CASE("condition - wait needs a guard that owns the lock", "[condition]") {
 }
 
 TEST_CASE("condition - wait releases the lock while waiting and holds it again on return", "[condition]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         std::vector<int> order;
@@ -70,7 +71,7 @@ TEST_CASE("condition - wait releases the lock while waiting and holds it again o
 }
 
 TEST_CASE("condition - notify_one wakes waiters first-in first-out; notify_all wakes the rest", "[condition]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         std::vector<int> order;
@@ -96,7 +97,7 @@ TEST_CASE("condition - notify_one wakes waiters first-in first-out; notify_all w
 }
 
 TEST_CASE("condition - a notification with nobody waiting is not remembered", "[condition]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         std::vector<int> order;
@@ -114,7 +115,7 @@ TEST_CASE("condition - a notification with nobody waiting is not remembered", "[
 
 TEST_CASE("condition - wait with a predicate: producer and consumers", "[condition]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         std::deque<int> items;
@@ -155,7 +156,7 @@ TEST_CASE("condition - wait with a predicate: producer and consumers", "[conditi
 }
 
 TEST_CASE("condition - wait with a predicate that holds already does not wait", "[condition]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         auto guard = co_await m.scoped_lock();
@@ -171,7 +172,7 @@ TEST_CASE("condition - wait with a predicate that holds already does not wait", 
 
 TEST_CASE("condition - cancelled while waiting: re-acquires the lock before the cancel propagates", "[condition][cancel]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         std::vector<std::string> log;
@@ -210,7 +211,7 @@ TEST_CASE("condition - cancelled while waiting: re-acquires the lock before the 
 }
 
 TEST_CASE("condition - cancelled after notify: passes the notification on and still re-acquires the lock", "[condition][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         std::vector<int> order;
@@ -239,7 +240,7 @@ TEST_CASE("condition - cancelled after notify: passes the notification on and st
 }
 
 TEST_CASE("condition - cancelled after notify and after it was handed the lock: keeps the lock, passes the notification", "[condition][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         std::vector<int> order;
@@ -260,7 +261,7 @@ TEST_CASE("condition - cancelled after notify and after it was handed the lock: 
 }
 
 TEST_CASE("condition - a pending cancel is delivered before the lock is released", "[condition][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         coring::condition c;
         auto body = [](coring::mutex& mx, coring::condition& cv, bool& held) -> coring::task<> {
@@ -284,7 +285,7 @@ TEST_CASE("condition - a pending cancel is delivered before the lock is released
 
 TEST_CASE("condition - notify_all to 100,000 waiters: each re-acquires the lock in turn, flat stack", "[condition][stack]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         constexpr int n = 100'000;
         coring::mutex m;
         coring::condition c;

@@ -2,13 +2,15 @@
 // 100,000 waiters woken by one set().
 #include <coring/sync/event.hpp>
 
-#include <coring/run.hpp>
 #include <coring/task_handle.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
+#include "sync/stack_span.hpp"
 
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -27,7 +29,7 @@ coring::task<> waiter(coring::event& e, std::vector<int>& order, int id) {
 }  // namespace
 
 TEST_CASE("event - set, clear, is_set", "[event]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::event e;
         CHECK_FALSE(e.is_set());
         e.set();
@@ -41,7 +43,7 @@ TEST_CASE("event - set, clear, is_set", "[event]") {
 }
 
 TEST_CASE("event - wait on a set event returns without suspending", "[event]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::event e;
         e.set();
         bool other_ran = false;
@@ -56,7 +58,7 @@ TEST_CASE("event - wait on a set event returns without suspending", "[event]") {
 }
 
 TEST_CASE("event - set wakes every waiter, first-in first-out, on the next iteration", "[event]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::event e;
         std::vector<int> order;
         std::vector<coring::task_handle<>> tasks;
@@ -72,7 +74,7 @@ TEST_CASE("event - set wakes every waiter, first-in first-out, on the next itera
 }
 
 TEST_CASE("event - waiters woken by set resume even if clear comes first", "[event]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::event e;
         std::vector<int> order;
         auto a = coring::create_task(waiter(e, order, 1));
@@ -91,7 +93,7 @@ TEST_CASE("event - waiters woken by set resume even if clear comes first", "[eve
 
 TEST_CASE("event - a cancelled waiter resumes with cancelled_error; the others are unaffected", "[event][cancel]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::event e;
         std::vector<int> order;
         auto a = coring::create_task(waiter(e, order, 1));
@@ -113,26 +115,50 @@ TEST_CASE("event - a cancelled waiter resumes with cancelled_error; the others a
 
 TEST_CASE("event - one set wakes 100,000 waiters without growing the stack", "[event][stack]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         constexpr int n = 100'000;
         coring::event e;
         int woken = 0;
         int expected = 0;
         bool in_order = true;
-        auto wait_one = [](coring::event& ev, int id, int& count, int& exp, bool& ordered) -> coring::task<> {
+        coring_test::stack_span span;
+        auto wait_one = [](coring::event& ev, int id, int& count, int& exp, bool& ordered, coring_test::stack_span& sp) -> coring::task<> {
             co_await ev.wait();
+            sp.note();
             if (id != exp) ordered = false;
             ++exp;
             ++count;
         };
         std::vector<coring::task_handle<>> tasks;
         tasks.reserve(n);
-        for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(wait_one(e, i, woken, expected, in_order)));
+        for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(wait_one(e, i, woken, expected, in_order, span)));
         co_await coring::sleep(0s);
         e.set();
+        CHECK(woken == 0);  // set() resumed nobody inline: they run on the loop's next iteration
         for (auto& t : tasks) co_await t;
         CHECK(woken == n);
         CHECK(in_order);
+        CHECK(span.bytes() < coring_test::stack_span::flat_limit);
+
+        // A relay: each waiter, once woken, sets the event the next one waits on. Were a
+        // wake-up resumed inline, the 100,000 hand-offs would nest.
+        const auto events = std::make_unique<coring::event[]>(n);
+        coring_test::stack_span relay_span;
+        int relayed = 0;
+        auto relay_one = [](coring::event& mine, coring::event* next, int& count, coring_test::stack_span& sp) -> coring::task<> {
+            co_await mine.wait();
+            sp.note();
+            ++count;
+            if (next != nullptr) next->set();
+        };
+        tasks.clear();
+        for (int i = 0; i < n; ++i)
+            tasks.push_back(coring::create_task(relay_one(events[i], i + 1 < n ? &events[i + 1] : nullptr, relayed, relay_span)));
+        co_await coring::sleep(0s);
+        events[0].set();
+        for (auto& t : tasks) co_await t;
+        CHECK(relayed == n);
+        CHECK(relay_span.bytes() < coring_test::stack_span::flat_limit);
     }());
     CHECK(live_frames() == frames_before);
 }

@@ -4,11 +4,12 @@
 
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
-#include "sync/child_process.hpp"
+#include "support/child_process.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -40,7 +41,7 @@ coring::task<> locker(coring::mutex& m, std::vector<int>& order, int id, int hol
 }  // namespace
 
 TEST_CASE("mutex - try_lock, locked and unlock", "[mutex]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         CHECK_FALSE(m.locked());
         CHECK(m.try_lock());
@@ -54,7 +55,7 @@ TEST_CASE("mutex - try_lock, locked and unlock", "[mutex]") {
 }
 
 TEST_CASE("mutex - locking a free mutex does not suspend", "[mutex]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         bool other_ran = false;
         auto other = coring::create_task([](bool& ran) -> coring::task<> {
@@ -70,7 +71,7 @@ TEST_CASE("mutex - locking a free mutex does not suspend", "[mutex]") {
 }
 
 TEST_CASE("mutex - mutual exclusion across suspension points", "[mutex]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         int inside = 0;
         int max_inside = 0;
@@ -97,7 +98,7 @@ TEST_CASE("mutex - mutual exclusion across suspension points", "[mutex]") {
 }
 
 TEST_CASE("mutex - waiters get the lock first-in first-out", "[mutex]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         std::vector<int> order;
         co_await m.lock();
@@ -116,7 +117,7 @@ TEST_CASE("mutex - waiters get the lock first-in first-out", "[mutex]") {
 }
 
 TEST_CASE("mutex - unlock hands the lock over: nobody barges in before the waiter resumes", "[mutex]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         std::vector<int> order;
         co_await m.lock();
@@ -134,7 +135,7 @@ TEST_CASE("mutex - unlock hands the lock over: nobody barges in before the waite
 }
 
 TEST_CASE("mutex - scoped_lock guards: unlock at scope exit, early unlock, move, adopt", "[mutex]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         {
             auto guard = co_await m.scoped_lock();
@@ -177,7 +178,7 @@ TEST_CASE("mutex - scoped_lock guards: unlock at scope exit, early unlock, move,
 }
 
 TEST_CASE("mutex - a guard's unlock hands the lock to the next waiter", "[mutex]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         std::vector<int> order;
         auto guard = co_await m.scoped_lock();
@@ -194,7 +195,7 @@ TEST_CASE("mutex - a guard's unlock hands the lock to the next waiter", "[mutex]
 
 TEST_CASE("mutex - a waiter cancelled while waiting takes nothing with it", "[mutex][cancel]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         std::vector<int> order;
         co_await m.lock();
@@ -216,7 +217,7 @@ TEST_CASE("mutex - a waiter cancelled while waiting takes nothing with it", "[mu
 }
 
 TEST_CASE("mutex - a waiter cancelled in the iteration it was handed the lock passes it on", "[mutex][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         std::vector<int> order;
         co_await m.lock();
@@ -234,7 +235,7 @@ TEST_CASE("mutex - a waiter cancelled in the iteration it was handed the lock pa
 }
 
 TEST_CASE("mutex - the last waiter cancelled after the hand-off unlocks the mutex", "[mutex][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         std::vector<int> order;
         co_await m.lock();
@@ -251,7 +252,7 @@ TEST_CASE("mutex - the last waiter cancelled after the hand-off unlocks the mute
 }
 
 TEST_CASE("mutex - a pending cancel is delivered at a contended lock without queueing", "[mutex][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         co_await m.lock();
         auto body = [](coring::mutex& mx) -> coring::task<> {
@@ -267,7 +268,7 @@ TEST_CASE("mutex - a pending cancel is delivered at a contended lock without que
 }
 
 TEST_CASE("mutex - a cancel request racing a free lock: the lock is taken, the request waits", "[mutex][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         auto body = [](coring::mutex& mx, bool& locked_it) -> coring::task<> {
             coring::current_task().cancel();
@@ -285,7 +286,7 @@ TEST_CASE("mutex - a cancel request racing a free lock: the lock is taken, the r
 }
 
 TEST_CASE("mutex - cancelling the holder while others wait: the guard hands the lock on", "[mutex][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         std::vector<int> order;
         auto holder = [](coring::mutex& mx) -> coring::task<> {
@@ -306,7 +307,7 @@ TEST_CASE("mutex - cancelling the holder while others wait: the guard hands the 
 
 TEST_CASE("mutex - handing the lock to 100,000 queued waiters does not grow the stack", "[mutex][stack]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         constexpr int n = 100'000;
         coring::mutex m;
         long sum = 0;

@@ -5,12 +5,14 @@
 
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/time.hpp>
 #include <coring/wait_for.hpp>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
-#include "sync/child_process.hpp"
+#include "support/child_process.hpp"
+#include "sync/stack_span.hpp"
 
 #include <algorithm>
 #include <functional>
@@ -49,7 +51,7 @@ coring::task<> getter(coring::queue<int>& q, std::vector<int>& out, int id) {
 // ------------------------------------------------------------------------- basics
 
 TEST_CASE("queue - put and get in FIFO order; size, empty, full, maxsize", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(3);
         CHECK(q.maxsize() == 3);
         CHECK(q.empty());
@@ -74,7 +76,7 @@ TEST_CASE("queue - put and get in FIFO order; size, empty, full, maxsize", "[que
 }
 
 TEST_CASE("queue - get waits until put", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         std::vector<int> out;
         auto g = coring::create_task(get_n(q, out, 1));
@@ -88,7 +90,7 @@ TEST_CASE("queue - get waits until put", "[queue]") {
 }
 
 TEST_CASE("queue - a bounded put waits for room", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(2);
         auto p = coring::create_task(put_all(q, {1, 2, 3, 4}));
         co_await coring::sleep(5ms);
@@ -106,7 +108,7 @@ TEST_CASE("queue - a bounded put waits for room", "[queue]") {
 }
 
 TEST_CASE("queue - try_put, try_get, put_nowait, get_nowait", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(1);
         CHECK_FALSE(q.try_get().has_value());
         CHECK_THROWS_AS(q.get_nowait(), coring::queue_empty);
@@ -123,7 +125,7 @@ TEST_CASE("queue - try_put, try_get, put_nowait, get_nowait", "[queue]") {
 }
 
 TEST_CASE("queue - waiting getters and putters are served first-in first-out", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(1);
         std::vector<int> got;
         std::vector<coring::task_handle<>> getters;
@@ -146,7 +148,7 @@ TEST_CASE("queue - waiting getters and putters are served first-in first-out", "
 }
 
 TEST_CASE("queue - no barging: a put item handed to a waiter cannot be taken by another get", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         std::vector<int> got;
         auto g = coring::create_task(getter(q, got, 0));
@@ -161,7 +163,7 @@ TEST_CASE("queue - no barging: a put item handed to a waiter cannot be taken by 
 // ------------------------------------------------------------------------- join / task_done
 
 TEST_CASE("queue - join waits for every task_done", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         co_await q.join();  // nothing outstanding: returns at once
         for (int i = 0; i < 3; ++i) co_await q.put(i);
@@ -193,7 +195,7 @@ TEST_CASE("queue - join waits for every task_done", "[queue]") {
 // ------------------------------------------------------------------------- flavours
 
 TEST_CASE("priority_queue - the smallest item first; a custom Compare", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::priority_queue<std::pair<int, std::string>> q;
         co_await q.put({5, "later"});
         co_await q.put({1, "urgent"});
@@ -215,7 +217,7 @@ TEST_CASE("priority_queue - the smallest item first; a custom Compare", "[queue]
 }
 
 TEST_CASE("lifo_queue - last in, first out", "[queue]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::lifo_queue<int> q(3);
         for (int i = 1; i <= 3; ++i) co_await q.put(i);
         CHECK(q.full());
@@ -227,7 +229,7 @@ TEST_CASE("lifo_queue - last in, first out", "[queue]") {
 
 TEST_CASE("queue - move-only items through every path", "[queue]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         using item = std::unique_ptr<int>;
         coring::queue<item> q(1);
         co_await q.put(std::make_unique<int>(1));  // into the container
@@ -278,7 +280,7 @@ TEST_CASE("queue - move-only items through every path", "[queue]") {
 // ------------------------------------------------------------------------- shutdown
 
 TEST_CASE("queue - shutdown wakes every waiting getter with queue_shut_down", "[queue][shutdown]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         auto get_throws = [](coring::queue<int>& qu) -> coring::task<bool> { co_return co_await coring_test::throws<coring::queue_shut_down>(qu.get()); };
         std::vector<coring::task_handle<bool>> getters;
@@ -298,7 +300,7 @@ TEST_CASE("queue - shutdown wakes every waiting getter with queue_shut_down", "[
 }
 
 TEST_CASE("queue - shutdown wakes waiting putters; items already queued can still be taken", "[queue][shutdown]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(2);
         co_await q.put(1);
         co_await q.put(2);
@@ -327,7 +329,7 @@ TEST_CASE("queue - shutdown wakes waiting putters; items already queued can stil
 }
 
 TEST_CASE("queue - shutdown(immediate) discards the items and releases join", "[queue][shutdown]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         for (int i = 0; i < 5; ++i) co_await q.put(i);
         (void)co_await q.get();  // one taken, not yet done
@@ -353,7 +355,7 @@ TEST_CASE("queue - shutdown(immediate) discards the items and releases join", "[
 
 TEST_CASE("queue - a getter cancelled while waiting takes nothing", "[queue][cancel]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         std::vector<int> got;
         auto a = coring::create_task(getter(q, got, 1));
@@ -371,7 +373,7 @@ TEST_CASE("queue - a getter cancelled while waiting takes nothing", "[queue][can
 }
 
 TEST_CASE("queue - a getter cancelled after it was handed an item passes it to the next getter", "[queue][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         std::vector<int> got;
         auto a = coring::create_task(getter(q, got, 1));
@@ -388,7 +390,7 @@ TEST_CASE("queue - a getter cancelled after it was handed an item passes it to t
 }
 
 TEST_CASE("queue - a getter cancelled after the hand-off with nobody waiting puts the item back first", "[queue][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         {
             coring::queue<int> q;
             std::vector<int> got;
@@ -424,7 +426,7 @@ TEST_CASE("queue - a getter cancelled after the hand-off with nobody waiting put
 }
 
 TEST_CASE("queue - a putter cancelled while waiting puts nothing", "[queue][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(1);
         co_await q.put(1);
         auto p = coring::create_task(put_all(q, {2}));
@@ -447,7 +449,7 @@ TEST_CASE("queue - a putter cancelled while waiting puts nothing", "[queue][canc
 }
 
 TEST_CASE("queue - a putter whose item already went in: the put stands, the cancel waits", "[queue][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(1);
         co_await q.put(1);
         std::vector<std::string> log;
@@ -473,7 +475,7 @@ TEST_CASE("queue - a putter whose item already went in: the put stands, the canc
 
 TEST_CASE("queue - random cancellations of getters and putters lose and duplicate no item", "[queue][cancel]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(3);
         std::vector<int> received;
         std::vector<int> put_ok;
@@ -534,7 +536,7 @@ TEST_CASE("queue - random cancellations of getters and putters lose and duplicat
 
 TEST_CASE("queue - a getter timed out by wait_for is not left registered", "[queue][cancel]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::wait_for(q.get(), 5ms));
         CHECK(timed_out);
@@ -559,42 +561,59 @@ TEST_CASE("queue - a getter timed out by wait_for is not left registered", "[que
 
 TEST_CASE("queue - items handed to 100,000 waiting getters and from 100,000 waiting putters, flat stack", "[queue][stack]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         constexpr int n = 100'000;
         coring::queue<int> q(1);
         long sum = 0;
         int expected = 0;
         bool in_order = true;
-        auto get_one = [](coring::queue<int>& qu, long& s, int& exp, bool& ordered) -> coring::task<> {
+        coring_test::stack_span span;
+        // Each getter, once handed its item, puts the next one, which goes straight to the
+        // next waiting getter: were a hand-off resumed inline, the 100,000 would nest.
+        auto get_one = [](coring::queue<int>& qu, long& s, int& exp, bool& ordered, coring_test::stack_span& sp) -> coring::task<> {
             const int v = co_await qu.get();
+            sp.note();
             if (v != exp) ordered = false;
             ++exp;
             s += v;
+            if (v + 1 < n) qu.put_nowait(v + 1);
         };
         std::vector<coring::task_handle<>> tasks;
         tasks.reserve(n);
-        for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(get_one(q, sum, expected, in_order)));
+        for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(get_one(q, sum, expected, in_order, span)));
         co_await coring::sleep(0s);
-        for (int i = 0; i < n; ++i) co_await q.put(i);  // every put hands off to a waiting getter
+        co_await q.put(0);
+        CHECK(expected == 0);  // handed to the first getter, not resumed inline
         for (auto& t : tasks) co_await t;
         CHECK(in_order);
         CHECK(sum == static_cast<long>(n) * (n - 1) / 2);
+        CHECK(q.empty());
+        CHECK(span.bytes() < coring_test::stack_span::flat_limit);
 
-        // 100,000 putters wait on a full queue; one consumer drains it, each get letting the
-        // next putter in.
+        // 100,000 putters wait on a full queue. Each, once its item is in, takes it out again,
+        // which lets the next putter in: again, inline resumption would nest.
+        coring_test::stack_span putter_span;
+        int next_item = 0;
+        bool putters_in_order = true;
+        auto put_then_get = [](coring::queue<int>& qu, int item, int& next, bool& ordered, coring_test::stack_span& sp) -> coring::task<> {
+            co_await qu.put(item);
+            sp.note();
+            const int v = co_await qu.get();  // the item just put: the queue holds one
+            if (v != next) ordered = false;
+            ++next;
+        };
         tasks.clear();
         co_await q.put(-1);
-        for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(put_all(q, {i})));
+        for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(put_then_get(q, i, next_item, putters_in_order, putter_span)));
         co_await coring::sleep(0s);
-        const int first = co_await q.get();
+        const int first = co_await q.get();  // lets the first putter in
         CHECK(first == -1);
-        bool putters_in_order = true;
-        for (int i = 0; i < n; ++i) {
-            const int v = co_await q.get();
-            if (v != i) putters_in_order = false;
-        }
-        CHECK(putters_in_order);
+        CHECK(next_item == 0);
         for (auto& t : tasks) co_await t;
+        CHECK(next_item == n);
+        CHECK(putters_in_order);
+        CHECK(q.empty());
+        CHECK(putter_span.bytes() < coring_test::stack_span::flat_limit);
     }());
     CHECK(live_frames() == frames_before);
 }

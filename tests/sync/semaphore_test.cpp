@@ -2,8 +2,8 @@
 // tasks, FIFO, permits, over-release, cancellation, the 100,000-waiter hand-off.
 #include <coring/sync/semaphore.hpp>
 
-#include <coring/run.hpp>
 #include <coring/task_handle.hpp>
+#include <coring/testing/catch2.hpp>
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
@@ -33,7 +33,7 @@ coring::task<> acquirer(coring::semaphore& s, std::vector<int>& order, int id) {
 }  // namespace
 
 TEST_CASE("semaphore - counting, try_acquire, value, locked", "[semaphore]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(2);
         CHECK(s.value() == 2);
         CHECK_FALSE(s.locked());
@@ -56,7 +56,7 @@ TEST_CASE("semaphore - counting, try_acquire, value, locked", "[semaphore]") {
 
 TEST_CASE("semaphore - at most N of 1,000 tasks hold a permit at a time", "[semaphore]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         constexpr int limit = 10;
         coring::semaphore s(limit);
         int inside = 0;
@@ -82,7 +82,7 @@ TEST_CASE("semaphore - at most N of 1,000 tasks hold a permit at a time", "[sema
 }
 
 TEST_CASE("semaphore - waiters get permits first-in first-out; release hands over, no barging", "[semaphore]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(0);
         std::vector<int> order;
         std::vector<coring::task_handle<>> tasks;
@@ -100,7 +100,7 @@ TEST_CASE("semaphore - waiters get permits first-in first-out; release hands ove
 }
 
 TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[semaphore]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(1);
         {
             auto permit = co_await s.scoped_acquire();
@@ -136,7 +136,7 @@ TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[se
 }
 
 TEST_CASE("bounded_semaphore - releasing more than acquired throws std::logic_error", "[semaphore]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::bounded_semaphore s(2);
         CHECK_THROWS_AS(s.release(), std::logic_error);
         co_await s.acquire();
@@ -158,7 +158,7 @@ TEST_CASE("bounded_semaphore - releasing more than acquired throws std::logic_er
 
 TEST_CASE("semaphore - a waiter cancelled while waiting takes no permit", "[semaphore][cancel]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::bounded_semaphore s(1);
         std::vector<int> order;
         co_await s.acquire();
@@ -178,7 +178,7 @@ TEST_CASE("semaphore - a waiter cancelled while waiting takes no permit", "[sema
 }
 
 TEST_CASE("semaphore - a waiter cancelled in the iteration it got a permit passes it on", "[semaphore][cancel]") {
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::bounded_semaphore s(2);
         std::vector<int> order;
         co_await s.acquire();
@@ -204,7 +204,7 @@ TEST_CASE("semaphore - a waiter cancelled in the iteration it got a permit passe
 
 TEST_CASE("semaphore - handing permits to 100,000 queued waiters does not grow the stack", "[semaphore][stack]") {
     const auto frames_before = live_frames();
-    coring::run([]() -> coring::task<> {
+    coring::testing::run_test([]() -> coring::task<> {
         constexpr int n = 100'000;
         coring::semaphore s(0);
         int expected = 0;

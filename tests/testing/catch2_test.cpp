@@ -18,7 +18,6 @@ CORING_TEST_CASE("testing - a coroutine body runs as the main task of a fresh lo
     CHECK(coring::current_task().name() == "Task-1");
     CHECK_FALSE(loop.options().virtual_time);
     co_await coring::sleep(1ms);
-    CHECK(true);
 }
 
 CORING_TEST_CASE_ON_VIRTUAL_TIME("testing - on virtual time an hour of sleeping takes no time", "[testing]") {
@@ -36,7 +35,7 @@ TEST_CASE("testing - run_test with options, and exceptions reach Catch2", "[test
             CHECK(coring::get_running_loop().get_debug());
             co_return;
         }(),
-        {.deadline = 2s, .debug = true});
+        {.deadline = 2s, .loop = {.debug = true}});
     CHECK_THROWS_AS(coring::testing::run_test([]() -> coring::task<> {
                         co_await coring::sleep(1ms);
                         throw std::range_error("from the body");

@@ -1,6 +1,7 @@
 // Tests of coring/thread/to_thread.hpp: blocking calls on the loop's thread pool.
 #include <coring/thread/to_thread.hpp>
 
+#include <coring/debug.hpp>
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>
@@ -146,17 +147,37 @@ TEST_CASE("to_thread - a call still queued is taken back at once and never runs"
 
 TEST_CASE("to_thread - a cancel after the result came back hits the next suspension point", "[to_thread][cancel]") {
     coring::run([]() -> coring::task<> {
+        coring::event_loop& loop = coring::get_running_loop();
         int got = 0;
-        auto body = [](int& out) -> coring::task<> {
+        bool after_sleep = false;
+        auto body = [](int& out, bool& slept) -> coring::task<> {
             out = co_await coring::to_thread([] { return 9; });
             co_await coring::sleep(10s);
+            slept = true;
         };
-        auto h = coring::create_task(body(got));
-        co_await coring::sleep(30ms);
-        h.cancel();
+        auto h = coring::create_task(body(got, after_sleep));
+        // The cancel must land in the window between the result's arrival on the loop (the
+        // awaiter is finished and its frame queued) and the frame's resumption. A callback that
+        // re-queues itself every iteration sees that state first: the frame is queued behind it.
+        struct cancel_when_finished {
+            coring::event_loop* loop;
+            coring::task_handle<>* target;
+            bool* sent;
+            int polls_left;
+            void operator()() {
+                const bool finished = coring::format_tasks(*loop).find("to_thread (finished, about to resume)") != std::string::npos;
+                if (!finished && --polls_left > 0) return loop->call_soon(*this);
+                *sent = finished;
+                target->cancel();
+            }
+        };
+        bool sent_in_window = false;
+        loop.call_soon(cancel_when_finished{&loop, &h, &sent_in_window, 1'000'000});
         const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
-        CHECK(cancelled);
-        CHECK(got == 9);
+        CHECK(sent_in_window);
+        CHECK(got == 9);  // the result won over the cancel ...
+        CHECK(cancelled);  // ... which the sleep, the next suspension point, received
+        CHECK_FALSE(after_sleep);
     }());
 }
 

@@ -110,7 +110,6 @@ public:
     [[nodiscard]] explicit operator bool() const noexcept { return m_state != nullptr; }
     [[nodiscard]] state<T>& get() const noexcept { return *m_state; }
     [[nodiscard]] state<T>* operator->() const noexcept { return m_state; }
-    [[nodiscard]] bool owned() const noexcept { return m_owned; }
 
     /// The outcome for the combinator's caller: the value (moved out of an owned child, copied
     /// from a shared one), or the child's exception rethrown.
@@ -154,16 +153,6 @@ child<child_t<A>> adopt(A&& a, const source_location& site) {
     }
 }
 
-/// Marks a child's failure as seen, so that dropping it is not reported as an exception nobody
-/// retrieved (the combinator reported the first failure; asyncio does the same).
-inline void mark_retrieved(state_base& s) noexcept {
-    if (!s.failed()) return;
-    try {
-        (void)s.exception();
-    } catch (...) {
-    }
-}
-
 // ---------------------------------------------------------------------- notifiers
 
 /// A completion waiter that tells its owner, synchronously, that child `index` finished.
@@ -192,17 +181,14 @@ private:
 
 // ---------------------------------------------------------------------- deadlines
 
-// A timeout too large to add to the clock's reading is no timeout.
+// The deadline of a combinator's timeout on the running loop's clock; a timeout too large for
+// the clock (clock.hpp's deadline_after saturates to time_point::max()) is no timeout at all.
 template <class Rep, class Period>
 std::optional<clock::time_point> deadline_after(std::chrono::duration<Rep, Period> timeout) {
-    const clock::time_point now = get_running_loop().time();
-    const std::chrono::duration<double> requested = timeout;
-    const std::chrono::duration<double> room = clock::time_point::max() - now;
-    if (requested >= room) return std::nullopt;
-    return now + std::chrono::ceil<clock::duration>(timeout);
+    const clock::time_point deadline = deadline_after(get_running_loop().time(), timeout);
+    if (deadline == clock::time_point::max()) return std::nullopt;
+    return deadline;
 }
-
-
 
 /// A leaf awaiter whose ready node is also its deadline timer, so it is never in two places:
 /// in the timer heap, on the ready queue, or idle. When the node runs, Derived::finished()

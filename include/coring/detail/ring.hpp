@@ -5,7 +5,8 @@
 //   back only on EINVAL, and records what the kernel gave;
 // - when io_uring is unavailable (EPERM / ENOSYS: kernel.io_uring_disabled, a seccomp profile
 //   such as Docker's default) it throws one std::system_error that names cause and remedy;
-// - get_sqe() never returns null: a full submission queue is submitted to make room;
+// - get_sqe() never returns null: a full submission queue is submitted to make room, and
+//   make_room(n) does so ahead of n SQEs that must reach the kernel together (linked ones);
 // - drain() empties the completion queue entry by entry (advancing the head before each handler
 //   runs, so a handler may submit or even drain again) and flushes the kernel's overflow list;
 // - user_data 0 marks an SQE whose completion nobody needs (an async cancel request) and ~0 is
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -121,16 +123,29 @@ public:
     io_uring_sqe* get_sqe() {
         ++m_sqes;
         io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
-        while (sqe == nullptr) {
-            const int r = io_uring_submit(&m_ring);
+        if (sqe == nullptr) {
+            make_room(&m_ring, 1);
+            sqe = io_uring_get_sqe(&m_ring);
+        }
+        return sqe;
+    }
+
+    /// Submits what is queued until at least `n` submission queue entries are free, so that the
+    /// next `n` get_sqe() calls hand out consecutive entries and none of them submits: SQEs
+    /// chained with IOSQE_IO_LINK must reach the kernel together. A ring smaller than `n` can
+    /// never hold them: std::logic_error.
+    static void make_room(io_uring* ring, unsigned n) {
+        if (n > ring->sq.ring_entries)
+            throw std::logic_error("coring: " + std::to_string(n) + " linked SQEs need a ring of at least " + std::to_string(n) +
+                                   " entries (loop_options.queue_depth)");
+        while (io_uring_sq_space_left(ring) < n) {
+            const int r = io_uring_submit(ring);
             // EBUSY/EAGAIN: the kernel wants its completion backlog reaped first. Nobody here
             // can reap (we may be inside a completion handler), so give the kernel the CQ
             // entries it needs by flushing the overflow list, then try again.
             if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) throw_errno(-r, "io_uring_submit");
-            if (r < 0) io_uring_get_events(&m_ring);
-            sqe = io_uring_get_sqe(&m_ring);
+            if (r < 0) io_uring_get_events(ring);
         }
-        return sqe;
     }
 
     /// Submits what is queued and collects completions without waiting.

@@ -61,10 +61,12 @@ public:
         }
     }
 
-    /// For a combinator that owns this task: rethrows a failure, or moves the value out.
+    /// For a combinator that owns this task: rethrows a failure, or moves the value out. Only
+    /// for object types (child<T>::take copies void and reference results).
     T take_value() {
+        static_assert(!std::is_void_v<T> && !std::is_reference_v<T>);
         rethrow_if_failed();
-        if constexpr (!std::is_void_v<T>) return std::move(m_value.get());
+        return std::move(m_value.get());
     }
 
     void finish_root(std::coroutine_handle<> frame) noexcept override {

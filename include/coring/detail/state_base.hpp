@@ -136,6 +136,11 @@ public:
     [[nodiscard]] std::exception_ptr exception();
     /// Throws what the task threw, cancelled_error if cancelled, invalid_state_error if not finished.
     void rethrow_if_failed();
+    /// Marks the outcome as retrieved without looking at it (a combinator reported it, or chose
+    /// to report another failure instead), so that dropping the state does not report it.
+    void mark_retrieved() noexcept { m_retrieved = true; }
+    /// The exception it finished with (null if none), without marking it retrieved or throwing.
+    [[nodiscard]] const std::exception_ptr& stored_exception() const noexcept { return m_exception; }
 
     // --- waiters
     void add_waiter(completion_waiter& waiter) noexcept { m_waiters.push_back(waiter); }

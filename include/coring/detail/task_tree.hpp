@@ -8,7 +8,8 @@
 //   └── Task-3 (pending) created at app.cpp:41
 //
 // A task's children are the tasks its current leaf awaiter waits on (an awaited handle, the
-// children of a gather or a task_group, ...). Tasks nobody waits on are roots, oldest first.
+// children of a gather or a task_group, ...). Tasks nobody waits on are roots, oldest first;
+// tasks in a waiting cycle (a deadlock) follow, as further roots.
 
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/state_base.hpp>
@@ -84,8 +85,10 @@ inline void print_task_tree(const std::vector<task_snapshot>& tasks, std::ostrea
             if (by_state.count(child) != 0) awaited.insert(child);
 
     std::set<const state_base*> on_path;  // a waiting cycle (a deadlock) is printed once
+    std::set<const state_base*> printed;
     auto print = [&](auto& self, const task_snapshot& t, const std::string& prefix, const std::string& connector) -> void {
         out << prefix << connector << describe_task(t) << '\n';
+        printed.insert(t.state);
         if (!on_path.insert(t.state).second) return;
         std::vector<const task_snapshot*> children;
         for (const state_base* child : t.awaits)
@@ -94,13 +97,13 @@ inline void print_task_tree(const std::vector<task_snapshot>& tasks, std::ostrea
         for (std::size_t i = 0; i < children.size(); ++i) self(self, *children[i], deeper, i + 1 == children.size() ? "└── " : "├── ");
         on_path.erase(t.state);
     };
-    bool any_root = false;
-    for (const task_snapshot& t : tasks) {
-        if (awaited.count(t.state) != 0) continue;
-        any_root = true;
-        print(print, t, "", "");
-    }
-    if (!any_root && !tasks.empty()) print(print, tasks.front(), "", "");  // everything awaits something: a cycle
+    for (const task_snapshot& t : tasks)
+        if (awaited.count(t.state) == 0) print(print, t, "", "");
+    // Tasks no root leads to are in a waiting cycle (A awaits B, B awaits A: a deadlock) or
+    // below one: print each as one more root, oldest first, so that a deadlock shows even when
+    // other tasks (a main task, say) are roots.
+    for (const task_snapshot& t : tasks)
+        if (printed.count(t.state) == 0) print(print, t, "", "");
 }
 
 inline std::string format_task_tree(event_loop& loop) {

@@ -65,15 +65,11 @@ public:
     /// A frame destroyed while suspended must not leave a dangling link behind.
     ~sync_waiter() { list_hook::unlink(); }
 
-    [[nodiscard]] phase current_phase() const noexcept { return m_phase; }
-
     /// A ready_node::operations::describe for the task dump: the operation's name, and whether
     /// it was already granted (queued to resume).
     template <const char* What>
     static void describe_as(const ready_node* node, await_description& out) {
-        const auto& self = static_cast<const sync_waiter&>(static_cast<const leaf_awaiter<ready_node>&>(*node));
-        out.what = What;
-        if (self.m_phase == phase::granted) out.what += " (granted, about to resume)";
+        describe_waiter(node, What, out);
     }
 
 protected:
@@ -83,6 +79,16 @@ protected:
     template <class Derived>
     static Derived& from_node(ready_node* node) noexcept {
         return static_cast<Derived&>(static_cast<sync_waiter&>(static_cast<leaf_awaiter<ready_node>&>(*node)));
+    }
+    template <class Derived>
+    static const Derived& from_node(const ready_node* node) noexcept {
+        return static_cast<const Derived&>(static_cast<const sync_waiter&>(static_cast<const leaf_awaiter<ready_node>&>(*node)));
+    }
+
+    /// describe_as with the text given at run time (for awaiters shared by several operations).
+    static void describe_waiter(const ready_node* node, const char* what, await_description& out) {
+        out.what = what;
+        if (from_node<sync_waiter>(node).m_phase == phase::granted) out.what += " (granted, about to resume)";
     }
 
     /// The first step of await_resume: leaves the granted list, then throws invalid_state_error
@@ -170,6 +176,10 @@ public:
             grant(*waiter);
         }
     }
+    /// Grants every waiter, first to last.
+    void grant_all() noexcept {
+        while (sync_waiter* waiter = front()) grant(*waiter);
+    }
 
     /// Takes the first waiter off the waiting list without granting it (the caller moves it on).
     sync_waiter* pop_front() noexcept {
@@ -218,15 +228,30 @@ private:
 };
 
 /// Waits until its wait_queue grants it, carrying nothing: event::wait() and queue::join().
-/// `ready` is read when the awaiter is awaited: true means there is nothing to wait for.
+/// Readiness is checked when the awaiter is awaited: true means there is nothing to wait for.
+/// It is either a flag (`ready`, read through a reference) or a predicate over its owner, for
+/// an owner whose readiness is computed (queue::join: no item left unfinished), so that the
+/// owner does not keep a flag in step with the state it mirrors.
+///
+/// `primitive` names the owner in the error thrown if it is destroyed meanwhile
+/// ("coring::event"); `what` names the operation in the task dump ("event.wait").
 class flag_awaiter final : public sync_waiter {
 public:
-    flag_awaiter(wait_queue& waiters, const bool& ready, const char* primitive) noexcept
-        : sync_waiter(operations_), m_waiters(&waiters), m_ready(&ready), m_primitive(primitive) {}
-    flag_awaiter(flag_awaiter&& other) noexcept
-        : sync_waiter(std::move(other)), m_waiters(other.m_waiters), m_ready(other.m_ready), m_primitive(other.m_primitive) {}
+    using readiness = bool (*)(const void* owner) noexcept;
 
-    [[nodiscard]] bool await_ready() const noexcept { return *m_ready; }
+    flag_awaiter(wait_queue& waiters, readiness ready, const void* owner, const char* primitive, const char* what) noexcept
+        : sync_waiter(operations_), m_waiters(&waiters), m_ready(ready), m_owner(owner), m_primitive(primitive), m_what(what) {}
+    flag_awaiter(wait_queue& waiters, const bool& ready, const char* primitive, const char* what) noexcept
+        : flag_awaiter(waiters, &read_flag, &ready, primitive, what) {}
+    flag_awaiter(flag_awaiter&& other) noexcept
+        : sync_waiter(std::move(other)),
+          m_waiters(other.m_waiters),
+          m_ready(other.m_ready),
+          m_owner(other.m_owner),
+          m_primitive(other.m_primitive),
+          m_what(other.m_what) {}
+
+    [[nodiscard]] bool await_ready() const noexcept { return m_ready(m_owner); }
 
     bool await_suspend(std::coroutine_handle<> frame) {
         if (!begin_suspend(frame)) return false;
@@ -238,6 +263,8 @@ public:
     void await_resume() { finish_wait(m_primitive); }
 
 private:
+    static bool read_flag(const void* flag) noexcept { return *static_cast<const bool*>(flag); }
+
     // A wake-up is not consumed by the one who receives it, so a cancel after the wake-up wins
     // too: nothing is lost by it (asyncio does the same).
     static void on_cancel(ready_node* node) noexcept {
@@ -249,14 +276,15 @@ private:
         // orphaned: the request stays pending; the waiter resumes with invalid_state_error.
     }
     static void describe(const ready_node* node, await_description& out) {
-        const auto& self = static_cast<const flag_awaiter&>(static_cast<const sync_waiter&>(static_cast<const leaf_awaiter<ready_node>&>(*node)));
-        out.what = std::string(self.m_primitive) + ".wait";  // event.wait, queue.join
+        describe_waiter(node, from_node<flag_awaiter>(node).m_what, out);
     }
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
 
     wait_queue* m_waiters;
-    const bool* m_ready;
+    readiness m_ready;
+    const void* m_owner;
     const char* m_primitive;
+    const char* m_what;
 };
 
 }  // namespace coring::detail

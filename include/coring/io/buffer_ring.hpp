@@ -31,7 +31,8 @@
 // - Kernels without multishot recv (before 6.0) answer -EINVAL before any data: the receive then
 //   runs as single shots (IORING_OP_RECV with IOSQE_BUFFER_SELECT), re-armed after each CQE.
 // - Kernels without buffer rings (before 5.19): buffer_ring::create throws std::system_error
-//   with EINVAL; net/stream.hpp then receives with plain recv into the reader's own buffer.
+//   with EINVAL, and buffer_ring::try_create returns null; net/stream.hpp then receives with
+//   plain recv into the reader's own buffer.
 //
 // Lifetimes: a buffer ring is reference counted (buffer_ring_ptr, not atomic: loop thread only).
 // Every armed receive and every lease holds a reference, so the ring is unregistered only when
@@ -43,6 +44,7 @@
 #include <coring/detail/detaching_ptr.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/ref_ptr.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
@@ -71,49 +73,6 @@ class buffer_ring;
 }
 
 namespace detail {
-
-/// Intrusive reference counting for objects of one loop thread: no atomics. T provides
-/// add_ref() and release() (which frees the object when the count reaches zero).
-template <class T>
-class ref_ptr {
-public:
-    ref_ptr() noexcept = default;
-    ref_ptr(std::nullptr_t) noexcept {}
-    /// Adopts one reference that the caller already holds.
-    static ref_ptr adopt(T* p) noexcept {
-        ref_ptr r;
-        r.m_p = p;
-        return r;
-    }
-    /// Takes a new reference to `p`.
-    static ref_ptr share(T* p) noexcept {
-        if (p != nullptr) p->add_ref();
-        return adopt(p);
-    }
-    ref_ptr(const ref_ptr& other) noexcept : m_p(other.m_p) {
-        if (m_p != nullptr) m_p->add_ref();
-    }
-    ref_ptr(ref_ptr&& other) noexcept : m_p(std::exchange(other.m_p, nullptr)) {}
-    ref_ptr& operator=(ref_ptr other) noexcept {
-        std::swap(m_p, other.m_p);
-        return *this;
-    }
-    ~ref_ptr() {
-        if (m_p != nullptr) m_p->release();
-    }
-
-    [[nodiscard]] T* get() const noexcept { return m_p; }
-    T* operator->() const noexcept { return m_p; }
-    T& operator*() const noexcept { return *m_p; }
-    explicit operator bool() const noexcept { return m_p != nullptr; }
-    void reset() noexcept {
-        if (T* p = std::exchange(m_p, nullptr)) p->release();
-    }
-    friend bool operator==(const ref_ptr& a, const ref_ptr& b) noexcept { return a.m_p == b.m_p; }
-
-private:
-    T* m_p = nullptr;
-};
 
 /// Buffer group ids: unique among the rings of this thread, hence unique within each io_uring
 /// instance (an instance is used by the thread of its loop only).
@@ -189,6 +148,20 @@ public:
     /// The same on the running loop.
     [[nodiscard]] static buffer_ring_ptr create(unsigned count = 64, std::size_t size = 16384) {
         return create(get_running_loop(), count, size);
+    }
+    /// As create(), but null on kernels without buffer rings (EINVAL), for callers that fall back
+    /// to plain recv. Other errors are thrown.
+    [[nodiscard]] static buffer_ring_ptr try_create(event_loop& loop, unsigned count, std::size_t size) {
+        try {
+            return create(loop, count, size);
+        } catch (const std::system_error& e) {
+            if (e.code().value() != EINVAL) throw;
+            return nullptr;
+        }
+    }
+    /// The same on the running loop.
+    [[nodiscard]] static buffer_ring_ptr try_create(unsigned count = 64, std::size_t size = 16384) {
+        return try_create(get_running_loop(), count, size);
     }
 
     buffer_ring(const buffer_ring&) = delete;
@@ -400,7 +373,6 @@ public:
     [[nodiscard]] bool armed() const noexcept { return m_armed; }
     /// Armed, or waiting for a buffer to re-arm.
     [[nodiscard]] bool active() const noexcept { return m_armed || m_starving; }
-    [[nodiscard]] bool ended() const noexcept { return m_ended; }
     [[nodiscard]] unsigned arm_count() const noexcept { return m_arm_count; }
     [[nodiscard]] int fd() const noexcept { return m_fd; }
     [[nodiscard]] io::buffer_ring& ring() const noexcept { return *m_ring; }
@@ -408,11 +380,9 @@ public:
     [[nodiscard]] event_loop& loop() const noexcept { return *m_loop; }
 
     /// Ends the armed request as the kernel does on a completion queue overflow: for tests.
+    /// The request ends with ECANCELED and, unlike after stop(), is re-armed.
     void interrupt_for_testing() {
-        if (!m_armed) return;
-        io_uring_sqe* sqe = m_loop->get_sqe();
-        io_uring_prep_cancel(sqe, static_cast<io_completion*>(this), 0);
-        io_uring_sqe_set_data64(sqe, 0);
+        if (m_armed) m_loop->cancel_io(*this);
     }
 
 private:
@@ -518,9 +488,10 @@ class multishot_recv_waiter;
 /// The state of an io::multishot_recv: heap-allocated because the armed request outlives any one
 /// await (and the handle). It frees itself once the handle is gone and the request has ended.
 ///
-/// Invariants: while m_waiter is set, m_queue is empty; m_queue holds at most m_max_queued
-/// chunks plus those of the request's CQEs that were in flight when it was stopped for being
-/// full; an end (0 or -errno) is the last entry ever queued.
+/// Invariants: while m_waiter is set, m_queue is empty and m_finished is false; m_queue holds
+/// chunks only (result > 0), at most m_max_queued plus those of the request's CQEs that were in
+/// flight when it was stopped for being full; once m_finished, no chunk is queued any more and
+/// the end (m_end: 0 or -errno) follows the queued chunks, for every next() from then on.
 class multishot_recv_state final : public multishot_recv_core<multishot_recv_state> {
 public:
     struct entry {
@@ -530,30 +501,33 @@ public:
 
     multishot_recv_state(event_loop& loop, int fd, io::buffer_ring_ptr ring, std::size_t max_queued) noexcept
         : multishot_recv_core(loop, fd, std::move(ring)), m_max_queued(max_queued == 0 ? 1 : max_queued) {}
-    ~multishot_recv_state() {
-        while (!m_queue.empty()) {
-            const entry e = m_queue.pop_front();
-            if (e.result > 0) ring().recycle(e.bid);
-        }
-    }
 
     /// The handle goes away: stop; free now, or on the request's last CQE.
     void detach() noexcept {
         m_detached = true;
-        while (!m_queue.empty()) {
-            const entry e = m_queue.pop_front();
-            if (e.result > 0) ring().recycle(e.bid);
-        }
+        while (!m_queue.empty()) ring().recycle(m_queue.pop_front().bid);
         if (!stop()) delete this;
     }
 
-    [[nodiscard]] bool has_queued() const noexcept { return !m_queue.empty(); }
-    entry pop() noexcept { return m_queue.pop_front(); }
-    void push_front(entry e) noexcept {
+    /// What next() returns now: the first queued chunk, else the end once it came (again on
+    /// every call: it is final). False: nothing yet, wait.
+    bool take(entry& out) noexcept {
+        if (!m_queue.empty()) {
+            out = m_queue.pop_front();
+            return true;
+        }
+        if (!m_finished) return false;
+        out = entry{m_end, 0};
+        return true;
+    }
+    /// A chunk handed to a waiter that was cancelled before it ran goes back to the front. (An
+    /// end handed that way needs nothing: take() returns it again.)
+    void give_back(entry e) noexcept {
+        if (e.result <= 0) return;
         try {
             m_queue.push_front(std::move(e));
         } catch (...) {
-            if (e.result > 0) ring().recycle(e.bid);  // out of memory: the chunk is lost
+            ring().recycle(e.bid);  // out of memory: the chunk is lost
         }
     }
     [[nodiscard]] std::size_t queued() const noexcept { return m_queue.size(); }
@@ -578,6 +552,8 @@ private:
     circular_buffer<entry> m_queue;
     multishot_recv_waiter* m_waiter = nullptr;
     std::size_t m_max_queued;
+    int m_end = 0;            // once m_finished: 0 (end of stream) or -errno
+    bool m_finished = false;  // the end came: next() returns it once the queue is drained
     bool m_detached = false;
 };
 
@@ -592,9 +568,8 @@ public:
     bool await_ready() {
         if (m_state == nullptr) throw std::logic_error("coring: next() on a moved-from io::multishot_recv");
         if (m_state->waiter() != nullptr) throw invalid_state_error("coring: two tasks await next() of one io::multishot_recv");
-        if (!m_state->has_queued()) return false;
-        m_entry = m_state->pop();
-        m_state->maybe_start();  // there is room again
+        if (!m_state->take(m_entry)) return false;
+        m_state->maybe_start();  // there is room again (a no-op once ended)
         return true;
     }
 
@@ -628,7 +603,7 @@ private:
         self->mark_cancelled();
         if (self->m_handed) {
             self->m_handed = false;
-            self->m_state->push_front(self->m_entry);  // already scheduled: it throws when it runs
+            self->m_state->give_back(self->m_entry);  // already scheduled: it throws when it runs
         } else {
             self->m_state->set_waiter(nullptr);
             self->wake();
@@ -671,7 +646,10 @@ inline void multishot_recv_state::on_chunk(std::uint16_t bid, std::size_t size) 
 }
 
 inline void multishot_recv_state::on_end(int result) noexcept {
-    if (!m_detached) deliver(entry{result, 0});
+    m_finished = true;
+    m_end = result;
+    // A waiter implies an empty queue: hand it the end. Else take() returns it after the chunks.
+    if (!m_detached && m_waiter != nullptr) std::exchange(m_waiter, nullptr)->hand(entry{result, 0});
 }
 
 }  // namespace detail
@@ -688,7 +666,8 @@ namespace io {
 ///   chunks and leases you keep hold buffers of the ring: a ring shared by many receivers needs
 ///   room for them.
 /// - End of stream: an empty lease; an error (ECONNRESET, ...) is thrown by next() as
-///   std::system_error ("recv(fd 7): Connection reset by peer"). Both are final.
+///   std::system_error ("recv(fd 7): Connection reset by peer"). Both are final: every later
+///   next() returns the same end, or throws the same error, at once.
 /// - One task awaits next() at a time.
 /// - Destroying the handle cancels the request; chunks still queued or still arriving are given
 ///   back to the ring. The descriptor must stay open until the request has ended (the handle
@@ -702,7 +681,7 @@ public:
     /// if a chunk is queued.
     [[nodiscard]] detail::multishot_recv_waiter next() noexcept { return detail::multishot_recv_waiter(m_state.get()); }
 
-    /// Chunks received and not yet handed out.
+    /// Chunks received and not yet handed out (the end is not counted).
     [[nodiscard]] std::size_t queued() const noexcept { return m_state.get() != nullptr ? m_state.get()->queued() : 0; }
     /// True while the SQE is in the kernel.
     [[nodiscard]] bool armed() const noexcept { return m_state.get() != nullptr && m_state.get()->armed(); }

@@ -205,6 +205,32 @@ inline task<> file::write_all(std::span<const std::byte> data) const {
 
 // ---------------------------------------------------------------------- whole files
 
+namespace detail {
+
+/// A string that reads of unknown total length fill: room() is the free space after what was
+/// read, doubling the string when none is left (so each byte is zero-filled once, amortized);
+/// take() trims it to what was read.
+class read_buffer {
+public:
+    explicit read_buffer(std::size_t capacity) : m_data(capacity > 0 ? capacity : 1, '\0') {}
+    [[nodiscard]] std::span<std::byte> room() {
+        if (m_length == m_data.size()) m_data.resize(m_data.size() * 2);
+        return std::as_writable_bytes(std::span(m_data).subspan(m_length));
+    }
+    void commit(std::size_t n) noexcept { m_length += n; }
+    [[nodiscard]] std::size_t length() const noexcept { return m_length; }
+    [[nodiscard]] std::string take() {
+        m_data.resize(m_length);
+        return std::move(m_data);
+    }
+
+private:
+    std::string m_data;
+    std::size_t m_length = 0;
+};
+
+}  // namespace detail
+
 /// The whole content of the file at `path`. Works for files whose size statx does not know
 /// (/proc files report 0) and files that grow while being read.
 /// Throws std::system_error naming the path: `open("/no/such"): No such file or directory`,
@@ -212,21 +238,19 @@ inline task<> file::write_all(std::span<const std::byte> data) const {
 [[nodiscard]] inline task<std::string> read_file(std::string path) {
     file f = co_await file::open(path, O_RDONLY);
     std::string content;
-    std::size_t length = 0;
     try {
         const std::uint64_t size = co_await f.size();
         // One byte more than the size, so that the read that finds the end needs no new buffer.
-        content.resize(size > 0 ? static_cast<std::size_t>(size) + 1 : 4096);
+        detail::read_buffer buffer(size > 0 ? static_cast<std::size_t>(size) + 1 : 4096);
         for (;;) {
-            if (length == content.size()) content.resize(content.size() * 2);
-            const std::size_t n = co_await f.read_at(std::as_writable_bytes(std::span(content).subspan(length)), length);
+            const std::size_t n = co_await f.read_at(buffer.room(), buffer.length());
             if (n == 0) break;
-            length += n;
+            buffer.commit(n);
         }
+        content = buffer.take();
     } catch (const std::system_error& e) {
         throw std::system_error(e.code(), detail::describe_path_op("read", path.c_str()));
     }
-    content.resize(length);
     co_await f.close();
     co_return content;
 }

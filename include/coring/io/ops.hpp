@@ -31,7 +31,9 @@
 // the co_await expression is a full expression in the awaiting coroutine. file.hpp and
 // socket.hpp build owning types on top.
 
+#include <coring/detail/circular_buffer.hpp>
 #include <coring/detail/detaching_ptr.hpp>
+#include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
@@ -54,7 +56,6 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -108,38 +109,26 @@ private:
     bool suspend(std::coroutine_handle<> frame, const __kernel_timespec* timeout) {
         if (!begin_suspend(frame)) return false;
         event_loop& loop = this->loop();
-        io_uring_sqe* sqe = loop.get_sqe();
-        if (timeout != nullptr) sqe = make_room_for_link(loop, sqe);
-        static_cast<Derived*>(this)->prepare(sqe);
-        loop.submit(sqe, *this);
-        if (timeout != nullptr) {
-            // The pair must reach the kernel in one submission, adjacent: make_room_for_link
-            // guaranteed the second SQE is free, so get_sqe() cannot submit the first alone.
-            sqe->flags |= IOSQE_IO_LINK;
+        if (timeout == nullptr) {
+            io_uring_sqe* sqe = loop.get_sqe();
+            static_cast<Derived*>(this)->prepare(sqe);
+            loop.submit(sqe, *this);
+        } else {
+            // The pair must reach the kernel in one submission, adjacent and linked: make room
+            // for both first, so neither get_sqe() submits, and prepare both before submit()
+            // hands the operation to the loop, which with eager_submit submits at once.
+            ring::make_room(loop.native_ring(), 2);
+            io_uring_sqe* sqe = loop.get_sqe();
             io_uring_sqe* link = loop.get_sqe();
+            static_cast<Derived*>(this)->prepare(sqe);
+            sqe->flags |= IOSQE_IO_LINK;
             io_uring_prep_link_timeout(link, const_cast<__kernel_timespec*>(timeout), 0);
             io_uring_sqe_set_data64(link, 0);
             m_linked = true;
+            loop.submit(sqe, *this);
         }
         arm();
         return true;
-    }
-
-    // `sqe` is free; returns a free SQE that has another free one right behind it. When the
-    // submission queue has no room for the second, `sqe` becomes a NOP (user_data 0, ignored)
-    // and the next get_sqe() submits the full queue.
-    static io_uring_sqe* make_room_for_link(event_loop& loop, io_uring_sqe* sqe) {
-        io_uring* ring = loop.native_ring();
-        if (io_uring_sq_space_left(ring) > 0) return sqe;
-        io_uring_prep_nop(sqe);
-        io_uring_sqe_set_data64(sqe, 0);
-        sqe = loop.get_sqe();
-        if (io_uring_sq_space_left(ring) == 0) {
-            io_uring_prep_nop(sqe);
-            io_uring_sqe_set_data64(sqe, 0);
-            throw std::logic_error("coring: io::with_timeout needs a ring of at least 2 entries (loop_options.queue_depth)");
-        }
-        return sqe;
     }
 
     static void on_complete(io_completion* base, int result, unsigned flags) noexcept {
@@ -197,7 +186,8 @@ inline std::string describe_path_op(const char* op, const char* path) {
 }
 
 inline unsigned clamp_length(std::size_t n) noexcept {
-    // An SQE carries 32-bit lengths; a larger buffer is served in part (a short read or write).
+    // An SQE carries 32-bit lengths; a larger buffer is served in part (a short read, write,
+    // recv or send). Unclamped, 4 GiB would wrap to 0: a recv of 0 bytes looks like end of stream.
     return n > 0x7fff'f000u ? 0x7fff'f000u : static_cast<unsigned>(n);
 }
 
@@ -436,7 +426,7 @@ private:
 class [[nodiscard]] recv final : public detail::io_awaiter<recv> {
 public:
     recv(int fd, std::span<std::byte> buffer, int flags = 0) noexcept : m_fd(fd), m_buffer(buffer), m_flags(flags) {}
-    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_recv(sqe, m_fd, m_buffer.data(), m_buffer.size(), m_flags); }
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_recv(sqe, m_fd, m_buffer.data(), detail::clamp_length(m_buffer.size()), m_flags); }
     [[nodiscard]] std::string describe() const { return detail::describe_fd_op("recv", m_fd); }
     std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
 
@@ -451,7 +441,7 @@ private:
 class [[nodiscard]] send final : public detail::io_awaiter<send> {
 public:
     send(int fd, std::span<const std::byte> data, int flags = MSG_NOSIGNAL) noexcept : m_fd(fd), m_data(data), m_flags(flags) {}
-    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_send(sqe, m_fd, m_data.data(), m_data.size(), m_flags); }
+    void prepare(io_uring_sqe* sqe) noexcept { io_uring_prep_send(sqe, m_fd, m_data.data(), detail::clamp_length(m_data.size()), m_flags); }
     [[nodiscard]] std::string describe() const { return detail::describe_fd_op("send", m_fd); }
     std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
 
@@ -594,6 +584,7 @@ class multishot_accept;
 namespace detail {
 
 class multishot_accept_waiter;
+struct multishot_accept_waiter_tag;
 
 /// The state of a multishot accept, shared by the io::multishot_accept handle and the kernel.
 /// It is the one heap object here: the armed SQE outlives any single await (and, after the
@@ -610,8 +601,8 @@ public:
     multishot_accept_state(const multishot_accept_state&) = delete;
     multishot_accept_state& operator=(const multishot_accept_state&) = delete;
     ~multishot_accept_state() {
-        for (int result : m_queue)
-            if (result >= 0) ::close(result);
+        while (!m_queue.empty())
+            if (const int result = m_queue.pop_front(); result >= 0) ::close(result);
     }
 
     /// Arms the SQE if it is not armed and accepting is allowed: the queue has room and no error
@@ -648,26 +639,20 @@ public:
         }
     }
 
+    /// Ends the armed request as the kernel may (its last CQE is -ECANCELED), which re-arms it.
     void interrupt_for_testing() {
-        if (!m_armed) return;
-        io_uring_sqe* sqe = m_loop->get_sqe();
-        io_uring_prep_cancel(sqe, static_cast<io_completion*>(this), 0);
-        io_uring_sqe_set_data64(sqe, 0);
+        if (m_armed) m_loop->cancel_io(*this);
     }
 
     // Waiters: an intrusive FIFO.
     void add_waiter(multishot_accept_waiter& w) noexcept;
-    bool remove_waiter(multishot_accept_waiter& w) noexcept;
+    void remove_waiter(multishot_accept_waiter& w) noexcept;
     /// A result that a cancelled waiter had been handed: to the next waiter, or back to the
     /// front of the queue.
     void give_back(int result) noexcept;
 
     [[nodiscard]] bool has_queued() const noexcept { return !m_queue.empty(); }
-    int pop_queued() noexcept {
-        const int result = m_queue.front();
-        m_queue.pop_front();
-        return result;
-    }
+    int pop_queued() noexcept { return m_queue.pop_front(); }
     /// A next() call found the queue empty: an error that paused accepting has been reported.
     void resume_accepting() noexcept { m_paused = false; }
 
@@ -681,9 +666,8 @@ private:
     static void on_cqe(io_completion* base, int result, unsigned flags) noexcept;
     void deliver(int result) noexcept;
 
-    std::deque<int> m_queue;  // accepted descriptors, or -errno, in arrival order
-    multishot_accept_waiter* m_first_waiter = nullptr;
-    multishot_accept_waiter* m_last_waiter = nullptr;
+    circular_buffer<int> m_queue;  // accepted descriptors, or -errno, in arrival order
+    intrusive_list<multishot_accept_waiter, multishot_accept_waiter_tag> m_waiters;
     event_loop* m_loop = nullptr;
     int m_listen_fd;
     int m_flags;
@@ -700,7 +684,7 @@ private:
 /// when a connection arrives (or at once when one is queued). A cancel while waiting wins and
 /// takes nothing: a descriptor already handed to this waiter goes to the next waiter or back to
 /// the front of the queue.
-class multishot_accept_waiter final : public leaf_awaiter<ready_node> {
+class multishot_accept_waiter final : public leaf_awaiter<ready_node>, public list_hook<multishot_accept_waiter_tag> {
 public:
     explicit multishot_accept_waiter(multishot_accept_state* state) noexcept : leaf_awaiter(operations_), m_state(state) {}
     multishot_accept_waiter(multishot_accept_waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_state(other.m_state) {}
@@ -762,39 +746,25 @@ private:
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
 
     multishot_accept_state* m_state;
-    multishot_accept_waiter* m_next_waiter = nullptr;
     int m_result = 0;
     bool m_handed = false;  // a result was handed over and the frame is queued to resume
 };
 
-inline void multishot_accept_state::add_waiter(multishot_accept_waiter& w) noexcept {
-    w.m_next_waiter = nullptr;
-    if (m_last_waiter != nullptr)
-        m_last_waiter->m_next_waiter = &w;
-    else
-        m_first_waiter = &w;
-    m_last_waiter = &w;
-}
+inline void multishot_accept_state::add_waiter(multishot_accept_waiter& w) noexcept { m_waiters.push_back(w); }
 
-inline bool multishot_accept_state::remove_waiter(multishot_accept_waiter& w) noexcept {
-    multishot_accept_waiter* previous = nullptr;
-    for (multishot_accept_waiter* current = m_first_waiter; current != nullptr; previous = current, current = current->m_next_waiter) {
-        if (current != &w) continue;
-        (previous != nullptr ? previous->m_next_waiter : m_first_waiter) = current->m_next_waiter;
-        if (m_last_waiter == current) m_last_waiter = previous;
-        current->m_next_waiter = nullptr;
-        return true;
-    }
-    return false;
-}
+inline void multishot_accept_state::remove_waiter(multishot_accept_waiter& w) noexcept { m_waiters.erase(w); }
 
 inline void multishot_accept_state::deliver(int result) noexcept {
-    if (multishot_accept_waiter* w = m_first_waiter) {
-        remove_waiter(*w);
+    if (multishot_accept_waiter* w = m_waiters.pop_front()) {
         w->hand(result);
         return;
     }
-    m_queue.push_back(result);
+    try {
+        m_queue.push_back(std::move(result));
+    } catch (...) {
+        if (result >= 0) ::close(result);  // out of memory: the connection is lost
+        return;
+    }
     if (m_armed && !m_stopping && m_queue.size() >= m_max_queued) {
         // Full: stop accepting; the listen backlog holds the next connections until next()
         // makes room and re-arms.
@@ -808,12 +778,15 @@ inline void multishot_accept_state::deliver(int result) noexcept {
 }
 
 inline void multishot_accept_state::give_back(int result) noexcept {
-    if (multishot_accept_waiter* w = m_first_waiter) {
-        remove_waiter(*w);
+    if (multishot_accept_waiter* w = m_waiters.pop_front()) {
         w->hand(result);
         return;
     }
-    m_queue.push_front(result);
+    try {
+        m_queue.push_front(std::move(result));
+    } catch (...) {
+        if (result >= 0) ::close(result);  // out of memory: the connection is lost
+    }
 }
 
 inline void multishot_accept_state::on_cqe(io_completion* base, int result, unsigned flags) noexcept {

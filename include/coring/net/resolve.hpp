@@ -16,6 +16,7 @@
 // Cancellation: the lookup itself cannot be stopped (see to_thread.hpp); a cancelled task
 // resumes with cancelled_error once getaddrinfo has returned.
 
+#include <coring/errors.hpp>
 #include <coring/net/address.hpp>
 #include <coring/task.hpp>
 #include <coring/thread/to_thread.hpp>
@@ -62,6 +63,9 @@ struct resolve_options {
 
 namespace detail {
 
+/// `resolve("example.com", 443)`, for error messages; built only when there is an error.
+inline std::string describe_resolve(const std::string& host, const std::string& service) { return "resolve(\"" + host + "\", " + service + ")"; }
+
 /// The blocking part, run on a worker thread.
 inline std::vector<address> resolve_blocking(const std::string& host, const std::string& service, resolve_options options) {
     ::addrinfo hints{};
@@ -70,9 +74,9 @@ inline std::vector<address> resolve_blocking(const std::string& host, const std:
     hints.ai_flags = options.flags;
     ::addrinfo* list = nullptr;
     const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &list);
-    const std::string what = "resolve(\"" + host + "\", " + service + ")";
-    if (rc == EAI_SYSTEM) throw std::system_error(errno, std::system_category(), what);
-    if (rc != 0) throw resolve_error(rc, what);
+    const int err = errno;  // EAI_SYSTEM's cause, before anything else can change it
+    if (rc == EAI_SYSTEM) detail::throw_errno(err, describe_resolve(host, service));
+    if (rc != 0) throw resolve_error(rc, describe_resolve(host, service));
     std::unique_ptr<::addrinfo, void (*)(::addrinfo*)> owner(list, ::freeaddrinfo);
     std::vector<address> out;
     for (const ::addrinfo* ai = list; ai != nullptr; ai = ai->ai_next) {
@@ -82,7 +86,7 @@ inline std::vector<address> resolve_blocking(const std::string& host, const std:
         for (const address& b : out) seen = seen || b == a;
         if (!seen) out.push_back(a);
     }
-    if (out.empty()) throw resolve_error(EAI_NODATA, what);
+    if (out.empty()) throw resolve_error(EAI_NODATA, describe_resolve(host, service));
     return out;
 }
 

@@ -37,6 +37,7 @@
 // - The server object owns the listeners: destroying it closes it (without waiting).
 
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/ref_ptr.hpp>
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
@@ -137,12 +138,8 @@ public:
     void create_buffer_ring() {
         stream_options& o = m_options.stream;
         if (o.buffers || !o.use_buffer_ring) return;
-        try {
-            o.buffers = io::buffer_ring::create(*m_loop, m_options.buffer_count, o.recv_buffer_size);
-        } catch (const std::system_error& e) {
-            if (e.code().value() != EINVAL) throw;
-            o.use_buffer_ring = false;
-        }
+        o.buffers = io::buffer_ring::try_create(*m_loop, m_options.buffer_count, o.recv_buffer_size);
+        if (!o.buffers) o.use_buffer_ring = false;  // each stream would try again, in vain
     }
     /// Starts one accept loop per listener.
     void start_accepting();
@@ -236,11 +233,11 @@ private:
     void check_closed() noexcept {
         if (m_all_closed || !m_closing || m_accepting != 0 || !m_connections.empty()) return;
         m_all_closed = true;
-        m_closed_waiters.grant_all([](sync_waiter&) noexcept {});
+        m_closed_waiters.grant_all();
     }
 
     void spawn(socket::accepted accepted);
-    void report_accept_error(std::size_t index, std::exception_ptr error);
+    void report_accept_error(std::size_t index, int error, std::exception_ptr failure);
 
     static task<> accept_loop(accept_guard guard);
     static task<> run_handler(handler_guard guard, stream_reader reader, stream_writer writer);
@@ -302,7 +299,7 @@ inline task<> server_state::accept_loop(accept_guard guard) {
         }
         if (is_transient_accept_error(error)) continue;
         if (!reported) {
-            self.report_accept_error(index, failure);
+            self.report_accept_error(index, error, failure);
             reported = true;
         }
         co_await sleep(backoff);
@@ -310,20 +307,15 @@ inline task<> server_state::accept_loop(accept_guard guard) {
     }
 }
 
-inline void server_state::report_accept_error(std::size_t index, std::exception_ptr error) {
+inline void server_state::report_accept_error(std::size_t index, int error, std::exception_ptr failure) {
     std::string message = "coring::server: accepting on " + m_addresses[index].to_string() + " failed";
-    try {
-        std::rethrow_exception(error);
-    } catch (const std::system_error& e) {
-        if (is_resource_exhaustion(e.code().value()))
-            message += " (" + e.code().message() + "); existing connections are served, and accepting is retried every " +
-                       std::to_string(m_options.accept_retry_min.count()) + " ms, backing off to " +
-                       std::to_string(m_options.accept_retry_max.count()) + " ms, until it succeeds";
-        else
-            message += "; retrying with back-off";
-    } catch (...) {
-    }
-    m_loop->call_exception_handler({message, error, {}, {}});
+    if (is_resource_exhaustion(error))
+        message += " (" + std::system_category().message(error) + "); existing connections are served, and accepting is retried every " +
+                   std::to_string(m_options.accept_retry_min.count()) + " ms, backing off to " +
+                   std::to_string(m_options.accept_retry_max.count()) + " ms, until it succeeds";
+    else
+        message += "; retrying with back-off";
+    m_loop->call_exception_handler({message, std::move(failure), {}, {}});
 }
 
 inline void server_state::spawn(socket::accepted accepted) {
@@ -433,7 +425,7 @@ private:
     }
     static task<> wait_closed_of(detail::ref_ptr<detail::server_state> s) {
         if (!s) throw invalid_state_error("coring: use of an empty server");
-        co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server");
+        co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server", "server.wait_closed");
     }
     static task<> serve_forever_of(detail::ref_ptr<detail::server_state> s) {
         if (!s) throw invalid_state_error("coring: use of an empty server");
@@ -442,7 +434,7 @@ private:
         s->m_serving_forever = true;
         bool cancelled = false;
         try {
-            co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server");
+            co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server", "server.serve_forever");
         } catch (const cancelled_error&) {
             cancelled = true;
         }

@@ -348,7 +348,13 @@ inline socket::send_to_awaiter socket::send_to(std::string_view data, const addr
 
 inline task<> socket::send_all(std::span<const std::byte> data) const {
     std::size_t done = 0;
-    while (done < data.size()) done += co_await send(data.subspan(done));
+    while (done < data.size()) {
+        const std::size_t n = co_await send(data.subspan(done));
+        // A stream socket reports a broken connection with an errno (EPIPE, ECONNRESET); one that
+        // accepts nothing and says nothing would be retried forever: do not spin.
+        if (n == 0) detail::throw_errno(EPIPE, detail::describe_fd_op("send", m_fd));
+        done += n;
+    }
 }
 
 inline task<socket> socket::open_listener(address local, int backlog) {

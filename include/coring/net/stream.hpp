@@ -56,6 +56,7 @@
 
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/ref_ptr.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>
@@ -71,6 +72,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -240,7 +242,7 @@ class stream_state final : public multishot_recv_core<stream_state> {
 public:
     stream_state(event_loop& loop, socket connection, const address& peer, const stream_options& options, io::buffer_ring_ptr ring,
                  stream_close_listener* listener)
-        : multishot_recv_core(loop, connection.fd(), std::move(ring)),
+        : multishot_recv_core(loop, connection.release(), std::move(ring)),
           m_plain_op(this, &on_plain_recv),
           m_send_op(this, &on_send),
           m_peer(peer),
@@ -248,9 +250,7 @@ public:
           m_limit(options.limit == 0 ? 1 : options.limit),
           m_high(options.high_water),
           m_low(std::min(options.low_water, options.high_water)),
-          m_recv_size(options.recv_buffer_size == 0 ? 16 * 1024 : options.recv_buffer_size),
-          m_fd(connection.release()),
-          m_plain(!has_ring()) {}
+          m_recv_size(options.recv_buffer_size == 0 ? 16 * 1024 : options.recv_buffer_size) {}
 
     stream_state(const stream_state&) = delete;
     stream_state& operator=(const stream_state&) = delete;
@@ -275,7 +275,7 @@ public:
     [[nodiscard]] byte_buffer& input() noexcept { return m_in; }
     [[nodiscard]] const byte_buffer& input() const noexcept { return m_in; }
     [[nodiscard]] stream_read_awaiter* reader() const noexcept { return m_reader; }
-    [[nodiscard]] bool uses_buffer_ring() const noexcept { return !m_plain; }
+    [[nodiscard]] bool uses_buffer_ring() const noexcept { return has_ring(); }
 
     /// A read registers to wait for data; keeps reading if it needs more than is buffered.
     void set_reader(stream_read_awaiter* r) noexcept { m_reader = r; }
@@ -303,8 +303,6 @@ public:
         m_low = std::min(low, high);
         update_writable();
     }
-    [[nodiscard]] std::size_t high_water() const noexcept { return m_high; }
-    [[nodiscard]] std::size_t low_water() const noexcept { return m_low; }
 
     wait_queue& drain_waiters() noexcept { return m_drain_waiters; }
     [[nodiscard]] const bool& writable() const noexcept { return m_writable; }
@@ -318,12 +316,12 @@ public:
         settle();
     }
     [[nodiscard]] bool is_closing() const noexcept { return m_close_requested; }
-    [[nodiscard]] bool closed() const noexcept { return m_closed; }
     wait_queue& close_waiters() noexcept { return m_close_waiters; }
     [[nodiscard]] const bool& closed_flag() const noexcept { return m_closed; }
 
     [[nodiscard]] const address& peer() const noexcept { return m_peer; }
-    [[nodiscard]] int native_fd() const noexcept { return m_fd; }
+    /// The descriptor, or -1 once closed.
+    [[nodiscard]] int native_fd() const noexcept { return m_closed ? -1 : fd(); }
 
     // ------------------------------------------------------------------ multishot_recv_core's interface
     void on_chunk(std::uint16_t bid, std::size_t size) noexcept;
@@ -339,22 +337,22 @@ private:
     };
     struct parked_chunk {
         std::uint16_t bid;
-        std::size_t offset;
         std::size_t size;
     };
 
     ~stream_state() {
+        // Only settle() deletes, once the last reference went: release() requested the close
+        // (which gave the parked chunks back) and nothing is in flight, so the descriptor is closed.
+        assert(m_closed && m_parked.empty());
         m_drain_waiters.abandon("coring::stream_writer (drain)");
         m_close_waiters.abandon("coring::stream_writer (wait_closed)");
-        for (const parked_chunk& p : m_parked) ring().recycle(p.bid);
-        if (m_fd >= 0) ::close(m_fd);  // never reached with a normal shutdown: settle() closes first
     }
 
     [[nodiscard]] std::size_t cap() const noexcept;
     [[nodiscard]] std::size_t keep_at_most() const noexcept { return m_limit + m_recv_size; }
     [[nodiscard]] std::size_t parked_bytes() const noexcept {
         std::size_t n = 0;
-        for (const parked_chunk& p : m_parked) n += p.size - p.offset;
+        for (const parked_chunk& p : m_parked) n += p.size;
         return n;
     }
     [[nodiscard]] bool busy() const noexcept { return active() || m_plain_in_flight || m_send_in_flight; }
@@ -390,11 +388,9 @@ private:
     wait_queue m_drain_waiters;
     wait_queue m_close_waiters;
     unsigned m_refs = 1;
-    int m_fd;
     int m_read_error = 0;
     int m_write_error = 0;
-    bool m_plain;                    // plain recv into m_in (no buffer ring)
-    bool m_plain_in_flight = false;
+    bool m_plain_in_flight = false;  // a plain recv into m_in (no buffer ring) is in flight
     bool m_send_in_flight = false;
     bool m_eof = false;              // end of stream received (or the stream is closing)
     bool m_writable = true;
@@ -495,7 +491,7 @@ private:
 class stream_drain_awaiter {
 public:
     explicit stream_drain_awaiter(ref_ptr<stream_state> state) noexcept
-        : m_state(std::move(state)), m_wait(m_state->drain_waiters(), m_state->writable(), "coring::stream_writer") {}
+        : m_state(std::move(state)), m_wait(m_state->drain_waiters(), m_state->writable(), "coring::stream_writer", "stream_writer.drain") {}
     stream_drain_awaiter(stream_drain_awaiter&& other) noexcept
         : m_state(std::move(other.m_state)), m_wait(std::move(other.m_wait)), m_suspended(other.m_suspended) {}
 
@@ -610,7 +606,7 @@ public:
 private:
     static task<> wait_closed_of(detail::ref_ptr<detail::stream_state> state) {
         if (!state) throw invalid_state_error("coring: use of an empty stream_writer");
-        co_await detail::flag_awaiter(state->close_waiters(), state->closed_flag(), "coring::stream_writer");
+        co_await detail::flag_awaiter(state->close_waiters(), state->closed_flag(), "coring::stream_writer", "stream_writer.wait_closed");
     }
     detail::stream_state& checked() const {
         if (!m_state) throw invalid_state_error("coring: use of an empty stream_writer");
@@ -633,13 +629,7 @@ private:
         }
     }
     io::buffer_ring_ptr ring = options.buffers;
-    if (!ring && options.use_buffer_ring) {
-        try {
-            ring = io::buffer_ring::create(loop, options.recv_buffer_count, options.recv_buffer_size);
-        } catch (const std::system_error& e) {
-            if (e.code().value() != EINVAL) throw;  // EINVAL: no buffer rings on this kernel; plain recv
-        }
-    }
+    if (!ring && options.use_buffer_ring) ring = io::buffer_ring::try_create(loop, options.recv_buffer_count, options.recv_buffer_size);  // null: plain recv
     auto* state = new detail::stream_state(loop, std::move(connection), peer, options, std::move(ring), listener);
     auto ref = detail::ref_ptr<detail::stream_state>::adopt(state);  // the writer's reference
     state->add_ref();                                                 // the reader's
@@ -688,10 +678,10 @@ inline bool stream_state::wants_data() const noexcept {
 
 inline void stream_state::pump() {
     if (!wants_data()) return;
-    if (m_plain)
-        arm_plain();
-    else
+    if (has_ring())
         start();
+    else
+        arm_plain();
 }
 
 inline void stream_state::after_consume() noexcept {
@@ -711,7 +701,7 @@ inline void stream_state::unpark(std::size_t up_to) noexcept {
     try {
         while (moved < m_parked.size() && m_in.size() < up_to) {
             parked_chunk& p = m_parked[moved];
-            m_in.append(ring().data(p.bid) + p.offset, p.size - p.offset, keep_at_most());
+            m_in.append(ring().data(p.bid), p.size, keep_at_most());
             ring().recycle(p.bid);
             ++moved;
         }
@@ -745,7 +735,7 @@ inline void stream_state::on_chunk(std::uint16_t bid, std::size_t size) noexcept
     }
     if (!copied) {
         try {
-            m_parked.push_back(parked_chunk{bid, 0, size});
+            m_parked.push_back(parked_chunk{bid, size});
         } catch (...) {
             ring().recycle(bid);
             m_read_error = ENOMEM;  // the chunk is lost: fail the stream rather than corrupt it
@@ -767,7 +757,7 @@ inline void stream_state::arm_plain() {
     if (m_plain_in_flight) return;
     m_in.make_room(m_recv_size, keep_at_most());
     io_uring_sqe* sqe = loop().get_sqe();
-    io_uring_prep_recv(sqe, m_fd, m_in.tail(), std::min(m_in.tail_room(), m_recv_size), 0);
+    io_uring_prep_recv(sqe, fd(), m_in.tail(), std::min(m_in.tail_room(), m_recv_size), 0);
     loop().submit(sqe, m_plain_op);
     m_plain_in_flight = true;
 }
@@ -804,7 +794,7 @@ inline void stream_state::start_send() {
     }
     if (m_sending.empty()) return;
     io_uring_sqe* sqe = loop().get_sqe();
-    io_uring_prep_send(sqe, m_fd, m_sending.data() + m_send_pos, m_sending.size() - m_send_pos, MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, fd(), m_sending.data() + m_send_pos, m_sending.size() - m_send_pos, MSG_NOSIGNAL);
     loop().submit(sqe, m_send_op);
     m_send_in_flight = true;
 }
@@ -839,7 +829,7 @@ inline void stream_state::update_writable() noexcept {
         if (write_buffered() > m_high && m_write_error == 0 && !m_closed) m_writable = false;
     } else if (write_buffered() <= m_low || m_write_error != 0 || m_closed) {
         m_writable = true;
-        m_drain_waiters.grant_all([](sync_waiter&) noexcept {});
+        m_drain_waiters.grant_all();
     }
 }
 
@@ -850,24 +840,22 @@ inline void stream_state::write_eof() {
 }
 
 inline void stream_state::shutdown_write() noexcept {
-    if (m_eof_sent || m_fd < 0) return;
+    if (m_eof_sent || m_closed) return;
     m_eof_sent = true;
-    ::shutdown(m_fd, SHUT_WR);
+    ::shutdown(fd(), SHUT_WR);
 }
 
 inline void stream_state::request_close() noexcept {
     if (m_close_requested) return;
     m_close_requested = true;
-    if (m_plain) {
-        if (m_plain_in_flight) {
-            try {
-                loop().cancel_io(m_plain_op);
-            } catch (...) {
-                // No SQE: the recv ends with the connection.
-            }
-        }
-    } else {
+    if (has_ring()) {
         stop();
+    } else if (m_plain_in_flight) {
+        try {
+            loop().cancel_io(m_plain_op);
+        } catch (...) {
+            // No SQE: the recv ends with the connection.
+        }
     }
     // Parked chunks will never be read.
     for (const parked_chunk& p : m_parked) ring().recycle(p.bid);
@@ -878,10 +866,10 @@ inline void stream_state::request_close() noexcept {
 
 inline void stream_state::settle() noexcept {
     if (m_close_requested && !m_closed && !busy()) {
-        if (m_fd >= 0) ::close(std::exchange(m_fd, -1));
+        if (fd() >= 0) ::close(fd());
         m_closed = true;
         update_writable();
-        m_close_waiters.grant_all([](sync_waiter&) noexcept {});
+        m_close_waiters.grant_all();
         if (stream_close_listener* listener = std::exchange(m_listener, nullptr)) listener->m_on_closed(listener);
     }
     if (m_refs == 0 && !busy()) delete this;

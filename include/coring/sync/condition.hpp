@@ -94,7 +94,6 @@ private:
     condition* m_condition;
     mutex_guard* m_guard;
     bool m_reacquiring = false;  // off the condition's list, on the mutex's
-    bool m_notified = false;     // holds a notification (passed on if cancelled)
 };
 
 }  // namespace detail
@@ -128,8 +127,7 @@ public:
         for (; n > 0; --n) {
             auto* waiter = static_cast<detail::condition_wait_awaiter*>(m_waiters.pop_front());
             if (waiter == nullptr) break;
-            waiter->m_notified = true;
-            m_notified.push_back(*waiter);
+            m_notified.push_back(*waiter);  // holds a notification while linked there
             waiter->reacquire();
         }
     }
@@ -187,10 +185,9 @@ inline void detail::condition_wait_awaiter::on_cancel(ready_node* node) noexcept
         self.wait_hook::unlink();
         self.m_phase = phase::idle;
         self.reacquire();
-    } else if (self.m_notified && self.notified_hook::linked()) {
+    } else if (self.notified_hook::linked()) {
         // Notified but not resumed: the notification goes to the next waiter.
         self.notified_hook::unlink();
-        self.m_notified = false;
         self.m_condition->notify(1);
     }
     // Not re-armed: the lock is re-acquired whatever happens, and a further cancel request

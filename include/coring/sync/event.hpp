@@ -25,14 +25,14 @@ public:
     ~event() { m_waiters.abandon("coring::event"); }
 
     /// Awaitable: resumes the caller once the event is set (at once if it is set now).
-    [[nodiscard]] detail::flag_awaiter wait() noexcept { return detail::flag_awaiter(m_waiters, m_set, "coring::event"); }
+    [[nodiscard]] detail::flag_awaiter wait() noexcept { return detail::flag_awaiter(m_waiters, m_set, "coring::event", "event.wait"); }
 
     /// Sets the flag and wakes every waiting task, in the order they started waiting. They
     /// resume on the loop's next iteration. Setting a set event does nothing.
     void set() noexcept {
         if (m_set) return;
         m_set = true;
-        m_waiters.grant_all([](detail::sync_waiter&) noexcept {});
+        m_waiters.grant_all();
     }
 
     /// Resets the flag; later wait()s suspend until the next set().

@@ -40,6 +40,7 @@
 
 #include <coring/config.hpp>
 #include <coring/detail/circular_buffer.hpp>
+#include <coring/detail/value_slot.hpp>
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>
 
@@ -47,8 +48,6 @@
 #include <coroutine>
 #include <cstddef>
 #include <functional>
-#include <memory>
-#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -221,7 +220,7 @@ public:
 
     /// Awaitable: waits until every item put so far has been marked task_done() (returns at
     /// once if none is outstanding).
-    [[nodiscard]] detail::flag_awaiter join() noexcept { return detail::flag_awaiter(m_joiners, m_all_done, Storage::name); }
+    [[nodiscard]] detail::flag_awaiter join() noexcept { return detail::flag_awaiter(m_joiners, &all_done, this, Storage::name, "queue.join"); }
 
     // ------------------------------------------------------------------ shutting down
 
@@ -240,8 +239,8 @@ public:
             if (m_unfinished == 0) finish_all();
         }
         // Woken without an item (getters) or without having put theirs (putters): they throw.
-        m_getters.grant_all([](detail::sync_waiter&) noexcept {});
-        m_putters.grant_all([](detail::sync_waiter&) noexcept {});
+        m_getters.grant_all();
+        m_putters.grant_all();
     }
 
     [[nodiscard]] bool is_shut_down() const noexcept { return m_shut_down; }
@@ -273,8 +272,10 @@ private:
         else
             hand_to_first_getter(std::move(item));
         ++m_unfinished;
-        m_all_done = false;
     }
+
+    /// join()'s readiness: every item put was task_done().
+    static bool all_done(const void* self) noexcept { return static_cast<const basic_queue*>(self)->m_unfinished == 0; }
 
     // Out of line: it keeps the fast paths of put and get small enough to inline.
     CORING_NOINLINE void hand_to_first_getter(T&& item) noexcept {
@@ -297,7 +298,6 @@ private:
                 auto* putter = m_putters.template front<put_awaiter>();
                 m_items.push(std::move(putter->m_item));
                 ++m_unfinished;
-                m_all_done = false;
                 putter->m_put = true;
                 m_putters.grant(*putter);
             }
@@ -314,26 +314,20 @@ private:
             if (m_unfinished > 0 && --m_unfinished == 0) finish_all();
             return;
         }
-        if (get_awaiter* getter = m_getters.template front<get_awaiter>()) {
-            getter->hand(std::move(item));
-            m_getters.grant(*getter);
-        } else {
+        if (m_getters.empty())
             m_items.push_returned(std::move(item));
-        }
+        else
+            hand_to_first_getter(std::move(item));
     }
 
-    void finish_all() noexcept {
-        m_all_done = true;
-        m_joiners.grant_all([](detail::sync_waiter&) noexcept {});
-    }
+    void finish_all() noexcept { m_joiners.grant_all(); }
 
     Storage m_items;
     std::size_t m_maxsize;
     std::size_t m_unfinished = 0;  // items put and not yet task_done()
     detail::wait_queue m_getters;  // waiting only while m_items is empty
     detail::wait_queue m_putters;  // waiting only while full()
-    detail::wait_queue m_joiners;  // waiting only while !m_all_done
-    bool m_all_done = true;        // m_unfinished == 0, as a flag for join()'s flag_awaiter
+    detail::wait_queue m_joiners;  // waiting only while m_unfinished != 0
     bool m_shut_down = false;
     bool m_discard_returned = false;  // after shutdown(true)
 };
@@ -402,9 +396,6 @@ class basic_queue<T, Storage>::get_awaiter final : public detail::sync_waiter {
 public:
     explicit get_awaiter(basic_queue& q) noexcept : sync_waiter(operations_), m_queue(&q) {}
     get_awaiter(get_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_queue(other.m_queue) {}
-    ~get_awaiter() {
-        if (m_has_item) std::destroy_at(slot());
-    }
 
     /// No suspension when an item is there (or when the queue is shut down and empty:
     /// await_resume throws).
@@ -419,12 +410,7 @@ public:
 
     T await_resume() {
         finish_wait(Storage::name);
-        if (m_has_item) {
-            m_has_item = false;
-            T item = std::move(*slot());
-            std::destroy_at(slot());
-            return item;
-        }
+        if (m_item.has_value()) return take_handed();
         // Not suspended (an item was there), or woken by shutdown (then it throws).
         if (m_queue->m_items.empty()) m_queue->throw_empty();
         return m_queue->take();
@@ -433,12 +419,14 @@ public:
 private:
     friend class basic_queue;
 
-    void hand(T&& item) noexcept {
-        std::construct_at(slot(), std::move(item));
-        m_has_item = true;
-    }
+    void hand(T&& item) noexcept { m_item.emplace(std::move(item)); }
 
-    T* slot() noexcept { return std::launder(reinterpret_cast<T*>(m_storage)); }
+    /// The item a putter handed over; the slot is empty again.
+    T take_handed() noexcept {
+        T item = std::move(m_item.get());
+        m_item.reset();
+        return item;
+    }
 
     static void on_cancel(detail::ready_node* node) noexcept {
         auto& self = from_node<get_awaiter>(node);
@@ -450,12 +438,7 @@ private:
                 // Handed an item in this iteration but not resumed yet: the item goes to the
                 // next getter or back into the queue; the cancel wins.
                 self.cancel_granted();
-                if (self.m_has_item) {
-                    self.m_has_item = false;
-                    T item = std::move(*self.slot());
-                    std::destroy_at(self.slot());
-                    self.m_queue->give_back(std::move(item));
-                }
+                if (self.m_item.has_value()) self.m_queue->give_back(self.take_handed());
                 break;
             default:
                 break;  // orphaned: the request stays pending
@@ -464,8 +447,7 @@ private:
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_get_text>};
 
     basic_queue* m_queue;
-    bool m_has_item = false;
-    alignas(T) unsigned char m_storage[sizeof(T)];
+    detail::value_slot<T> m_item;  // handed over by a putter (or a cancelled getter's give_back)
 };
 
 /// asyncio.Queue: first in, first out.

@@ -42,21 +42,14 @@ namespace coring::testing {
 struct test_options {
     /// Real time the body may take before it fails as hung.
     std::chrono::milliseconds deadline = std::chrono::seconds(10);
-    /// Run on virtual time (loop_options::virtual_time).
-    bool virtual_time = false;
-    /// Run in debug mode (loop_options::debug).
-    bool debug = false;
-    /// Everything else about the loop.
+    /// The loop's settings (.loop.virtual_time, .loop.debug, ...).
     loop_options loop{};
 };
 
 /// Runs `body` as the main task of a fresh loop; fails the current test with the task tree if
 /// it has not finished within options.deadline. Exceptions from the body propagate to Catch2.
 inline void run_test(task<> body, test_options options = {}, source_location site = source_location::current()) {
-    loop_options settings = options.loop;
-    settings.virtual_time = settings.virtual_time || options.virtual_time;
-    settings.debug = settings.debug || options.debug;
-    event_loop loop(settings);
+    event_loop loop(options.loop);
 
     // The watchdog keeps real time, whatever the loop's clock does.
     std::mutex mutex;
@@ -115,6 +108,6 @@ inline void run_test(task<> body, test_options options = {}, source_location sit
     CORING_DETAIL_TEST_CASE(CORING_DETAIL_CAT(coring_test_body_, __LINE__), ::coring::testing::test_options{}, __VA_ARGS__)
 
 /// The same, on virtual time: sleeps and timeouts take no real time.
-#define CORING_TEST_CASE_ON_VIRTUAL_TIME(...)                                                                              \
-    CORING_DETAIL_TEST_CASE(CORING_DETAIL_CAT(coring_test_body_, __LINE__), ::coring::testing::test_options{.virtual_time = true}, \
-                            __VA_ARGS__)
+#define CORING_TEST_CASE_ON_VIRTUAL_TIME(...)                                                         \
+    CORING_DETAIL_TEST_CASE(CORING_DETAIL_CAT(coring_test_body_, __LINE__),                         \
+                            ::coring::testing::test_options{.loop = {.virtual_time = true}}, __VA_ARGS__)

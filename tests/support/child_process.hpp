@@ -1,11 +1,12 @@
 #pragma once
-// For the tests of sync/*.hpp: runs a scenario in a child process with its output captured, so
-// that a test can check what happens when a primitive is destroyed while tasks wait on it (a
-// debug build stops at an assertion; a release build reports and carries on).
+// run_in_child: runs a scenario in a forked child process with its output captured, for tests
+// whose outcome is a crash, an assertion or an exit code (a primitive destroyed while tasks
+// wait on it; a loop constructed where io_uring is forbidden).
 
 #include "support/catch.hpp"
 
 #include <sys/resource.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,14 +14,20 @@
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace coring_test {
 
+/// What the child's stderr does: captured with stdout (interleaved), or left as the parent's.
+enum class child_stderr { captured, inherited };
+
 /// Runs `scenario` in a forked child; returns its wait status and everything it wrote to stdout
-/// and stderr.
+/// (and stderr, unless `inherited`). A scenario that returns an int exits with it; one that
+/// returns void exits with 0. The child writes no core file and lets SIGABRT kill it (not
+/// Catch2's handler): the parent judges the outcome.
 template <class Scenario>
-std::pair<int, std::string> run_in_child(Scenario scenario) {
+std::pair<int, std::string> run_in_child(Scenario scenario, child_stderr err = child_stderr::captured) {
     int pipe_fds[2];
     REQUIRE(::pipe(pipe_fds) == 0);
     std::fflush(nullptr);
@@ -29,18 +36,22 @@ std::pair<int, std::string> run_in_child(Scenario scenario) {
     if (pid == 0) {
         const rlimit no_core{0, 0};
         ::setrlimit(RLIMIT_CORE, &no_core);
-        std::signal(SIGABRT, SIG_DFL);  // not Catch2's handler: the parent judges the outcome
+        std::signal(SIGABRT, SIG_DFL);
         ::dup2(pipe_fds[1], STDOUT_FILENO);
-        ::dup2(pipe_fds[1], STDERR_FILENO);
+        if (err == child_stderr::captured) ::dup2(pipe_fds[1], STDERR_FILENO);
         ::close(pipe_fds[0]);
         ::close(pipe_fds[1]);
-        scenario();
+        int code = 0;
+        if constexpr (std::is_void_v<std::invoke_result_t<Scenario&>>)
+            scenario();
+        else
+            code = scenario();
         std::fflush(nullptr);
-        ::_exit(0);
+        ::_exit(code);
     }
     ::close(pipe_fds[1]);
     std::string text;
-    char buffer[512];
+    char buffer[4096];
     for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(n));
     ::close(pipe_fds[0]);
     int status = 0;
