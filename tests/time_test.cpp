@@ -289,8 +289,8 @@ TEST_CASE("virtual time - with I/O in flight the clock runs at real speed", "[ti
 }
 
 TEST_CASE("sleep - a delay too long for the clock sleeps until cancelled instead of returning at once", "[time]") {
-    constexpr auto forever = std::chrono::hours(3'000'000);  // more nanoseconds than an int64 holds
     coring::run([]() -> coring::task<> {
+        const auto forever = std::chrono::hours(3'000'000);  // more nanoseconds than an int64 holds
         auto& loop = coring::get_running_loop();
         const auto start = std::chrono::steady_clock::now();
         const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::wait_for(coring::sleep(forever), 20ms));
@@ -302,6 +302,7 @@ TEST_CASE("sleep - a delay too long for the clock sleeps until cancelled instead
         CHECK_FALSE(fired);
         timer.cancel();
     }());
+    const auto forever = std::chrono::hours(3'000'000);
     const auto now = coring::clock::now();
     CHECK(coring::detail::deadline_after(now, forever) == coring::clock::time_point::max());
     CHECK(coring::detail::deadline_after(now, -forever) == coring::clock::time_point::min());
