@@ -23,9 +23,11 @@ public:
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
         for (const Run& run : runs) {
-            // Plain runs, or the median when --benchmark_repetitions asks for aggregates.
+            // Plain runs; with repetitions (--benchmark_repetitions or ->Repetitions()), only
+            // their median: single repetitions on a noisy machine say little.
             if (run.error_occurred) continue;
             if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
+            if (run.run_type == Run::RT_Iteration && run.repetitions > 1) continue;
             std::string name = run.run_name.str();
             // "case:impl/extra..." -> case, impl (the rest stays part of the case)
             const auto colon = name.find(':');

@@ -23,8 +23,10 @@
 #define CORING_LIKELY(x) __builtin_expect(!!(x), 1)
 #define CORING_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define CORING_NOINLINE __attribute__((noinline))
+#define CORING_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define CORING_LIKELY(x) (x)
 #define CORING_UNLIKELY(x) (x)
 #define CORING_NOINLINE
+#define CORING_ALWAYS_INLINE inline
 #endif

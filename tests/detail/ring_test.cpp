@@ -104,3 +104,32 @@ TEST_CASE("ring - setup failure messages name the usual causes", "[ring]") {
     CHECK(coring::detail::io_uring_setup_failure_message(EINVAL).find("5.11") != std::string::npos);
     CHECK(coring::detail::io_uring_probe() == 0);
 }
+
+// The loop's busy path asks has_unsubmitted() every iteration instead of pending_submissions(),
+// which reads the kernel's head in shared memory: both must agree on what is waiting to be
+// submitted, and a submit must clear it.
+TEST_CASE("ring - has_unsubmitted follows prepared and submitted SQEs", "[ring]") {
+    coring::detail::ring r(8, 16);
+    CHECK_FALSE(r.has_unsubmitted());
+    CHECK(r.pending_submissions() == 0);
+
+    int marker = 0;  // any non-zero user_data: drain() skips 0
+    for (int i = 0; i < 2; ++i) {
+        io_uring_sqe* sqe = r.get_sqe();
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data(sqe, &marker);
+    }
+    CHECK(r.has_unsubmitted());
+    CHECK(r.pending_submissions() == 2);
+
+    r.submit_and_poll();
+    CHECK_FALSE(r.has_unsubmitted());
+    CHECK(r.pending_submissions() == 0);
+    unsigned completed = 0;
+    r.drain([&](coring::detail::io_completion* op, int result, unsigned) {
+        CHECK(static_cast<void*>(op) == static_cast<void*>(&marker));
+        CHECK(result == 0);
+        ++completed;
+    });
+    CHECK(completed == 2);
+}
