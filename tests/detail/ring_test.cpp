@@ -1,4 +1,5 @@
-// Tests of coring/detail/ring.hpp: what happens when io_uring is switched off.
+// Tests of coring/detail/ring.hpp: what happens when io_uring is switched off, and the
+// submission-queue bookkeeping the loop relies on.
 //
 // A child process installs a seccomp filter that makes io_uring_setup fail the way Docker's
 // default profile (EPERM) or a kernel without io_uring (ENOSYS) does, then:

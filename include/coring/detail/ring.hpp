@@ -116,7 +116,7 @@ public:
     /// True if SQEs were prepared since the last submit. Unlike pending_submissions() it reads
     /// only the process's own copy of the tail, not the kernel's head in the ring shared with it:
     /// the busy loop asks this every iteration, and the shared read cost 8 of the 21 ns of a
-    /// sleep(0) round trip on the CI machine. An SQE that the kernel left unconsumed after a
+    /// sleep(0) round trip on the 2-core benchmark VM. An SQE that the kernel left unconsumed after a
     /// submit is not counted here: the loop polls anyway while user operations are in flight.
     [[nodiscard]] bool has_unsubmitted() const noexcept { return m_ring.sq.sqe_tail != m_ring.sq.sqe_head; }
     [[nodiscard]] io_uring* native() noexcept { return &m_ring; }
