@@ -25,6 +25,7 @@
 #include <coring/sync/semaphore.hpp>
 #include <coring/task_handle.hpp>
 
+#include "support/handwritten_scheduler.hpp"
 #include "support/ratio_main.hpp"
 
 #include <benchmark/benchmark.h>
@@ -200,16 +201,7 @@ void queue_ping_pong_coring(benchmark::State& state) {
 // std::deque, a std::deque of items, and std::deques of waiting getters and putters.
 namespace handwritten {
 
-struct scheduler {
-    std::deque<std::coroutine_handle<>> ready;
-    void run() {
-        while (!ready.empty()) {
-            std::coroutine_handle<> next = ready.front();
-            ready.pop_front();
-            next.resume();
-        }
-    }
-};
+using scheduler = coring_bench::handwritten_scheduler;
 
 // A coroutine started by the scheduler; it frees its frame when it finishes.
 struct job {

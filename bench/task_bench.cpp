@@ -5,17 +5,23 @@
 //                      Target: at most 1.2x.
 //   await_create_task  co_await coring::create_task(t): a task through the ready queue (one
 //                      loop iteration). Target: under 100 ns. asyncio: bench/asyncio_baseline.py.
-//   sleep0_round_trip  co_await sleep(0s): yield to the loop and come back.
-//   call_soon          callbacks scheduled and run, per callback.
+//   sleep0_round_trip  co_await sleep(0s): yield to the loop and come back, beside a coroutine
+//                      that yields to a minimal scheduler (its handle pushed on a std::deque and
+//                      resumed from it): the floor for a task switch.
+//   call_soon          callbacks scheduled and run, per callback, beside std::function callbacks
+//                      pushed on a std::deque and run in order.
 #include <coring/coring.hpp>
 
+#include "support/handwritten_scheduler.hpp"
 #include "support/ratio_main.hpp"
 
 #include <benchmark/benchmark.h>
 
 #include <coroutine>
 #include <cstddef>
+#include <deque>
 #include <exception>
+#include <functional>
 #include <utility>
 
 using namespace std::chrono_literals;
@@ -98,6 +104,19 @@ driver await_loop(benchmark::State& state) {
     benchmark::DoNotOptimize(sum);
 }
 
+using scheduler = coring_bench::handwritten_scheduler;
+
+struct yield_awaiter {
+    scheduler& s;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) { s.ready.push_back(h); }
+    void await_resume() const noexcept {}
+};
+
+driver yield_loop(scheduler& s, benchmark::State& state) {
+    for (auto _ : state) co_await yield_awaiter{s};
+}
+
 }  // namespace handwritten
 
 // --------------------------------------------------------------------------- coring
@@ -146,8 +165,17 @@ void sleep0_round_trip_coring(benchmark::State& state) {
     }(state));
 }
 
+void sleep0_round_trip_handwritten(benchmark::State& state) {
+    handwritten::scheduler s;
+    auto d = handwritten::yield_loop(s, state);
+    s.ready.push_back(d.h);
+    s.run();
+}
+
+constexpr int call_soon_batch = 1000;
+
 void call_soon_coring(benchmark::State& state) {
-    constexpr int batch = 1000;
+    constexpr int batch = call_soon_batch;
     coring::run([](benchmark::State& st) -> coring::task<> {
         auto& loop = coring::get_running_loop();
         long ran = 0;
@@ -160,12 +188,29 @@ void call_soon_coring(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations() * batch);
 }
 
+void call_soon_handwritten(benchmark::State& state) {
+    std::deque<std::function<void()>> callbacks;
+    long ran = 0;
+    for (auto _ : state) {
+        for (int i = 0; i < call_soon_batch; ++i) callbacks.emplace_back([&ran] { ++ran; });
+        while (!callbacks.empty()) {
+            std::function<void()> callback = std::move(callbacks.front());
+            callbacks.pop_front();
+            callback();
+        }
+    }
+    benchmark::DoNotOptimize(ran);
+    state.SetItemsProcessed(state.iterations() * call_soon_batch);
+}
+
 }  // namespace
 
 BENCHMARK(await_ready_task_coring)->Name("await_ready_task:coring");
 BENCHMARK(await_ready_task_handwritten)->Name("await_ready_task:handwritten");
 BENCHMARK(await_create_task_coring)->Name("await_create_task:coring");
 BENCHMARK(sleep0_round_trip_coring)->Name("sleep0_round_trip:coring");
+BENCHMARK(sleep0_round_trip_handwritten)->Name("sleep0_round_trip:handwritten");
 BENCHMARK(call_soon_coring)->Name("call_soon_x1000:coring");
+BENCHMARK(call_soon_handwritten)->Name("call_soon_x1000:std_function_deque");
 
 CORING_BENCHMARK_MAIN()

@@ -1,15 +1,11 @@
 # Smoke test of examples/gather: results in argument order after about one second.
-execute_process(COMMAND "${PROGRAM}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "gather exited with ${rc}\n${out}\n${err}")
-endif()
-if(NOT out MATCHES "fetching url1 \\.\\.\\.\nfetching url2 \\.\\.\\.\nfetching url3 \\.\\.\\.\n")
-  message(FATAL_ERROR "the fetches did not start in argument order:\n${out}")
-endif()
-if(NOT out MATCHES "done fetching url3\ndone fetching url2\ndone fetching url1\n")
-  message(FATAL_ERROR "the fetches did not finish in the expected order:\n${out}")
-endif()
-if(NOT out MATCHES "results: \\[data from url1, data from url2, data from url3\\] in (0\\.9[0-9]|1\\.[0-4][0-9]) s")
-  message(FATAL_ERROR "wrong results or not concurrent:\n${out}")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/check_lib.cmake)
+run_example()
+expect_matches("${out}"
+  # the fetches start in argument order,
+  "fetching url1 \\.\\.\\.\nfetching url2 \\.\\.\\.\nfetching url3 \\.\\.\\.\n"
+  # finish in the order of their delays,
+  "done fetching url3\ndone fetching url2\ndone fetching url1\n"
+  # and the results come back in argument order, concurrently (about one second in all).
+  "results: \\[data from url1, data from url2, data from url3\\] in (0\\.9[0-9]|1\\.[0-4][0-9]) s")
 message("${out}")

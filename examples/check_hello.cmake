@@ -1,9 +1,6 @@
 # Smoke test of examples/hello: three tasks start, all complete, concurrently (about 1 s).
-string(TIMESTAMP start "%s")
-execute_process(COMMAND "${PROGRAM}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "hello exited with ${rc}\n${out}\n${err}")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/check_lib.cmake)
+run_example()
 set(expected "task A started\ntask B started\ntask C started\ntask A completed\ntask B completed\ntask C completed\n")
 string(FIND "${out}" "${expected}" at)
 if(NOT at EQUAL 0)

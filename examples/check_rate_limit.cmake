@@ -1,9 +1,7 @@
 # Smoke test of examples/rate_limit: all twelve downloads finish, never more than four run at
 # once, and the limit really serialises them into (at least) three rounds of 50 ms.
-execute_process(COMMAND "${PROGRAM}" RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 30)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "rate_limit exited with ${rc}\n${out}\n${err}")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/check_lib.cmake)
+run_example(TIMEOUT 30)
 string(REGEX MATCHALL "download [0-9]+ started" started "${out}")
 list(LENGTH started count)
 if(NOT count EQUAL 12)

@@ -6,6 +6,7 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/delayed_tasks.hpp"
 #include "support/helpers.hpp"
 
 #include <stdexcept>
@@ -13,13 +14,7 @@
 
 using namespace std::chrono_literals;
 using coring_test::throws;
-
-namespace {
-coring::task<int> value_after(std::chrono::milliseconds d, int v) {
-    co_await coring::sleep(d);
-    co_return v;
-}
-}  // namespace
+using coring_test::value_after;
 
 TEST_CASE("as_completed - yields results in completion order", "[as_completed]") {
     coring::run([]() -> coring::task<> {

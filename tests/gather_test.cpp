@@ -7,6 +7,7 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/delayed_tasks.hpp"
 #include "support/helpers.hpp"
 #include "support/lifecycle.hpp"
 
@@ -23,13 +24,10 @@
 using namespace std::chrono_literals;
 using coring_test::live_frames;
 using coring_test::ms_since;
+using coring_test::throws_after;
+using coring_test::value_after;
 
 namespace {
-
-coring::task<int> value_after(std::chrono::milliseconds d, int v) {
-    co_await coring::sleep(d);
-    co_return v;
-}
 
 coring::task<std::string> text_after(std::chrono::milliseconds d, std::string s) {
     co_await coring::sleep(d);
@@ -41,11 +39,6 @@ coring::task<> nothing_after(std::chrono::milliseconds d) { co_await coring::sle
 struct boom : std::runtime_error {
     boom() : std::runtime_error("boom") {}
 };
-
-coring::task<int> throws_after(std::chrono::milliseconds d) {
-    co_await coring::sleep(d);
-    throw boom();
-}
 
 // Counts how many of these have started and not finished.
 coring::task<int> counted_sleeper(int& running, std::chrono::milliseconds d, int v) {
@@ -163,7 +156,7 @@ TEST_CASE("gather - fail fast: cancels the rest, waits for them, rethrows the fi
         const auto start = std::chrono::steady_clock::now();
         bool threw = false;
         try {
-            co_await coring::gather(counted_sleeper(r, 1h, 1), throws_after(10ms), counted_sleeper(r, 1h, 3));
+            co_await coring::gather(counted_sleeper(r, 1h, 1), throws_after<boom>(10ms), counted_sleeper(r, 1h, 3));
         } catch (const boom&) {
             threw = true;
         }
@@ -188,7 +181,7 @@ TEST_CASE("gather - fail fast with children that clean up slowly waits for their
             co_return 0;
         };
         const auto start = std::chrono::steady_clock::now();
-        const bool threw = co_await coring_test::throws<boom>(coring::gather(slow_cleanup(cleaned), throws_after(5ms)));
+        const bool threw = co_await coring_test::throws<boom>(coring::gather(slow_cleanup(cleaned), throws_after<boom>(5ms)));
         CHECK(threw);
         CHECK(cleaned);
         CHECK(ms_since(start) >= 35.0);
@@ -217,7 +210,7 @@ TEST_CASE("gather - the other failures are not reported as unretrieved", "[gathe
             }
             throw std::logic_error("second failure");
         };
-        const bool threw = co_await coring_test::throws<boom>(coring::gather(throws_after(1ms), fails_in_cleanup()));
+        const bool threw = co_await coring_test::throws<boom>(coring::gather(throws_after<boom>(1ms), fails_in_cleanup()));
         CHECK(threw);
     }());
     loop.close();
@@ -229,7 +222,7 @@ TEST_CASE("gather - of children that all failed already: the first rethrown, non
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
-        auto first = coring::create_task(throws_after(0ms));
+        auto first = coring::create_task(throws_after<boom>(0ms));
         auto second = coring::create_task([]() -> coring::task<int> {
             throw std::logic_error("second failure");
             co_return 0;
@@ -247,7 +240,7 @@ TEST_CASE("gather - of children that all failed already: the first rethrown, non
 
 TEST_CASE("gather - return_exceptions reports every outcome and cancels nothing", "[gather]") {
     coring::run([]() -> coring::task<> {
-        auto [a, b, c] = co_await coring::gather(coring::return_exceptions, value_after(20ms, 1), throws_after(1ms), nothing_after(10ms));
+        auto [a, b, c] = co_await coring::gather(coring::return_exceptions, value_after(20ms, 1), throws_after<boom>(1ms), nothing_after(10ms));
         REQUIRE(a.has_value());
         CHECK(a.value() == 1);
         CHECK_FALSE(b.has_value());
@@ -256,7 +249,7 @@ TEST_CASE("gather - return_exceptions reports every outcome and cancels nothing"
         CHECK(c.has_value());
 
         std::vector<coring::task<int>> ts;
-        ts.push_back(throws_after(1ms));
+        ts.push_back(throws_after<boom>(1ms));
         ts.push_back(value_after(2ms, 9));
         auto rs = co_await coring::gather(coring::return_exceptions, std::move(ts));
         REQUIRE(rs.size() == 2);
@@ -290,7 +283,7 @@ TEST_CASE("gather - a kernel operation in a cancelled child is cancelled before 
         std::array<std::byte, 16> buffer{};
         auto reader = [](int fd, std::span<std::byte> buf) -> coring::task<std::size_t> { co_return co_await coring::io::read(fd, buf); };
         const auto start = std::chrono::steady_clock::now();
-        const bool threw = co_await coring_test::throws<boom>(coring::gather(reader(fds[0], buffer), throws_after(5ms)));
+        const bool threw = co_await coring_test::throws<boom>(coring::gather(reader(fds[0], buffer), throws_after<boom>(5ms)));
         CHECK(threw);
         CHECK(coring::get_running_loop().user_ops_in_flight() == 0);  // the read's CQE came back first
         CHECK(ms_since(start) < 200.0);

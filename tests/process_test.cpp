@@ -5,6 +5,7 @@
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>
 
+#include "support/bytes.hpp"
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
 #include "support/os.hpp"
@@ -26,6 +27,7 @@ using namespace std::chrono_literals;
 namespace {
 
 using coring_test::count_open_fds;
+using coring_test::text;
 
 // True if this process has a child that has not been reaped (a zombie, or still running).
 bool has_unreaped_child() {
@@ -39,8 +41,6 @@ template <class... S>
 std::vector<std::string> args(S... s) {
     return {std::string(s)...};
 }
-
-std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
 
 // Feeding children: a child that exits early must not kill us with SIGPIPE (see process.hpp).
 const bool sigpipe_ignored = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
@@ -200,11 +200,9 @@ TEST_CASE("process - cancelling a task blocked reading a pipe: prompt, buffer no
         auto reader = [](coring::process& proc, std::span<std::byte> buf) -> coring::task<std::size_t> { co_return co_await proc.stdout_pipe().read(buf); };
         auto h = coring::create_task(reader(p, buffer));
         co_await coring::sleep(5ms);
-        const auto start = std::chrono::steady_clock::now();
-        h.cancel();
-        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
-        CHECK(cancelled);
-        CHECK(coring_test::ms_since(start) < 1000);
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
+        CHECK(ended.by_cancelled_error);
+        CHECK(ended.ms_after_cancel < 1000);
         co_await p.stdin_pipe().write_all("echoed\n");  // the child writes to stdout now
         const int code = co_await p.wait();
         CHECK(code == 0);

@@ -6,17 +6,12 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/delayed_tasks.hpp"
 #include "support/helpers.hpp"
 
 using namespace std::chrono_literals;
 using coring_test::throws;
-
-namespace {
-coring::task<int> value_after(std::chrono::milliseconds d, int v) {
-    co_await coring::sleep(d);
-    co_return v;
-}
-}  // namespace
+using coring_test::value_after;
 
 TEST_CASE("shield - passes the value through", "[shield]") {
     coring::run([]() -> coring::task<> {
@@ -32,11 +27,9 @@ TEST_CASE("shield - cancelling the waiter does not cancel the shielded task", "[
         auto waiter = [](coring::task_handle<int> t) -> coring::task<int> { co_return co_await coring::shield(t); };
         auto w = coring::create_task(waiter(h));
         co_await coring::sleep(5ms);
-        const auto start = std::chrono::steady_clock::now();
-        w.cancel();
-        const bool cancelled = co_await throws<coring::cancelled_error>(w);
-        CHECK(cancelled);
-        CHECK(coring_test::ms_since(start) < 20.0);  // the waiter stops at once
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(w);
+        CHECK(ended.by_cancelled_error);
+        CHECK(ended.ms_after_cancel < 20.0);  // the waiter stops at once
         CHECK_FALSE(h.done());
         const int v = co_await h;
         CHECK(v == 9);
@@ -59,10 +52,7 @@ TEST_CASE("shield - without shield, the same cancel reaches the awaited task", "
 
 TEST_CASE("shield - an exception of the shielded task comes through", "[shield]") {
     coring::run([]() -> coring::task<> {
-        auto h = coring::create_task([]() -> coring::task<int> {
-            co_await coring::sleep(1ms);
-            throw std::overflow_error("shielded failure");
-        }());
+        auto h = coring::create_task(coring_test::throws_after<std::overflow_error>(1ms, "shielded failure"));
         const bool threw = co_await throws<std::overflow_error>(coring::shield(h));
         CHECK(threw);
         CHECK_THROWS_AS(coring::shield(coring::task_handle<int>{}), coring::invalid_state_error);

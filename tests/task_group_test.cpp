@@ -6,6 +6,7 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/delayed_tasks.hpp"
 #include "support/helpers.hpp"
 #include "support/lifecycle.hpp"
 
@@ -17,22 +18,14 @@ using namespace std::chrono_literals;
 using coring_test::live_frames;
 using coring_test::ms_since;
 using coring_test::throws;
+using coring_test::throws_after;
+using coring_test::value_after;
 
 namespace {
-
-coring::task<int> value_after(std::chrono::milliseconds d, int v) {
-    co_await coring::sleep(d);
-    co_return v;
-}
 
 struct first_failure : std::runtime_error {
     first_failure() : std::runtime_error("first") {}
 };
-
-coring::task<int> fails_after(std::chrono::milliseconds d) {
-    co_await coring::sleep(d);
-    throw first_failure();
-}
 
 }  // namespace
 
@@ -56,7 +49,7 @@ TEST_CASE("task_group - the first failure cancels the rest; join rethrows it aft
     coring::run([]() -> coring::task<> {
         coring::task_group group;
         auto slow = group.create_task(value_after(1h, 1));
-        group.create_task(fails_after(5ms));
+        group.create_task(throws_after<first_failure>(5ms));
         auto second = group.create_task([]() -> coring::task<int> {
             try {
                 co_await coring::sleep(1h);
@@ -127,7 +120,7 @@ TEST_CASE("task_group - create_task after join or while aborting is an invalid_s
         CHECK_THROWS_AS(group.create_task(value_after(1ms, 2)), coring::invalid_state_error);
 
         coring::task_group failing;
-        failing.create_task(fails_after(1ms));
+        failing.create_task(throws_after<first_failure>(1ms));
         failing.create_task(value_after(1h, 1));
         co_await coring::sleep(5ms);  // the failure happened: the group is cancelling the rest
         CHECK_THROWS_AS(failing.create_task(value_after(1ms, 2)), coring::invalid_state_error);

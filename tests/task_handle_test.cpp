@@ -7,6 +7,7 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/delayed_tasks.hpp"
 #include "support/helpers.hpp"
 
 #include <unistd.h>
@@ -18,18 +19,11 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using coring_test::forever;
 using coring_test::live_frames;
+using coring_test::value_after;
 
 namespace {
-
-coring::task<int> value_after(std::chrono::milliseconds d, int v) {
-    co_await coring::sleep(d);
-    co_return v;
-}
-
-coring::task<> forever() {
-    for (;;) co_await coring::sleep(1h);
-}
 
 template <class Handle>
 coring::task<bool> throws_cancelled(Handle h) {
@@ -131,11 +125,7 @@ TEST_CASE("task_handle - an exception keeps its type through handles and is retr
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
-        auto thrower = []() -> coring::task<int> {
-            co_await coring::sleep(1ms);
-            throw std::invalid_argument("bad input");
-        };
-        auto h = coring::create_task(thrower());
+        auto h = coring::create_task(coring_test::throws_after<std::invalid_argument>(1ms, "bad input"));
         const bool threw = co_await coring_test::throws<std::invalid_argument>(h);
         CHECK(threw);
         std::exception_ptr e = h.exception();

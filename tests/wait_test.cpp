@@ -6,6 +6,7 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/delayed_tasks.hpp"
 #include "support/helpers.hpp"
 
 #include <stdexcept>
@@ -14,18 +15,10 @@
 using namespace std::chrono_literals;
 using coring_test::ms_since;
 using coring_test::throws;
+using coring_test::throws_after;
+using coring_test::value_after;
 
 namespace {
-
-coring::task<int> value_after(std::chrono::milliseconds d, int v) {
-    co_await coring::sleep(d);
-    co_return v;
-}
-
-coring::task<int> throws_after(std::chrono::milliseconds d) {
-    co_await coring::sleep(d);
-    throw std::runtime_error("failed");
-}
 
 std::vector<int> results_of(const std::vector<coring::task_handle<int>>& hs) {
     std::vector<int> out;
@@ -62,7 +55,7 @@ TEST_CASE("wait - first_completed returns as soon as one finished, cancelling no
 
 TEST_CASE("wait - first_exception returns at the first failure, or waits for all", "[wait]") {
     coring::run([]() -> coring::task<> {
-        std::vector<coring::task_handle<int>> hs{coring::create_task(value_after(200ms, 1)), coring::create_task(throws_after(5ms))};
+        std::vector<coring::task_handle<int>> hs{coring::create_task(value_after(200ms, 1)), coring::create_task(throws_after<std::runtime_error>(5ms, "failed"))};
         const auto start = std::chrono::steady_clock::now();
         auto [done, pending] = co_await coring::wait(hs, coring::return_when::first_exception);
         CHECK(ms_since(start) < 100.0);

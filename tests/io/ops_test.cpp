@@ -5,9 +5,11 @@
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>
 
+#include "support/bytes.hpp"
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
 #include "support/os.hpp"
+#include "support/raw_listener.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -32,10 +34,19 @@ using namespace std::chrono_literals;
 
 namespace {
 
+using coring_test::bytes;
 using coring_test::count_open_fds;
 using coring_test::temp_dir;
+using coring_test::text;
 
-std::span<const std::byte> bytes(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
+// A with_timeout test's safety net: should the recv reach the kernel without its linked
+// timeout (the pair split), the timeout never fires; this writer then ends the recv after 2 s,
+// so the test fails instead of hanging.
+coring::task<> end_recv_after_2s(int peer_fd) {
+    co_await coring::sleep(2s);
+    REQUIRE(::write(peer_fd, "x", 1) == 1);
+}
+
 }  // namespace
 
 TEST_CASE("io ops - nop, write and read through a pipe", "[io]") {
@@ -119,38 +130,7 @@ static const bool sigpipe_ignored = [] { return ::signal(SIGPIPE, SIG_IGN) != SI
 
 // ====================================================================== the remaining operations
 
-namespace {
-
-std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
-
-// A listening TCP socket on 127.0.0.1 with a kernel-chosen port (plain system calls: the ops
-// under test are the ones after it).
-struct listener {
-    int fd = -1;
-    sockaddr_in addr{};
-    listener() {
-        fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        REQUIRE(fd >= 0);
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        addr.sin_port = 0;
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-        REQUIRE(::listen(fd, 64) == 0);
-        socklen_t len = sizeof addr;
-        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    }
-    ~listener() { ::close(fd); }
-    // A blocking client connection (completes against the backlog, no accept needed).
-    [[nodiscard]] int connect_client() const {
-        const int c = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        REQUIRE(c >= 0);
-        REQUIRE(::connect(c, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-        return c;
-    }
-};
-
-
-}  // namespace
+using listener = coring_test::raw_listener;
 
 TEST_CASE("io ops - readv and writev scatter and gather", "[io]") {
     coring::run([]() -> coring::task<> {
@@ -371,11 +351,9 @@ TEST_CASE("io ops - cancelling a task blocked in recv: prompt, and the buffer is
         auto reader = [](int fd, std::span<std::byte> buf) -> coring::task<std::size_t> { co_return co_await coring::io::recv(fd, buf); };
         auto h = coring::create_task(reader(sv[0], buffer));
         co_await coring::sleep(5ms);
-        const auto start = std::chrono::steady_clock::now();
-        h.cancel();
-        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
-        CHECK(cancelled);
-        CHECK(coring_test::ms_since(start) < 1000);
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
+        CHECK(ended.by_cancelled_error);
+        CHECK(ended.ms_after_cancel < 1000);
         CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
         REQUIRE(::write(sv[1], "late", 4) == 4);
         co_await coring::sleep(5ms);
@@ -393,11 +371,9 @@ TEST_CASE("io ops - cancelling a task blocked in accept leaves the next connecti
         auto acceptor = [](int fd) -> coring::task<int> { co_return co_await coring::io::accept(fd); };
         auto h = coring::create_task(acceptor(l.fd));
         co_await coring::sleep(5ms);
-        const auto start = std::chrono::steady_clock::now();
-        h.cancel();
-        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
-        CHECK(cancelled);
-        CHECK(coring_test::ms_since(start) < 1000);
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
+        CHECK(ended.by_cancelled_error);
+        CHECK(ended.ms_after_cancel < 1000);
         const int client = l.connect_client();
         const int conn = co_await coring::io::accept(l.fd);  // the connection was not taken by the cancelled accept
         CHECK(conn >= 0);
@@ -463,12 +439,7 @@ TEST_CASE("io ops - with_timeout on a tiny ring keeps the linked pair together",
         []() -> coring::task<> {
             int sv[2];
             REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-            // Should the pair be split (the recv submitted alone), the timeout never fires: this
-            // writer then ends the recv, so the test fails instead of hanging.
-            auto rescue = coring::create_task([](int fd) -> coring::task<> {
-                co_await coring::sleep(2s);
-                REQUIRE(::write(fd, "x", 1) == 1);
-            }(sv[1]));
+            auto rescue = coring::create_task(end_recv_after_2s(sv[1]));
             // Other tasks keep the small queue busy while the pair is in flight.
             auto nops = [](int n) -> coring::task<> {
                 for (int i = 0; i < n; ++i) co_await coring::io::nop();
@@ -503,12 +474,7 @@ TEST_CASE("io ops - with_timeout with eager_submit: the pair is submitted togeth
         []() -> coring::task<> {
             int sv[2];
             REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-            // Should the recv reach the kernel without its timeout, this writer ends it after 2 s,
-            // so the test fails instead of hanging.
-            auto rescue = coring::create_task([](int fd) -> coring::task<> {
-                co_await coring::sleep(2s);
-                REQUIRE(::write(fd, "x", 1) == 1);
-            }(sv[1]));
+            auto rescue = coring::create_task(end_recv_after_2s(sv[1]));
             std::array<std::byte, 8> buf{};
             const auto start = std::chrono::steady_clock::now();
             const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::io::with_timeout(coring::io::recv(sv[0], buf), 20ms));

@@ -452,9 +452,7 @@ TEST_CASE("server - EMFILE on accept: the server backs off and keeps serving onc
         for (int i = 3; i < 6; ++i) CHECK(clients[static_cast<std::size_t>(i)]->echoes("again\n", 5000ms));
     }
     ::kill(pid, SIGTERM);
-    std::string output;
-    char buffer[512];
-    for (ssize_t n; (n = ::read(output_pipe[0], buffer, sizeof buffer)) > 0;) output.append(buffer, static_cast<std::size_t>(n));
+    const std::string output = coring_test::read_until_eof(output_pipe[0]);
     ::close(output_pipe[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);

@@ -5,9 +5,11 @@
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>
 
+#include "support/bytes.hpp"
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
 #include "support/os.hpp"
+#include "support/sockets.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -27,21 +29,9 @@ using namespace std::chrono_literals;
 namespace {
 
 using coring_test::count_open_fds;
+using coring_test::recv_all;
 using coring_test::temp_dir;
-
-std::string text(std::span<const std::byte> b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
-
-// Receives until the peer shuts down its side.
-coring::task<std::string> recv_all(const coring::socket& s) {
-    std::string out;
-    std::array<std::byte, 65536> buf;
-    for (;;) {
-        const std::size_t n = co_await s.recv(buf);
-        if (n == 0) break;
-        out += text(std::span(buf).first(n));
-    }
-    co_return out;
-}
+using coring_test::text;
 
 }  // namespace
 
@@ -271,11 +261,9 @@ TEST_CASE("socket - cancelling a task blocked in recv: prompt, buffer not writte
         auto reader = [](const coring::socket& s, std::span<std::byte> buf) -> coring::task<std::size_t> { co_return co_await s.recv(buf); };
         auto h = coring::create_task(reader(conn, buffer));
         co_await coring::sleep(5ms);
-        const auto start = std::chrono::steady_clock::now();
-        h.cancel();
-        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
-        CHECK(cancelled);
-        CHECK(coring_test::ms_since(start) < 1000);
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
+        CHECK(ended.by_cancelled_error);
+        CHECK(ended.ms_after_cancel < 1000);
         co_await client.send_all("after the cancel");
         co_await coring::sleep(5ms);
         CHECK(buffer[0] == std::byte{0x5a});  // not written after
@@ -291,11 +279,9 @@ TEST_CASE("socket - cancelling a task blocked in accept: prompt, no connection l
         auto acceptor = [](const coring::socket& l) -> coring::task<> { (void)co_await l.accept(); };
         auto h = coring::create_task(acceptor(listener));
         co_await coring::sleep(5ms);
-        const auto start = std::chrono::steady_clock::now();
-        h.cancel();
-        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
-        CHECK(cancelled);
-        CHECK(coring_test::ms_since(start) < 1000);
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
+        CHECK(ended.by_cancelled_error);
+        CHECK(ended.ms_after_cancel < 1000);
         coring::socket client = co_await coring::socket::connect_to(listener.local_address());
         auto [conn, peer] = co_await listener.accept();
         CHECK(peer == client.local_address());

@@ -9,6 +9,7 @@
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
 #include "support/os.hpp"
+#include "support/sockets.hpp"
 
 #include <dirent.h>
 #include <netinet/in.h>
@@ -30,8 +31,7 @@ namespace {
 
 using coring_test::count_open_fds;
 using coring_test::pattern;
-
-
+using coring_test::recv_all;
 
 // The two ways a stream receives: through a provided-buffer ring, or with plain recv.
 coring::stream_options options_for(bool ring) {
@@ -52,17 +52,6 @@ coring::task<stream_pair> connect_pair(coring::stream_options options = {}) {
     auto [reader, writer] = co_await coring::open_connection("127.0.0.1", listener.local_address().port(), options);
     auto [conn, peer] = co_await listener.accept();
     co_return stream_pair{std::move(reader), std::move(writer), std::move(conn)};
-}
-
-coring::task<std::string> recv_all(const coring::socket& s) {
-    std::string out;
-    std::array<std::byte, 65536> buf;
-    for (;;) {
-        const std::size_t n = co_await s.recv(buf);
-        if (n == 0) break;
-        out.append(reinterpret_cast<const char*>(buf.data()), n);
-    }
-    co_return out;
 }
 
 }  // namespace
@@ -281,11 +270,9 @@ TEST_CASE("stream - cancelling a task blocked in a read: prompt, and nothing is 
         auto reader = [](coring::stream_reader& r) -> coring::task<std::string> { co_return co_await r.readline(); };
         auto h = coring::create_task(reader(p.reader));
         co_await coring::sleep(5ms);
-        const auto start = std::chrono::steady_clock::now();
-        h.cancel();
-        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
-        CHECK(cancelled);
-        CHECK(coring_test::ms_since(start) < 1000);
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
+        CHECK(ended.by_cancelled_error);
+        CHECK(ended.ms_after_cancel < 1000);
         co_await p.server.send_all("line\n");
         const std::string line = co_await p.reader.readline();
         CHECK(line == "partial line\n");  // the bytes the cancelled read saw stayed buffered

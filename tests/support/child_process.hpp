@@ -4,6 +4,7 @@
 // wait on it; a loop constructed where io_uring is forbidden).
 
 #include "support/catch.hpp"
+#include "support/os.hpp"
 
 #include <sys/resource.h>
 #include <sys/types.h>
@@ -50,9 +51,7 @@ std::pair<int, std::string> run_in_child(Scenario scenario, child_stderr err = c
         ::_exit(code);
     }
     ::close(pipe_fds[1]);
-    std::string text;
-    char buffer[4096];
-    for (ssize_t n; (n = ::read(pipe_fds[0], buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(n));
+    std::string text = read_until_eof(pipe_fds[0]);
     ::close(pipe_fds[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);

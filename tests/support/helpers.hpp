@@ -47,4 +47,20 @@ coring::task<bool> throws(Awaitable awaitable) {
     co_return false;
 }
 
+/// How a cancelled task ended: with cancelled_error or not, and how long after cancel().
+struct cancel_outcome {
+    bool by_cancelled_error;
+    double ms_after_cancel;
+};
+
+/// Cancels `h` and awaits its end. The tests of operations that block (recv, accept, read,
+/// to_thread) check both fields: the cancellation reached the operation, and promptly.
+template <class Handle>
+coring::task<cancel_outcome> cancel_and_await(Handle h) {
+    const auto start = std::chrono::steady_clock::now();
+    h.cancel();
+    const bool by_cancelled_error = co_await throws<coring::cancelled_error>(h);
+    co_return cancel_outcome{by_cancelled_error, ms_since(start)};
+}
+
 }  // namespace coring_test

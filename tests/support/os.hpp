@@ -1,8 +1,10 @@
 #pragma once
-// Helpers of the I/O tests: counting descriptors, temporary directories, test data.
+// Helpers of the I/O tests: counting descriptors, reading a pipe to its end, temporary
+// directories, test data.
 
 #include <dirent.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -21,6 +23,14 @@ inline int count_open_fds() {
         ::closedir(d);
     }
     return n - 3;
+}
+
+/// Reads `fd` until end of file (every writer closed it); returns everything read.
+inline std::string read_until_eof(int fd) {
+    std::string text;
+    char buffer[4096];
+    for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(n));
+    return text;
 }
 
 /// A temporary directory under /tmp, removed with its files.

@@ -32,6 +32,18 @@ coring::task<> wait_once(coring::mutex& m, coring::condition& c, std::vector<int
     order.push_back(id);
 }
 
+// What the notify tests share: a mutex and a condition, the ids of the waiters (wait_once) in
+// the order they returned from wait, and whether every one of them held the lock when it did.
+struct notified_waiters {
+    coring::mutex m;
+    coring::condition c;
+    std::vector<int> order;
+    bool always_locked = true;
+
+    // Starts a task that waits once on `c` and records `id`.
+    coring::task_handle<> start_waiter(int id) { return coring::create_task(wait_once(m, c, order, id, always_locked)); }
+};
+
 }  // namespace
 
 TEST_CASE("condition - wait needs a guard that owns the lock", "[condition]") {
@@ -50,66 +62,57 @@ TEST_CASE("condition - wait needs a guard that owns the lock", "[condition]") {
 
 TEST_CASE("condition - wait releases the lock while waiting and holds it again on return", "[condition]") {
     coring::testing::run_test([]() -> coring::task<> {
-        coring::mutex m;
-        coring::condition c;
-        std::vector<int> order;
-        bool always_locked = true;
-        auto w = coring::create_task(wait_once(m, c, order, 1, always_locked));
+        notified_waiters shared;
+        auto w = shared.start_waiter(1);
         co_await coring::sleep(0s);
-        CHECK_FALSE(m.locked());  // released by the wait
+        CHECK_FALSE(shared.m.locked());  // released by the wait
         {
-            auto guard = co_await m.scoped_lock();
-            c.notify_one();
+            auto guard = co_await shared.m.scoped_lock();
+            shared.c.notify_one();
             co_await coring::sleep(5ms);  // notified, but the lock is ours: it cannot return yet
-            CHECK(order.empty());
+            CHECK(shared.order.empty());
         }
         co_await w;
-        CHECK(order == std::vector<int>{1});
-        CHECK(always_locked);
-        CHECK_FALSE(m.locked());
+        CHECK(shared.order == std::vector<int>{1});
+        CHECK(shared.always_locked);
+        CHECK_FALSE(shared.m.locked());
     }());
 }
 
 TEST_CASE("condition - notify_one wakes waiters first-in first-out; notify_all wakes the rest", "[condition]") {
     coring::testing::run_test([]() -> coring::task<> {
-        coring::mutex m;
-        coring::condition c;
-        std::vector<int> order;
-        bool always_locked = true;
+        notified_waiters shared;
         std::vector<coring::task_handle<>> tasks;
-        for (int i = 0; i < 6; ++i) tasks.push_back(coring::create_task(wait_once(m, c, order, i, always_locked)));
+        for (int i = 0; i < 6; ++i) tasks.push_back(shared.start_waiter(i));
         co_await coring::sleep(0s);
-        c.notify_one();  // without the lock: allowed
+        shared.c.notify_one();  // without the lock: allowed
         co_await coring::sleep(0s);
-        CHECK(order == std::vector<int>{0});
+        CHECK(shared.order == std::vector<int>{0});
         {
-            auto guard = co_await m.scoped_lock();
-            c.notify(2);
+            auto guard = co_await shared.m.scoped_lock();
+            shared.c.notify(2);
         }
         co_await coring::sleep(0s);
         co_await coring::sleep(0s);
-        CHECK(order == std::vector<int>{0, 1, 2});
-        c.notify_all();
+        CHECK(shared.order == std::vector<int>{0, 1, 2});
+        shared.c.notify_all();
         for (auto& t : tasks) co_await t;
-        CHECK(order == std::vector<int>{0, 1, 2, 3, 4, 5});
-        CHECK(always_locked);
+        CHECK(shared.order == std::vector<int>{0, 1, 2, 3, 4, 5});
+        CHECK(shared.always_locked);
     }());
 }
 
 TEST_CASE("condition - a notification with nobody waiting is not remembered", "[condition]") {
     coring::testing::run_test([]() -> coring::task<> {
-        coring::mutex m;
-        coring::condition c;
-        std::vector<int> order;
-        bool always_locked = true;
-        c.notify_all();
-        c.notify_one();
-        auto w = coring::create_task(wait_once(m, c, order, 1, always_locked));
+        notified_waiters shared;
+        shared.c.notify_all();
+        shared.c.notify_one();
+        auto w = shared.start_waiter(1);
         co_await coring::sleep(5ms);
-        CHECK(order.empty());
-        c.notify_one();
+        CHECK(shared.order.empty());
+        shared.c.notify_one();
         co_await w;
-        CHECK(order == std::vector<int>{1});
+        CHECK(shared.order == std::vector<int>{1});
     }());
 }
 
@@ -212,17 +215,14 @@ TEST_CASE("condition - cancelled while waiting: re-acquires the lock before the 
 
 TEST_CASE("condition - cancelled after notify: passes the notification on and still re-acquires the lock", "[condition][cancel]") {
     coring::testing::run_test([]() -> coring::task<> {
-        coring::mutex m;
-        coring::condition c;
-        std::vector<int> order;
-        bool always_locked = true;
-        auto a = coring::create_task(wait_once(m, c, order, 1, always_locked));
-        auto b = coring::create_task(wait_once(m, c, order, 2, always_locked));
-        auto c3 = coring::create_task(wait_once(m, c, order, 3, always_locked));
+        notified_waiters shared;
+        auto a = shared.start_waiter(1);
+        auto b = shared.start_waiter(2);
+        auto c3 = shared.start_waiter(3);
         co_await coring::sleep(0s);
         {
-            auto guard = co_await m.scoped_lock();
-            c.notify_one();  // a is notified...
+            auto guard = co_await shared.m.scoped_lock();
+            shared.c.notify_one();  // a is notified...
             a.cancel();      // ...and cancelled before it resumed: b gets the notification
             co_await coring::sleep(5ms);
             CHECK_FALSE(a.done());  // a cannot throw before it has the lock again
@@ -230,33 +230,30 @@ TEST_CASE("condition - cancelled after notify: passes the notification on and st
         const bool a_cancelled = co_await coring_test::throws<coring::cancelled_error>(a);
         CHECK(a_cancelled);
         co_await b;
-        CHECK(order == std::vector<int>{2});
+        CHECK(shared.order == std::vector<int>{2});
         CHECK_FALSE(c3.done());  // exactly one notification was delivered
-        c.notify_one();
+        shared.c.notify_one();
         co_await c3;
-        CHECK(order == std::vector<int>{2, 3});
-        CHECK(always_locked);
+        CHECK(shared.order == std::vector<int>{2, 3});
+        CHECK(shared.always_locked);
     }());
 }
 
 TEST_CASE("condition - cancelled after notify and after it was handed the lock: keeps the lock, passes the notification", "[condition][cancel]") {
     coring::testing::run_test([]() -> coring::task<> {
-        coring::mutex m;
-        coring::condition c;
-        std::vector<int> order;
-        bool always_locked = true;
-        auto a = coring::create_task(wait_once(m, c, order, 1, always_locked));
-        auto b = coring::create_task(wait_once(m, c, order, 2, always_locked));
+        notified_waiters shared;
+        auto a = shared.start_waiter(1);
+        auto b = shared.start_waiter(2);
         co_await coring::sleep(0s);
-        c.notify_one();  // the lock is free: a is notified and handed the lock at once
-        CHECK(m.locked());
+        shared.c.notify_one();  // the lock is free: a is notified and handed the lock at once
+        CHECK(shared.m.locked());
         a.cancel();
-        CHECK(m.locked());  // a still owns it: the cancel propagates with the lock held
+        CHECK(shared.m.locked());  // a still owns it: the cancel propagates with the lock held
         const bool a_cancelled = co_await coring_test::throws<coring::cancelled_error>(a);
         CHECK(a_cancelled);
         co_await b;  // b got a's notification and the lock after a's guard released it
-        CHECK(order == std::vector<int>{2});
-        CHECK_FALSE(m.locked());
+        CHECK(shared.order == std::vector<int>{2});
+        CHECK_FALSE(shared.m.locked());
     }());
 }
 

@@ -8,6 +8,7 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/delayed_tasks.hpp"
 #include "support/helpers.hpp"
 #include "support/child_process.hpp"
 
@@ -19,16 +20,13 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using coring_test::forever;
 using coring_test::live_frames;
 
 static_assert(!std::is_copy_constructible_v<coring::mutex> && !std::is_move_constructible_v<coring::mutex>);
 static_assert(std::is_nothrow_move_constructible_v<coring::mutex_guard> && !std::is_copy_constructible_v<coring::mutex_guard>);
 
 namespace {
-
-coring::task<> forever() {
-    for (;;) co_await coring::sleep(1h);
-}
 
 // Locks, records `id`, yields `hold` times while holding the lock, unlocks.
 coring::task<> locker(coring::mutex& m, std::vector<int>& order, int id, int hold = 0) {

@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -90,6 +91,11 @@ protected:
         out.what = what;
         if (from_node<sync_waiter>(node).m_phase == phase::granted) out.what += " (granted, about to resume)";
     }
+
+    /// await_suspend of a waiter that queues on `waiters`: registers it at the back and makes it
+    /// the task's cancellation slot. False if a cancel request was pending: it then resumes at
+    /// once, registered nowhere, and await_resume throws cancelled_error.
+    bool suspend_on(wait_queue& waiters, std::coroutine_handle<> frame);
 
     /// The first step of await_resume: leaves the granted list, then throws invalid_state_error
     /// if the primitive was destroyed meanwhile, or cancelled_error if a cancel won.
@@ -193,10 +199,16 @@ public:
 
     /// For the owner's destructor. With waiters left (a bug): reports it, asserts in debug
     /// builds, and orphans them (see orphan_all).
-    void abandon(const char* primitive) noexcept {
-        if (idle()) return;
-        report_destroyed_while_waited_on(primitive, pending_count());
-        orphan_all();
+    void abandon(const char* primitive) noexcept { abandon_all(primitive, {this}); }
+
+    /// abandon() for an owner with several queues (a queue's getters, putters and joiners): one
+    /// report that counts the waiters of all of them.
+    static void abandon_all(const char* primitive, std::initializer_list<wait_queue*> queues) noexcept {
+        std::size_t pending = 0;
+        for (const wait_queue* q : queues) pending += q->pending_count();
+        if (pending == 0) return;
+        report_destroyed_while_waited_on(primitive, pending);
+        for (wait_queue* q : queues) q->orphan_all();
     }
 
     /// Detaches every waiter so that none refers to the primitive again: those still waiting
@@ -227,6 +239,13 @@ private:
     intrusive_list<sync_waiter, sync_wait_tag> m_granted;
 };
 
+inline bool sync_waiter::suspend_on(wait_queue& waiters, std::coroutine_handle<> frame) {
+    if (!begin_suspend(frame)) return false;
+    waiters.push_back(*this);
+    arm();
+    return true;
+}
+
 /// Waits until its wait_queue grants it, carrying nothing: event::wait() and queue::join().
 /// Readiness is checked when the awaiter is awaited: true means there is nothing to wait for.
 /// It is either a flag (`ready`, read through a reference) or a predicate over its owner, for
@@ -253,12 +272,7 @@ public:
 
     [[nodiscard]] bool await_ready() const noexcept { return m_ready(m_owner); }
 
-    bool await_suspend(std::coroutine_handle<> frame) {
-        if (!begin_suspend(frame)) return false;
-        m_waiters->push_back(*this);
-        arm();
-        return true;
-    }
+    bool await_suspend(std::coroutine_handle<> frame) { return suspend_on(*m_waiters, frame); }
 
     void await_resume() { finish_wait(m_primitive); }
 

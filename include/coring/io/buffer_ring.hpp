@@ -56,6 +56,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -502,11 +503,17 @@ public:
     multishot_recv_state(event_loop& loop, int fd, io::buffer_ring_ptr ring, std::size_t max_queued) noexcept
         : multishot_recv_core(loop, fd, std::move(ring)), m_max_queued(max_queued == 0 ? 1 : max_queued) {}
 
-    /// The handle goes away: stop; free now, or on the request's last CQE.
-    void detach() noexcept {
-        m_detached = true;
-        while (!m_queue.empty()) ring().recycle(m_queue.pop_front().bid);
-        if (!stop()) delete this;
+    /// next() on a handle destroyed while it was awaited: the waiter throws invalid_state_error.
+    static constexpr int detached_result = INT_MIN;
+
+    /// The handle goes away: stop; wake a waiter with detached_result; free once the request has
+    /// ended and no suspended waiter points here (see pin()).
+    void detach() noexcept;
+    /// A suspended waiter keeps the state alive until it is destroyed.
+    void pin() noexcept { ++m_pins; }
+    void unpin() noexcept {
+        --m_pins;
+        on_idle();
     }
 
     /// What next() returns now: the first queued chunk, else the end once it came (again on
@@ -524,6 +531,10 @@ public:
     /// end handed that way needs nothing: take() returns it again.)
     void give_back(entry e) noexcept {
         if (e.result <= 0) return;
+        if (m_detached) {
+            ring().recycle(e.bid);
+            return;
+        }
         try {
             m_queue.push_front(std::move(e));
         } catch (...) {
@@ -543,7 +554,7 @@ public:
     void on_end(int result) noexcept;
     [[nodiscard]] bool wants_data() const noexcept { return !m_detached && m_queue.size() < m_max_queued; }
     void on_idle() noexcept {
-        if (m_detached) delete this;
+        if (m_detached && m_pins == 0 && !active()) delete this;
     }
 
 private:
@@ -552,6 +563,7 @@ private:
     circular_buffer<entry> m_queue;
     multishot_recv_waiter* m_waiter = nullptr;
     std::size_t m_max_queued;
+    std::size_t m_pins = 0;   // suspended waiters that point here
     int m_end = 0;            // once m_finished: 0 (end of stream) or -errno
     bool m_finished = false;  // the end came: next() returns it once the queue is drained
     bool m_detached = false;
@@ -564,6 +576,9 @@ class multishot_recv_waiter final : public leaf_awaiter<ready_node> {
 public:
     explicit multishot_recv_waiter(multishot_recv_state* state) noexcept : leaf_awaiter(operations_), m_state(state) {}
     multishot_recv_waiter(multishot_recv_waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_state(other.m_state) {}
+    ~multishot_recv_waiter() {
+        if (m_pinned) m_state->unpin();
+    }
 
     bool await_ready() {
         if (m_state == nullptr) throw std::logic_error("coring: next() on a moved-from io::multishot_recv");
@@ -577,12 +592,16 @@ public:
         if (!begin_suspend(frame)) return false;
         m_state->maybe_start();
         m_state->set_waiter(this);
+        m_state->pin();
+        m_pinned = true;
         arm();
         return true;
     }
 
     io::received await_resume() {
         throw_if_cancelled();
+        if (m_entry.result == multishot_recv_state::detached_result)
+            throw invalid_state_error("coring: io::multishot_recv destroyed while a task awaited next()");
         if (m_entry.result > 0) return io::received(io::buffer_ring_ptr::share(&m_state->ring()), m_entry.bid, static_cast<std::size_t>(m_entry.result));
         if (m_entry.result < 0) throw_errno(-m_entry.result, describe_fd_op("recv", m_state->fd()));
         return io::received();
@@ -620,7 +639,16 @@ private:
     multishot_recv_state* m_state;
     multishot_recv_state::entry m_entry{0, 0};
     bool m_handed = false;
+    bool m_pinned = false;  // counted in the state's m_pins
 };
+
+inline void multishot_recv_state::detach() noexcept {
+    m_detached = true;
+    while (!m_queue.empty()) ring().recycle(m_queue.pop_front().bid);
+    if (m_waiter != nullptr) std::exchange(m_waiter, nullptr)->hand(entry{detached_result, 0});
+    stop();
+    on_idle();
+}
 
 inline void multishot_recv_state::deliver(entry e) noexcept {
     if (m_waiter != nullptr) {
@@ -670,9 +698,10 @@ namespace io {
 ///   next() returns the same end, or throws the same error, at once.
 /// - One task awaits next() at a time.
 /// - Destroying the handle cancels the request; chunks still queued or still arriving are given
-///   back to the ring. The descriptor must stay open until the request has ended (the handle
-///   does not own it; close it after destroying the handle, as a socket in the same scope
-///   declared first does).
+///   back to the ring; a task still awaiting next() throws coring::invalid_state_error (one
+///   already handed a chunk gets it). The descriptor must stay open until the request has
+///   ended (the handle does not own it; close it after destroying the handle, as a socket in
+///   the same scope declared first does).
 class multishot_recv {
 public:
     multishot_recv(int fd, buffer_ring_ptr ring, std::size_t max_queued = 16) : m_state(make_state(fd, std::move(ring), max_queued)) {}

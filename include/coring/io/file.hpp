@@ -26,6 +26,7 @@
 // it in the kernel; the task resumes, with cancelled_error, only once the kernel has let go of
 // the buffer.
 
+#include <coring/detail/owned_fd.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/errors.hpp>
 #include <coring/io/ops.hpp>
@@ -53,56 +54,45 @@ public:
 
     /// A file that is not open.
     file() noexcept = default;
-    /// Adopts `fd` (which the file then closes).
+    /// Adopts `fd` (which the file then closes). Movable, not copyable; the destructor (and
+    /// move assignment) closes the descriptor synchronously if close() was not awaited.
     explicit file(int fd) noexcept : m_fd(fd) {}
-    file(file&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
-    file& operator=(file&& other) noexcept {
-        if (this != &other) {
-            close_now();
-            m_fd = std::exchange(other.m_fd, -1);
-        }
-        return *this;
-    }
-    file(const file&) = delete;
-    file& operator=(const file&) = delete;
-    /// Closes the descriptor synchronously if close() was not awaited.
-    ~file() { close_now(); }
 
     /// Opens `path` (IORING_OP_OPENAT; O_CLOEXEC is always added). Yields the open file.
     /// Throws std::system_error naming the path: `open("/no/such"): No such file or directory`.
     [[nodiscard]] static open_awaiter open(std::string path, int flags = O_RDONLY, mode_t mode = 0644);
 
-    [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
-    [[nodiscard]] int fd() const noexcept { return m_fd; }
+    [[nodiscard]] bool is_open() const noexcept { return m_fd.is_open(); }
+    [[nodiscard]] int fd() const noexcept { return m_fd.get(); }
     /// Gives up ownership of the descriptor (the file is then closed) and returns it.
-    [[nodiscard]] int release() noexcept { return std::exchange(m_fd, -1); }
+    [[nodiscard]] int release() noexcept { return m_fd.release(); }
 
     // ------------------------------------------------------------------ one operation each
 
     /// Reads into `buffer` at `offset`; yields the bytes read (fewer at end of file, 0 past it).
     [[nodiscard]] io::read read_at(std::span<std::byte> buffer, std::uint64_t offset) const noexcept {
-        return io::read(m_fd, buffer, static_cast<std::int64_t>(offset));
+        return io::read(fd(), buffer, static_cast<std::int64_t>(offset));
     }
     /// Writes `data` at `offset`; yields the bytes written, which may be fewer.
     [[nodiscard]] io::write write_at(std::span<const std::byte> data, std::uint64_t offset) const noexcept {
-        return io::write(m_fd, data, static_cast<std::int64_t>(offset));
+        return io::write(fd(), data, static_cast<std::int64_t>(offset));
     }
     [[nodiscard]] io::write write_at(std::string_view data, std::uint64_t offset) const noexcept { return write_at(as_bytes(data), offset); }
     /// Reads at the file position and advances it; yields the bytes read, 0 at end of file.
-    [[nodiscard]] io::read read(std::span<std::byte> buffer) const noexcept { return io::read(m_fd, buffer, -1); }
+    [[nodiscard]] io::read read(std::span<std::byte> buffer) const noexcept { return io::read(fd(), buffer, -1); }
     /// Writes at the file position (the end, with O_APPEND) and advances it; may be short.
-    [[nodiscard]] io::write write(std::span<const std::byte> data) const noexcept { return io::write(m_fd, data, -1); }
+    [[nodiscard]] io::write write(std::span<const std::byte> data) const noexcept { return io::write(fd(), data, -1); }
     [[nodiscard]] io::write write(std::string_view data) const noexcept { return write(as_bytes(data)); }
     /// Flushes data and metadata to the device (fsync).
-    [[nodiscard]] io::fsync sync() const noexcept { return io::fsync(m_fd); }
+    [[nodiscard]] io::fsync sync() const noexcept { return io::fsync(fd()); }
     /// Flushes data, and only the metadata needed to read it back (fdatasync).
-    [[nodiscard]] io::fsync sync_data() const noexcept { return io::fsync(m_fd, IORING_FSYNC_DATASYNC); }
+    [[nodiscard]] io::fsync sync_data() const noexcept { return io::fsync(fd(), IORING_FSYNC_DATASYNC); }
     /// The file's size in bytes (IORING_OP_STATX on the descriptor).
     [[nodiscard]] size_awaiter size() const noexcept;
     /// Closes the file through the kernel (IORING_OP_CLOSE). The file lets go of the descriptor
     /// when the await begins, and it is closed even if the await is cancelled (see io::close).
     /// Closing a closed file does nothing.
-    [[nodiscard]] detail::close_owned close() noexcept { return detail::close_owned(m_fd); }
+    [[nodiscard]] detail::close_owned close() noexcept { return m_fd.close(); }
 
     // ------------------------------------------------------------------ loops over short I/O
 
@@ -120,11 +110,8 @@ public:
 
 private:
     static std::span<const std::byte> as_bytes(std::string_view s) noexcept { return std::as_bytes(std::span(s.data(), s.size())); }
-    void close_now() noexcept {
-        if (m_fd >= 0) ::close(std::exchange(m_fd, -1));
-    }
 
-    int m_fd = -1;
+    detail::owned_fd m_fd;
 };
 
 /// co_await file::open(...): IORING_OP_OPENAT; the path lives here, in the awaiting frame.
@@ -161,7 +148,7 @@ private:
 
 inline file::open_awaiter file::open(std::string path, int flags, mode_t mode) { return open_awaiter(std::move(path), flags, mode); }
 
-inline file::size_awaiter file::size() const noexcept { return size_awaiter(m_fd); }
+inline file::size_awaiter file::size() const noexcept { return size_awaiter(fd()); }
 
 inline task<std::size_t> file::read_full_at(std::span<std::byte> buffer, std::uint64_t offset) const {
     std::size_t done = 0;
@@ -189,7 +176,7 @@ inline task<> file::write_all_at(std::span<const std::byte> data, std::uint64_t 
         const std::size_t n = co_await write_at(data.subspan(done), offset + done);
         // A regular file that accepts nothing is full in all but name (the kernel reports
         // ENOSPC for a real failure): do not spin.
-        if (n == 0) detail::throw_errno(ENOSPC, detail::describe_fd_op("write", m_fd));
+        if (n == 0) detail::throw_errno(ENOSPC, detail::describe_fd_op("write", fd()));
         done += n;
     }
 }
@@ -198,7 +185,7 @@ inline task<> file::write_all(std::span<const std::byte> data) const {
     std::size_t done = 0;
     while (done < data.size()) {
         const std::size_t n = co_await write(data.subspan(done));
-        if (n == 0) detail::throw_errno(ENOSPC, detail::describe_fd_op("write", m_fd));
+        if (n == 0) detail::throw_errno(ENOSPC, detail::describe_fd_op("write", fd()));
         done += n;
     }
 }

@@ -51,6 +51,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <chrono>
 #include <concepts>
 #include <coroutine>
@@ -621,22 +622,18 @@ public:
         ++m_arm_count;
     }
 
-    /// The handle goes away: stop accepting. The state frees itself on its last CQE (closing any
-    /// connection that arrives meanwhile), or now if nothing is armed.
-    void detach() noexcept {
-        m_detached = true;
-        if (!m_armed) {
-            delete this;
-            return;
-        }
-        if (!m_stopping) {
-            try {
-                m_loop->cancel_io(*this);
-                m_stopping = true;
-            } catch (...) {
-                // No SQE: the next connection's CQE ends it instead (its descriptor is closed).
-            }
-        }
+    /// next() on a handle destroyed while it was awaited: the waiter throws invalid_state_error.
+    static constexpr int detached_result = INT_MIN;
+
+    /// The handle goes away: stop accepting and wake every waiter with detached_result. The state
+    /// frees itself once its last CQE came (closing any connection that arrives meanwhile) and
+    /// no suspended waiter points here (see pin()).
+    void detach() noexcept;
+    /// A suspended waiter keeps the state alive until it is destroyed.
+    void pin() noexcept { ++m_pins; }
+    void unpin() noexcept {
+        --m_pins;
+        maybe_free();
     }
 
     /// Ends the armed request as the kernel may (its last CQE is -ECANCELED), which re-arms it.
@@ -665,6 +662,20 @@ public:
 private:
     static void on_cqe(io_completion* base, int result, unsigned flags) noexcept;
     void deliver(int result) noexcept;
+    void maybe_free() noexcept {
+        if (m_detached && !m_armed && m_pins == 0) delete this;
+    }
+    /// Cancels the armed request (its last CQE still arrives).
+    void stop() noexcept {
+        if (m_stopping) return;
+        try {
+            m_loop->cancel_io(*this);
+            m_stopping = true;
+        } catch (...) {
+            // No SQE to be had: the request goes on; a full queue grows past its bound meanwhile,
+            // a detached state closes what arrives until a CQE ends the request.
+        }
+    }
 
     circular_buffer<int> m_queue;  // accepted descriptors, or -errno, in arrival order
     intrusive_list<multishot_accept_waiter, multishot_accept_waiter_tag> m_waiters;
@@ -672,6 +683,7 @@ private:
     int m_listen_fd;
     int m_flags;
     std::size_t m_max_queued;
+    std::size_t m_pins = 0;    // suspended waiters that point here
     unsigned m_arm_count = 0;
     bool m_armed = false;
     bool m_stopping = false;   // a cancel was sent because the queue is full or the handle left
@@ -688,6 +700,9 @@ class multishot_accept_waiter final : public leaf_awaiter<ready_node>, public li
 public:
     explicit multishot_accept_waiter(multishot_accept_state* state) noexcept : leaf_awaiter(operations_), m_state(state) {}
     multishot_accept_waiter(multishot_accept_waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_state(other.m_state) {}
+    ~multishot_accept_waiter() {
+        if (m_pinned) m_state->unpin();
+    }
 
     bool await_ready() {
         if (m_state == nullptr) throw std::logic_error("coring: next() on a moved-from io::multishot_accept");
@@ -704,12 +719,16 @@ public:
         if (!begin_suspend(frame)) return false;
         m_state->maybe_arm(loop());
         m_state->add_waiter(*this);
+        m_state->pin();
+        m_pinned = true;
         arm();
         return true;
     }
 
     int await_resume() const {
         throw_if_cancelled();
+        if (m_result == multishot_accept_state::detached_result)
+            throw invalid_state_error("coring: io::multishot_accept destroyed while a task awaited next()");
         if (m_result < 0) throw_errno(-m_result, describe_fd_op("accept", m_state->listen_fd()));
         return m_result;
     }
@@ -748,7 +767,15 @@ private:
     multishot_accept_state* m_state;
     int m_result = 0;
     bool m_handed = false;  // a result was handed over and the frame is queued to resume
+    bool m_pinned = false;  // counted in the state's m_pins
 };
+
+inline void multishot_accept_state::detach() noexcept {
+    m_detached = true;
+    while (multishot_accept_waiter* w = m_waiters.pop_front()) w->hand(detached_result);
+    if (m_armed) stop();
+    maybe_free();
+}
 
 inline void multishot_accept_state::add_waiter(multishot_accept_waiter& w) noexcept { m_waiters.push_back(w); }
 
@@ -765,19 +792,16 @@ inline void multishot_accept_state::deliver(int result) noexcept {
         if (result >= 0) ::close(result);  // out of memory: the connection is lost
         return;
     }
-    if (m_armed && !m_stopping && m_queue.size() >= m_max_queued) {
-        // Full: stop accepting; the listen backlog holds the next connections until next()
-        // makes room and re-arms.
-        try {
-            m_loop->cancel_io(*this);
-            m_stopping = true;
-        } catch (...) {
-            // No SQE to be had: keep accepting; the queue grows past its bound meanwhile.
-        }
-    }
+    // Full: stop accepting; the listen backlog holds the next connections until next() makes
+    // room and re-arms.
+    if (m_armed && m_queue.size() >= m_max_queued) stop();
 }
 
 inline void multishot_accept_state::give_back(int result) noexcept {
+    if (m_detached) {
+        if (result >= 0) ::close(result);
+        return;
+    }
     if (multishot_accept_waiter* w = m_waiters.pop_front()) {
         w->hand(result);
         return;
@@ -798,7 +822,7 @@ inline void multishot_accept_state::on_cqe(io_completion* base, int result, unsi
     }
     if (self->m_detached) {
         if (result >= 0) ::close(result);
-        if (last) delete self;
+        if (last) self->maybe_free();
         return;
     }
     if (result == -ECANCELED && last) {
@@ -838,7 +862,8 @@ namespace io {
 ///   std::system_error ("accept(fd 5): Too many open files"); the next call to next() arms it
 ///   again, so a server can back off and retry.
 /// - Destroying the handle cancels the SQE; descriptors still queued, or arriving before the
-///   cancel lands, are closed. Destroy it before its loop closes.
+///   cancel lands, are closed; a task still awaiting next() throws coring::invalid_state_error
+///   (one already handed a descriptor gets it). Destroy it before its loop closes.
 /// - Descriptors are SOCK_CLOEXEC (unless `flags` says otherwise); no peer address is taken
 ///   (getpeername() gives it).
 class multishot_accept {

@@ -142,20 +142,21 @@ public:
     friend std::ostream& operator<<(std::ostream& out, const address& a) { return out << a.to_string(); }
 
 private:
-    static std::optional<address> try_ipv4(std::string_view ip, std::uint16_t port) {
-        char text[INET_ADDRSTRLEN] = {};
-        if (ip.size() >= sizeof text) return std::nullopt;
+    /// inet_pton of `ip` (not 0-terminated) into `out`, an in_addr or in6_addr as `family` says.
+    static bool pton(int family, std::string_view ip, void* out) noexcept {
+        char text[INET6_ADDRSTRLEN] = {};  // longer text is no address of either family
+        if (ip.size() >= sizeof text) return false;
         std::memcpy(text, ip.data(), ip.size());
+        return ::inet_pton(family, text, out) == 1;
+    }
+    static std::optional<address> try_ipv4(std::string_view ip, std::uint16_t port) {
         ::in_addr in{};
-        if (::inet_pton(AF_INET, text, &in) != 1) return std::nullopt;
+        if (!pton(AF_INET, ip, &in)) return std::nullopt;
         return from_in4(ntohl(in.s_addr), port);
     }
     static std::optional<address> try_ipv6(std::string_view ip, std::uint16_t port) {
-        char text[INET6_ADDRSTRLEN] = {};
-        if (ip.size() >= sizeof text) return std::nullopt;
-        std::memcpy(text, ip.data(), ip.size());
         ::in6_addr in{};
-        if (::inet_pton(AF_INET6, text, &in) != 1) return std::nullopt;
+        if (!pton(AF_INET6, ip, &in)) return std::nullopt;
         return from_in6(in, port);
     }
     static address from_in4(std::uint32_t host_order, std::uint16_t port) noexcept {

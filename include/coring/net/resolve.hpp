@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -90,18 +91,22 @@ inline std::vector<address> resolve_blocking(const std::string& host, const std:
     return out;
 }
 
+/// An IP literal `host` of a family that `options` allow needs no lookup (nor a thread).
+inline std::optional<address> resolve_literal(const std::string& host, std::uint16_t port, const resolve_options& options) {
+    std::optional<address> literal = address::try_parse(host, port);
+    if (literal && options.family != AF_UNSPEC && options.family != literal->family()) return std::nullopt;
+    return literal;
+}
+
 }  // namespace detail
 
 /// The addresses of `host` for `service` (a port number or a name from /etc/services, "http").
 [[nodiscard]] inline task<std::vector<address>> resolve(std::string host, std::string service, resolve_options options = resolve_options()) {
-    // Literals need no lookup (nor a thread). A numeric service is the common case.
+    // A numeric service is the common case.
     if (!service.empty() && service.find_first_not_of("0123456789") == std::string::npos && service.size() <= 5) {
         const unsigned long port = std::stoul(service);
         if (port <= 65535) {
-            if (auto literal = address::try_parse(host, static_cast<std::uint16_t>(port))) {
-                const bool family_ok = options.family == AF_UNSPEC || options.family == literal->family();
-                if (family_ok) co_return std::vector<address>{*literal};
-            }
+            if (auto literal = detail::resolve_literal(host, static_cast<std::uint16_t>(port), options)) co_return std::vector<address>{*literal};
         }
     }
     co_return co_await to_thread(detail::resolve_blocking, std::move(host), std::move(service), options);
@@ -109,7 +114,8 @@ inline std::vector<address> resolve_blocking(const std::string& host, const std:
 
 /// The addresses of `host` with `port`.
 [[nodiscard]] inline task<std::vector<address>> resolve(std::string host, std::uint16_t port, resolve_options options = resolve_options()) {
-    return resolve(std::move(host), std::to_string(port), options);
+    if (auto literal = detail::resolve_literal(host, port, options)) co_return std::vector<address>{*literal};
+    co_return co_await to_thread(detail::resolve_blocking, std::move(host), std::to_string(port), options);
 }
 
 }  // namespace coring

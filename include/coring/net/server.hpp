@@ -449,22 +449,6 @@ private:
     detail::ref_ptr<detail::server_state> m_state;
 };
 
-namespace detail {
-
-/// A listening TCP socket on `local`: SO_REUSEADDR (and SO_REUSEPORT if asked), IPv6 sockets
-/// IPv6-only (so that [::] and 0.0.0.0 can share a port).
-inline task<socket> open_server_socket(address local, const server_options& options) {
-    socket s = co_await socket::open(local.family(), SOCK_STREAM, IPPROTO_TCP);
-    s.set_reuse_address();
-    if (options.reuse_port) s.set_reuse_port();
-    if (local.is_ipv6()) s.set_option(IPPROTO_IPV6, IPV6_V6ONLY, 1);
-    s.bind(local);
-    s.listen(options.backlog);
-    co_return s;
-}
-
-}  // namespace detail
-
 /// asyncio.start_server: listens on `host`:`port` and runs `handler` for each connection. `host`
 /// may be an IP literal, a name (every address it resolves to is bound) or "" (every interface).
 /// Port 0 picks a free port: read it with port(). Accepting starts at once (on the next loop
@@ -473,7 +457,7 @@ inline task<socket> open_server_socket(address local, const server_options& opti
     if (!handler) throw std::invalid_argument("coring::start_server: no handler");
     resolve_options how;
     how.flags = AI_PASSIVE;
-    std::vector<address> addresses = co_await resolve(host, std::to_string(port), how);
+    std::vector<address> addresses = co_await resolve(host, port, how);
     // IPv4 first, as asyncio binds them: with port 0 the first one picks the port.
     std::stable_sort(addresses.begin(), addresses.end(), [](const address& a, const address& b) { return a.is_ipv4() && !b.is_ipv4(); });
     event_loop& loop = get_running_loop();
@@ -484,7 +468,8 @@ inline task<socket> open_server_socket(address local, const server_options& opti
         std::exception_ptr failure;
         int error = 0;
         try {
-            socket s = co_await detail::open_server_socket(local, options);
+            // IPv6 sockets IPv6-only, so that [::] and 0.0.0.0 can share a port.
+            socket s = co_await detail::open_listener(local, {.backlog = options.backlog, .reuse_port = options.reuse_port, .ipv6_only = true});
             if (chosen == 0) chosen = s.local_address().port();
             state->add_listener(std::move(s));
         } catch (const std::system_error& e) {

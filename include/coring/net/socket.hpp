@@ -42,6 +42,7 @@
 // operation must stay valid until the await returns (they do when the co_await is one
 // expression); the awaiters below copy the address they are given.
 
+#include <coring/detail/owned_fd.hpp>
 #include <coring/errors.hpp>
 #include <coring/io/ops.hpp>
 #include <coring/net/address.hpp>
@@ -63,6 +64,18 @@
 #include <utility>
 
 namespace coring {
+namespace detail {
+
+/// getsockname / getpeername of `fd`. Throws "getsockname(fd 7): Bad file descriptor".
+inline address socket_name(int fd, int (*get)(int, ::sockaddr*, ::socklen_t*), const char* what) {
+    address a;
+    ::socklen_t length = address::capacity();
+    if (get(fd, a.native_storage(), &length) != 0) throw_errno(errno, describe_fd_op(what, fd));
+    a.set_size(length);
+    return a;
+}
+
+}  // namespace detail
 
 class socket {
 public:
@@ -76,20 +89,9 @@ public:
 
     /// A socket that is not open.
     socket() noexcept = default;
-    /// Adopts `fd` (which the socket then closes).
+    /// Adopts `fd` (which the socket then closes). Movable, not copyable; the destructor (and
+    /// move assignment) closes the descriptor synchronously if close() was not awaited.
     explicit socket(int fd) noexcept : m_fd(fd) {}
-    socket(socket&& other) noexcept : m_fd(std::exchange(other.m_fd, -1)) {}
-    socket& operator=(socket&& other) noexcept {
-        if (this != &other) {
-            close_now();
-            m_fd = std::exchange(other.m_fd, -1);
-        }
-        return *this;
-    }
-    socket(const socket&) = delete;
-    socket& operator=(const socket&) = delete;
-    /// Closes the descriptor synchronously if close() was not awaited.
-    ~socket() { close_now(); }
 
     // ------------------------------------------------------------------ creation
 
@@ -118,23 +120,23 @@ public:
 
     /// bind(2). Throws "bind(127.0.0.1:80): Permission denied".
     void bind(const address& local) {
-        if (::bind(m_fd, local.native(), local.size()) != 0) detail::throw_errno(errno, "bind(" + local.to_string() + ")");
+        if (::bind(fd(), local.native(), local.size()) != 0) detail::throw_errno(errno, "bind(" + local.to_string() + ")");
     }
     /// listen(2).
     void listen(int backlog = SOMAXCONN) {
-        if (::listen(m_fd, backlog) != 0) detail::throw_errno(errno, detail::describe_fd_op("listen", m_fd));
+        if (::listen(fd(), backlog) != 0) detail::throw_errno(errno, detail::describe_fd_op("listen", fd()));
     }
     /// setsockopt(2) with an int value.
     void set_option(int level, int name, int value) {
-        if (::setsockopt(m_fd, level, name, &value, sizeof value) != 0)
-            detail::throw_errno(errno, "setsockopt(fd " + std::to_string(m_fd) + ", " + std::to_string(level) + ", " + std::to_string(name) + ")");
+        if (::setsockopt(fd(), level, name, &value, sizeof value) != 0)
+            detail::throw_errno(errno, "setsockopt(fd " + std::to_string(fd()) + ", " + std::to_string(level) + ", " + std::to_string(name) + ")");
     }
     /// getsockopt(2) of an int value.
     [[nodiscard]] int get_option(int level, int name) const {
         int value = 0;
         ::socklen_t length = sizeof value;
-        if (::getsockopt(m_fd, level, name, &value, &length) != 0)
-            detail::throw_errno(errno, "getsockopt(fd " + std::to_string(m_fd) + ", " + std::to_string(level) + ", " + std::to_string(name) + ")");
+        if (::getsockopt(fd(), level, name, &value, &length) != 0)
+            detail::throw_errno(errno, "getsockopt(fd " + std::to_string(fd()) + ", " + std::to_string(level) + ", " + std::to_string(name) + ")");
         return value;
     }
     /// SO_REUSEADDR: bind a listening port again while old connections linger in TIME_WAIT.
@@ -146,18 +148,18 @@ public:
     /// SO_KEEPALIVE.
     void set_keepalive(bool on = true) { set_option(SOL_SOCKET, SO_KEEPALIVE, on ? 1 : 0); }
     /// The address the socket is bound to (getsockname).
-    [[nodiscard]] address local_address() const { return name_of(::getsockname, "getsockname"); }
+    [[nodiscard]] address local_address() const { return detail::socket_name(fd(), ::getsockname, "getsockname"); }
     /// The address of the connected peer (getpeername). Throws ENOTCONN if not connected.
-    [[nodiscard]] address peer_address() const { return name_of(::getpeername, "getpeername"); }
+    [[nodiscard]] address peer_address() const { return detail::socket_name(fd(), ::getpeername, "getpeername"); }
     /// AF_INET, AF_INET6 or AF_UNIX (SO_DOMAIN).
     [[nodiscard]] int family() const { return get_option(SOL_SOCKET, SO_DOMAIN); }
     /// SOCK_STREAM or SOCK_DGRAM (SO_TYPE).
     [[nodiscard]] int type() const { return get_option(SOL_SOCKET, SO_TYPE); }
 
-    [[nodiscard]] bool is_open() const noexcept { return m_fd >= 0; }
-    [[nodiscard]] int fd() const noexcept { return m_fd; }
+    [[nodiscard]] bool is_open() const noexcept { return m_fd.is_open(); }
+    [[nodiscard]] int fd() const noexcept { return m_fd.get(); }
     /// Gives up ownership of the descriptor (the socket is then closed) and returns it.
-    [[nodiscard]] int release() noexcept { return std::exchange(m_fd, -1); }
+    [[nodiscard]] int release() noexcept { return m_fd.release(); }
 
     // ------------------------------------------------------------------ io_uring operations
 
@@ -167,11 +169,11 @@ public:
     [[nodiscard]] accept_awaiter accept(int flags = SOCK_CLOEXEC) const noexcept;
     /// A multishot accept on this listening socket: one armed SQE, connections handed out by
     /// next() as descriptors (adopt them with socket(fd)). See io::multishot_accept.
-    [[nodiscard]] io::multishot_accept accept_multishot(std::size_t max_queued = 64) const { return io::multishot_accept(m_fd, max_queued); }
+    [[nodiscard]] io::multishot_accept accept_multishot(std::size_t max_queued = 64) const { return io::multishot_accept(fd(), max_queued); }
     /// Receives into `buffer`; yields the bytes received, 0 when the peer shut down its side.
-    [[nodiscard]] io::recv recv(std::span<std::byte> buffer, int flags = 0) const noexcept { return io::recv(m_fd, buffer, flags); }
+    [[nodiscard]] io::recv recv(std::span<std::byte> buffer, int flags = 0) const noexcept { return io::recv(fd(), buffer, flags); }
     /// Sends `data`; yields the bytes sent, which may be fewer (see send_all).
-    [[nodiscard]] io::send send(std::span<const std::byte> data, int flags = MSG_NOSIGNAL) const noexcept { return io::send(m_fd, data, flags); }
+    [[nodiscard]] io::send send(std::span<const std::byte> data, int flags = MSG_NOSIGNAL) const noexcept { return io::send(fd(), data, flags); }
     [[nodiscard]] io::send send(std::string_view data, int flags = MSG_NOSIGNAL) const noexcept { return send(as_bytes(data), flags); }
     /// Sends all of `data`, however many operations it takes.
     [[nodiscard]] task<> send_all(std::span<const std::byte> data) const;
@@ -183,26 +185,16 @@ public:
     [[nodiscard]] send_to_awaiter send_to(std::span<const std::byte> data, const address& peer, int flags = MSG_NOSIGNAL) const noexcept;
     [[nodiscard]] send_to_awaiter send_to(std::string_view data, const address& peer, int flags = MSG_NOSIGNAL) const noexcept;
     /// shutdown(2): SHUT_WR sends FIN (the peer's recv yields 0) and keeps receiving.
-    [[nodiscard]] io::shutdown shutdown(int how = SHUT_WR) const noexcept { return io::shutdown(m_fd, how); }
+    [[nodiscard]] io::shutdown shutdown(int how = SHUT_WR) const noexcept { return io::shutdown(fd(), how); }
     /// Closes the socket through the kernel (IORING_OP_CLOSE). The socket lets go of the
     /// descriptor when the await begins, and it is closed even if the await is cancelled (see
     /// io::close). Closing a closed socket does nothing.
-    [[nodiscard]] detail::close_owned close() noexcept { return detail::close_owned(m_fd); }
+    [[nodiscard]] detail::close_owned close() noexcept { return m_fd.close(); }
 
 private:
     static std::span<const std::byte> as_bytes(std::string_view s) noexcept { return std::as_bytes(std::span(s.data(), s.size())); }
-    void close_now() noexcept {
-        if (m_fd >= 0) ::close(std::exchange(m_fd, -1));
-    }
-    address name_of(int (*get)(int, ::sockaddr*, ::socklen_t*), const char* what) const {
-        address a;
-        ::socklen_t length = address::capacity();
-        if (get(m_fd, a.native_storage(), &length) != 0) detail::throw_errno(errno, detail::describe_fd_op(what, m_fd));
-        a.set_size(length);
-        return a;
-    }
 
-    int m_fd = -1;
+    detail::owned_fd m_fd;
 };
 
 /// What accept() yields.
@@ -336,14 +328,14 @@ inline std::pair<socket, socket> socket::pair(int type) {
     return {socket(fds[0]), socket(fds[1])};
 }
 
-inline socket::connect_awaiter socket::connect(const address& peer) const noexcept { return connect_awaiter(m_fd, peer); }
-inline socket::accept_awaiter socket::accept(int flags) const noexcept { return accept_awaiter(m_fd, flags); }
-inline socket::recv_from_awaiter socket::recv_from(std::span<std::byte> buffer, int flags) const noexcept { return recv_from_awaiter(m_fd, buffer, flags); }
+inline socket::connect_awaiter socket::connect(const address& peer) const noexcept { return connect_awaiter(fd(), peer); }
+inline socket::accept_awaiter socket::accept(int flags) const noexcept { return accept_awaiter(fd(), flags); }
+inline socket::recv_from_awaiter socket::recv_from(std::span<std::byte> buffer, int flags) const noexcept { return recv_from_awaiter(fd(), buffer, flags); }
 inline socket::send_to_awaiter socket::send_to(std::span<const std::byte> data, const address& peer, int flags) const noexcept {
-    return send_to_awaiter(m_fd, data, peer, flags);
+    return send_to_awaiter(fd(), data, peer, flags);
 }
 inline socket::send_to_awaiter socket::send_to(std::string_view data, const address& peer, int flags) const noexcept {
-    return send_to_awaiter(m_fd, as_bytes(data), peer, flags);
+    return send_to_awaiter(fd(), as_bytes(data), peer, flags);
 }
 
 inline task<> socket::send_all(std::span<const std::byte> data) const {
@@ -352,19 +344,35 @@ inline task<> socket::send_all(std::span<const std::byte> data) const {
         const std::size_t n = co_await send(data.subspan(done));
         // A stream socket reports a broken connection with an errno (EPIPE, ECONNRESET); one that
         // accepts nothing and says nothing would be retried forever: do not spin.
-        if (n == 0) detail::throw_errno(EPIPE, detail::describe_fd_op("send", m_fd));
+        if (n == 0) detail::throw_errno(EPIPE, detail::describe_fd_op("send", fd()));
         done += n;
     }
 }
 
-inline task<socket> socket::open_listener(address local, int backlog) {
+namespace detail {
+
+/// What is set before bind on a listening socket: open_listener takes the defaults,
+/// start_server its server_options.
+struct listener_options {
+    int backlog = SOMAXCONN;
+    bool reuse_port = false;  // SO_REUSEPORT
+    bool ipv6_only = false;   // IPV6_V6ONLY, on an IPv6 address
+};
+
+inline task<socket> open_listener(address local, listener_options options) {
     const bool ip = local.is_ipv4() || local.is_ipv6();
-    socket s = co_await open(local.family(), SOCK_STREAM, ip ? IPPROTO_TCP : 0);
+    socket s = co_await socket::open(local.family(), SOCK_STREAM, ip ? IPPROTO_TCP : 0);
     if (ip) s.set_reuse_address();
+    if (options.reuse_port) s.set_reuse_port();
+    if (options.ipv6_only && local.is_ipv6()) s.set_option(IPPROTO_IPV6, IPV6_V6ONLY, 1);
     s.bind(local);
-    s.listen(backlog);
+    s.listen(options.backlog);
     co_return s;
 }
+
+}  // namespace detail
+
+inline task<socket> socket::open_listener(address local, int backlog) { return detail::open_listener(local, {.backlog = backlog}); }
 
 inline task<socket> socket::connect_to(address peer) {
     const bool ip = peer.is_ipv4() || peer.is_ipv6();

@@ -589,11 +589,7 @@ public:
     [[nodiscard]] address local_address() const {
         const int fd = checked().native_fd();
         if (fd < 0) throw invalid_state_error("coring: local_address of a closed stream");
-        address a;
-        ::socklen_t length = address::capacity();
-        if (::getsockname(fd, a.native_storage(), &length) != 0) detail::throw_errno(errno, "getsockname");
-        a.set_size(length);
-        return a;
+        return detail::socket_name(fd, ::getsockname, "getsockname");
     }
     /// Bytes buffered and not yet sent (asyncio's transport.get_write_buffer_size()).
     [[nodiscard]] std::size_t buffered() const { return checked().write_buffered(); }

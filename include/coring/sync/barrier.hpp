@@ -132,10 +132,8 @@ inline bool detail::barrier_awaiter::await_ready() noexcept {
 }
 
 inline bool detail::barrier_awaiter::await_suspend(std::coroutine_handle<> frame) {
-    if (!begin_suspend(frame)) return false;
-    m_barrier->m_waiters.push_back(*this);
+    if (!suspend_on(m_barrier->m_waiters, frame)) return false;
     ++m_barrier->m_waiting;
-    arm();
     return true;
 }
 

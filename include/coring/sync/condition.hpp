@@ -156,10 +156,8 @@ inline condition::~condition() {
 
 inline bool detail::condition_wait_awaiter::await_suspend(std::coroutine_handle<> frame) {
     // A pending cancel is delivered here, before the lock is released: the caller keeps it.
-    if (!begin_suspend(frame)) return false;
-    m_condition->m_waiters.push_back(*this);
+    if (!suspend_on(m_condition->m_waiters, frame)) return false;
     m_guard->owner()->release_to_next();  // the guard keeps its mutex: the lock comes back before we resume
-    arm();
     return true;
 }
 

@@ -22,6 +22,7 @@
 // the lock has no owner). Destroying a mutex while tasks wait on it is a bug that is reported
 // on stderr and asserted in debug builds.
 
+#include <coring/detail/permit_awaiter.hpp>
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>
 
@@ -38,35 +39,15 @@ class condition;
 
 namespace detail {
 
+inline constexpr char mutex_name[] = "coring::mutex";
 inline constexpr char mutex_lock_text[] = "mutex.lock";
 
 class condition_wait_awaiter;
 
-/// co_await m.lock(): resumes the caller holding the lock. Movable before it is awaited.
-class lock_awaiter : public sync_waiter {
-public:
-    explicit lock_awaiter(mutex& m) noexcept : sync_waiter(operations_), m_mutex(&m) {}
-    lock_awaiter(lock_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_mutex(other.m_mutex) {}
-
-    /// Takes a free mutex without suspending.
-    [[nodiscard]] bool await_ready() const noexcept;
-    bool await_suspend(std::coroutine_handle<> frame);
-    void await_resume() { finish_wait("coring::mutex"); }
-
-protected:
-    static void on_cancel(ready_node* node) noexcept;
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<mutex_lock_text>};
-
-    mutex* m_mutex;
-};
-
+/// co_await m.lock(): resumes the caller holding the lock (see permit_awaiter.hpp).
+using lock_awaiter = permit_awaiter<mutex, mutex_name, mutex_lock_text>;
 /// co_await m.scoped_lock(): the same, yielding a mutex_guard.
-class scoped_lock_awaiter final : public lock_awaiter {
-public:
-    using lock_awaiter::lock_awaiter;
-    scoped_lock_awaiter(scoped_lock_awaiter&&) noexcept = default;
-    [[nodiscard]] mutex_guard await_resume();
-};
+using scoped_lock_awaiter = scoped_permit_awaiter<mutex, mutex_guard, mutex_name, mutex_lock_text>;
 
 }  // namespace detail
 
@@ -76,7 +57,7 @@ public:
     mutex(const mutex&) = delete;
     mutex& operator=(const mutex&) = delete;
     /// Reports (stderr, and an assertion in debug builds) if tasks still wait on the mutex.
-    ~mutex() { m_waiters.abandon("coring::mutex"); }
+    ~mutex() { m_waiters.abandon(detail::mutex_name); }
 
     /// Awaitable: resumes the caller holding the lock, after every task that asked before it.
     /// Does not suspend when the mutex is free.
@@ -103,9 +84,11 @@ public:
     [[nodiscard]] bool locked() const noexcept { return m_locked; }
 
 private:
-    friend class detail::lock_awaiter;
-    friend class detail::condition_wait_awaiter;
+    friend detail::lock_awaiter;
+    friend detail::condition_wait_awaiter;
     friend class mutex_guard;
+
+    bool try_take() noexcept { return try_lock(); }
 
     // Invariant: tasks wait only while m_locked; a waiter that is granted the lock owns it
     // (m_locked stays true through the hand-off).
@@ -174,38 +157,5 @@ private:
 
     coring::mutex* m_mutex = nullptr;
 };
-
-// ---------------------------------------------------------------------- implementation
-
-inline bool detail::lock_awaiter::await_ready() const noexcept { return m_mutex->try_lock(); }
-
-inline bool detail::lock_awaiter::await_suspend(std::coroutine_handle<> frame) {
-    if (!begin_suspend(frame)) return false;
-    m_mutex->m_waiters.push_back(*this);
-    arm();
-    return true;
-}
-
-inline void detail::lock_awaiter::on_cancel(ready_node* node) noexcept {
-    auto& self = from_node<lock_awaiter>(node);
-    switch (self.m_phase) {
-        case phase::waiting:
-            self.withdraw_cancelled();
-            break;
-        case phase::granted:
-            // Handed the lock in this iteration but not resumed yet: pass it on, and let the
-            // cancel win (the frame is already queued; it resumes and throws).
-            self.cancel_granted();
-            self.m_mutex->release_to_next();
-            break;
-        default:
-            break;  // orphaned: the request stays pending; it resumes with invalid_state_error
-    }
-}
-
-inline mutex_guard detail::scoped_lock_awaiter::await_resume() {
-    lock_awaiter::await_resume();
-    return mutex_guard(*m_mutex, std::adopt_lock);
-}
 
 }  // namespace coring

@@ -152,14 +152,7 @@ public:
     basic_queue(const basic_queue&) = delete;
     basic_queue& operator=(const basic_queue&) = delete;
     /// Reports (stderr, and an assertion in debug builds) if tasks still wait on the queue.
-    ~basic_queue() {
-        const std::size_t waiting = m_getters.pending_count() + m_putters.pending_count() + m_joiners.pending_count();
-        if (waiting == 0) return;
-        detail::wait_queue::report_destroyed_while_waited_on(Storage::name, waiting);
-        m_getters.orphan_all();
-        m_putters.orphan_all();
-        m_joiners.orphan_all();
-    }
+    ~basic_queue() { detail::wait_queue::abandon_all(Storage::name, {&m_getters, &m_putters, &m_joiners}); }
 
     // ------------------------------------------------------------------ putting
 
@@ -350,12 +343,7 @@ public:
         return true;
     }
 
-    bool await_suspend(std::coroutine_handle<> frame) {
-        if (!begin_suspend(frame)) return false;
-        m_queue->m_putters.push_back(*this);
-        arm();
-        return true;
-    }
+    bool await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_putters, frame); }
 
     void await_resume() {
         finish_wait(Storage::name);
@@ -401,12 +389,7 @@ public:
     /// await_resume throws).
     [[nodiscard]] bool await_ready() const noexcept { return !m_queue->m_items.empty() || m_queue->m_shut_down; }
 
-    bool await_suspend(std::coroutine_handle<> frame) {
-        if (!begin_suspend(frame)) return false;
-        m_queue->m_getters.push_back(*this);
-        arm();
-        return true;
-    }
+    bool await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_getters, frame); }
 
     T await_resume() {
         finish_wait(Storage::name);

@@ -20,12 +20,14 @@
 // handed to it but before it resumed passes the permit to the next waiter (or back to the
 // counter) and throws cancelled_error.
 
+#include <coring/detail/permit_awaiter.hpp>
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>
 
 #include <coroutine>
 #include <cstddef>
 #include <limits>
+#include <mutex>  // std::adopt_lock_t
 #include <stdexcept>
 #include <utility>
 
@@ -36,33 +38,13 @@ class semaphore_permit;
 
 namespace detail {
 
+inline constexpr char semaphore_name[] = "coring::semaphore";
 inline constexpr char semaphore_acquire_text[] = "semaphore.acquire";
 
-/// co_await s.acquire(): resumes the caller holding one permit. Movable before it is awaited.
-class acquire_awaiter : public sync_waiter {
-public:
-    explicit acquire_awaiter(semaphore& s) noexcept : sync_waiter(operations_), m_semaphore(&s) {}
-    acquire_awaiter(acquire_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_semaphore(other.m_semaphore) {}
-
-    /// Takes a permit without suspending when one is left.
-    [[nodiscard]] bool await_ready() const noexcept;
-    bool await_suspend(std::coroutine_handle<> frame);
-    void await_resume() { finish_wait("coring::semaphore"); }
-
-protected:
-    static void on_cancel(ready_node* node) noexcept;
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<semaphore_acquire_text>};
-
-    semaphore* m_semaphore;
-};
-
+/// co_await s.acquire(): resumes the caller holding one permit (see permit_awaiter.hpp).
+using acquire_awaiter = permit_awaiter<semaphore, semaphore_name, semaphore_acquire_text>;
 /// co_await s.scoped_acquire(): the same, yielding a semaphore_permit.
-class scoped_acquire_awaiter final : public acquire_awaiter {
-public:
-    using acquire_awaiter::acquire_awaiter;
-    scoped_acquire_awaiter(scoped_acquire_awaiter&&) noexcept = default;
-    [[nodiscard]] semaphore_permit await_resume();
-};
+using scoped_acquire_awaiter = scoped_permit_awaiter<semaphore, semaphore_permit, semaphore_name, semaphore_acquire_text>;
 
 }  // namespace detail
 
@@ -73,7 +55,7 @@ public:
     semaphore(const semaphore&) = delete;
     semaphore& operator=(const semaphore&) = delete;
     /// Reports (stderr, and an assertion in debug builds) if tasks still wait on the semaphore.
-    ~semaphore() { m_waiters.abandon(m_bound == std::numeric_limits<std::ptrdiff_t>::max() ? "coring::semaphore" : "coring::bounded_semaphore"); }
+    ~semaphore() { m_waiters.abandon(m_bound == std::numeric_limits<std::ptrdiff_t>::max() ? detail::semaphore_name : "coring::bounded_semaphore"); }
 
     /// Awaitable: resumes the caller holding a permit, after every task that asked before it.
     /// Does not suspend while permits are left.
@@ -109,8 +91,10 @@ protected:
     }
 
 private:
-    friend class detail::acquire_awaiter;
+    friend detail::acquire_awaiter;
     friend class semaphore_permit;
+
+    bool try_take() noexcept { return try_acquire(); }
 
     // Invariant: tasks wait only while m_value == 0; a permit handed to a waiter never passes
     // through m_value.
@@ -140,6 +124,8 @@ public:
     semaphore_permit() noexcept = default;
     /// Adopts a permit the caller holds: `if (s.try_acquire()) { semaphore_permit p(s); }`.
     explicit semaphore_permit(semaphore& s) noexcept : m_semaphore(&s) {}
+    /// The same, spelled as mutex_guard's adoption.
+    semaphore_permit(semaphore& s, std::adopt_lock_t) noexcept : m_semaphore(&s) {}
     semaphore_permit(semaphore_permit&& other) noexcept : m_semaphore(std::exchange(other.m_semaphore, nullptr)) {}
     semaphore_permit& operator=(semaphore_permit&& other) noexcept {
         if (this != &other) {
@@ -170,37 +156,5 @@ private:
 
     semaphore* m_semaphore = nullptr;
 };
-
-// ---------------------------------------------------------------------- implementation
-
-inline bool detail::acquire_awaiter::await_ready() const noexcept { return m_semaphore->try_acquire(); }
-
-inline bool detail::acquire_awaiter::await_suspend(std::coroutine_handle<> frame) {
-    if (!begin_suspend(frame)) return false;
-    m_semaphore->m_waiters.push_back(*this);
-    arm();
-    return true;
-}
-
-inline void detail::acquire_awaiter::on_cancel(ready_node* node) noexcept {
-    auto& self = from_node<acquire_awaiter>(node);
-    switch (self.m_phase) {
-        case phase::waiting:
-            self.withdraw_cancelled();
-            break;
-        case phase::granted:
-            // Handed a permit in this iteration but not resumed yet: pass it on; the cancel wins.
-            self.cancel_granted();
-            self.m_semaphore->release_to_next();
-            break;
-        default:
-            break;  // orphaned: the request stays pending; it resumes with invalid_state_error
-    }
-}
-
-inline semaphore_permit detail::scoped_acquire_awaiter::await_resume() {
-    acquire_awaiter::await_resume();
-    return semaphore_permit(*m_semaphore);
-}
 
 }  // namespace coring
