@@ -176,7 +176,9 @@ public:
     /// Shuts down: cancels every task that has not finished and runs the loop until they have
     /// (once each, as asyncio.run does: a task that swallows the cancellation and never finishes
     /// keeps close() waiting), drops callbacks that are still queued, waits for the loop's own
-    /// kernel operations, destroys every frame and closes the ring. Idempotent.
+    /// kernel operations, destroys every frame and closes the ring. Idempotent. The kernel's
+    /// teardown of the ring may interrupt the thread's next blocking system call once (EINTR
+    /// from a socket call with a timeout or from epoll_wait; see run.hpp).
     void close();
 
     // ------------------------------------------------------------------ time and callbacks

@@ -7,6 +7,11 @@
 // until they have finished their cleanup, destroys every frame and closes the ring; then run()
 // returns main's value or rethrows its exception. Calling run() from inside a running loop
 // throws std::logic_error, as asyncio.run does.
+//
+// After the ring closes, the kernel finishes tearing it down in the background and then
+// interrupts the thread's blocking system call of that moment, as a signal would. Calls that the
+// kernel restarts do not notice; those it does not restart fail once with EINTR: recv/send on a
+// socket with SO_RCVTIMEO/SO_SNDTIMEO, epoll_wait. Retry them on EINTR, as POSIX asks anyway.
 
 #include <coring/event_loop.hpp>
 #include <coring/task.hpp>

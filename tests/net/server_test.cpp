@@ -108,18 +108,29 @@ struct blocking_client {
     }
     // Sends `line` and waits up to `timeout` for it to come back.
     bool echoes(const std::string& line, std::chrono::milliseconds timeout) const {
-        if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) return false;
+        ssize_t sent = -1;
+        do sent = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL);
+        while (sent < 0 && errno == EINTR);
+        if (sent != static_cast<ssize_t>(line.size())) return false;
         return receives(line, timeout);
     }
+    // A blocking recv with SO_RCVTIMEO is not restarted after an interruption: it fails with
+    // EINTR. That happens here without any signal: when an io_uring closes (each earlier test's
+    // loop), the kernel finishes the teardown in the background and then interrupts this thread's
+    // blocking call. So EINTR means "wait for the rest of the time".
     bool receives(const std::string& expected, std::chrono::milliseconds timeout) const {
-        timeval tv{};
-        tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-        tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
         std::string got;
         char buf[256];
         while (got.size() < expected.size()) {
+            const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return false;
+            timeval tv{};
+            tv.tv_sec = static_cast<time_t>(left.count() / 1'000'000);
+            tv.tv_usec = static_cast<suseconds_t>(left.count() % 1'000'000);
+            ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
             const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) continue;
             if (n <= 0) return false;
             got.append(buf, static_cast<std::size_t>(n));
         }
