@@ -806,7 +806,8 @@ CORING_ALWAYS_INLINE bool detail::leaf_awaiter<Node>::begin_suspend(std::corouti
     if (CORING_UNLIKELY(running == nullptr)) (void)get_running_loop();  // throws the usual error
     m_task = running->current_task_state();
     m_frame = frame;
-    if (m_task != nullptr && m_task->take_cancel_request()) {
+    if (m_task != nullptr && CORING_UNLIKELY(m_task->cancel_requested())) {
+        (void)m_task->take_cancel_request();
         m_cancelled = true;
         return false;
     }

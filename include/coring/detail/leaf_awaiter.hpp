@@ -57,7 +57,11 @@ public:
     leaf_awaiter& operator=(leaf_awaiter&&) = delete;
 
 protected:
-    explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_frame() {}
+    explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_task(nullptr), m_frame(), m_cancelled(false) {}
+    /// For awaiters that usually complete without suspending (sync_waiter): the task, the frame
+    /// and the cancelled flag stay unset until begin_suspend, so the caller must not read them
+    /// (nor cancelled()) before it suspends; it sets m_cancelled = false before begin_suspend.
+    leaf_awaiter(const ready_node::operations& ops, no_init_t) noexcept : Node(ops, no_init) {}
 
     /// Records the task and frame. False if the task had a pending cancel request, which is
     /// thereby delivered (cancelled() is now true): a simple leaf returns false from
@@ -87,12 +91,12 @@ protected:
 
     static void resume_frame(ready_node* node, ready_node::action what) noexcept;
 
-    state_base* m_task = nullptr;
+    state_base* m_task;
     union {
         std::coroutine_handle<> m_frame;  // once begin_suspend succeeded
         std::int64_t m_scratch;           // before that: free for the derived awaiter (sleep keeps its deadline here)
     };
-    bool m_cancelled = false;
+    bool m_cancelled;
 };
 
 }  // namespace detail

@@ -10,6 +10,8 @@
 // its type: `run` (what the loop does with it) and, for the leaf awaiter a task is suspended in,
 // `cancel` (what a cancel request does to it; see state_base.hpp).
 
+#include <coring/detail/no_init.hpp>
+
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -42,12 +44,14 @@ struct ready_node {
         void (*describe)(const ready_node*, await_description&) = nullptr;
     };
 
-    explicit ready_node(const operations& ops) noexcept : m_ops(&ops) {}
+    explicit ready_node(const operations& ops) noexcept : m_next(nullptr), m_ops(&ops) {}
+    /// m_next unset: ready_queue::push writes it, and nothing reads it before.
+    ready_node(const operations& ops, no_init_t) noexcept : m_ops(&ops) {}
 
     void run(action what = action::run) noexcept { m_ops->run(this, what); }
     void cancel() noexcept { m_ops->cancel(this); }
 
-    ready_node* m_next = nullptr;
+    ready_node* m_next;
     const operations* m_ops;
 };
 

@@ -4,15 +4,18 @@
 // of such waiters that each primitive owns.
 //
 //   primitive (mutex, queue, ...)
-//     └─ wait_queue
-//          ├─ m_waiting: A ⇄ B ⇄ C     registered and suspended, served first-in first-out
-//          └─ m_granted: D             handed what it waited for (a lock, a permit, an item, a
-//                                      wake-up) and queued on the loop to resume; it leaves this
-//                                      list when it resumes or is cancelled
+//     └─ wait_queue: one list, split by m_first_waiting
+//          D ⇄ E  │  A ⇄ B ⇄ C
+//          granted│  waiting      A, B, C: registered and suspended, served first-in first-out;
+//                                 D, E: handed what they waited for (a lock, a permit, an item,
+//                                 a wake-up) and queued on the loop to resume; each leaves the
+//                                 list when it resumes or is cancelled
 //
-// A waiter is linked through its own list_hook (no allocation per wait, no atomics: the
-// primitives serve tasks of one loop, on one thread). The hook is separate from the ready-queue
-// link, so a granted waiter is on the granted list and on the loop's ready queue at once.
+// Granting the first waiter only moves the split past it. A waiter is linked through its own
+// list_hook (no allocation per wait, no atomics: the primitives serve tasks of one loop, on one
+// thread) and knows its wait_queue, so it can leave from anywhere in the list. The hook is
+// separate from the ready-queue link, so a granted waiter is on the list and on the loop's
+// ready queue at once.
 //
 // Granting never resumes a frame inline: it wakes the waiter through the ready queue
 // (docs/internals.md, rule 4), so handing a lock to 100,000 queued tasks one after another runs
@@ -29,6 +32,7 @@
 // names the primitive and counts the waiters, asserts in debug builds, and otherwise detaches
 // the waiters (they resume with invalid_state_error instead of touching freed memory).
 
+#include <coring/config.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
@@ -51,20 +55,28 @@ class wait_queue;
 
 /// The base of every awaiter that waits on a synchronisation primitive. Derived classes follow
 /// the leaf_awaiter protocol and list `{&resume_frame, &Derived::on_cancel}` as their operations.
+///
+/// Most waits complete without suspending (an item is there, the lock is free), so a waiter is
+/// built with only its phase set: its links, task, frame and cancelled flag are written when it
+/// suspends, and read only in the phases that follow.
 class sync_waiter : public list_hook<sync_wait_tag>, public leaf_awaiter<ready_node> {
 public:
     enum class phase : std::uint8_t {
-        idle,      // not registered: before await_suspend, after a fast path, after a cancel withdrew it
-        waiting,   // on a wait_queue's waiting list
-        granted,   // handed what it waited for and queued to resume (on the granted list)
+        idle,      // not registered: before await_suspend, after a fast path, or between a
+                   // condition's list and its mutex's
+        waiting,   // on a wait_queue, after the split
+        granted,   // handed what it waited for and queued to resume (before the split)
         orphaned,  // its primitive was destroyed while it waited; it resumes with invalid_state_error
+        done,      // suspended once and off the list again: cancelled() says whether a cancel won
     };
 
     /// Before the awaiter is awaited only (see leaf_awaiter): nothing is linked yet.
-    sync_waiter(sync_waiter&& other) noexcept : list_hook(), leaf_awaiter(std::move(other)) {}
+    sync_waiter(sync_waiter&& other) noexcept : list_hook(no_init), leaf_awaiter(*other.m_ops, no_init) {}
     sync_waiter& operator=(sync_waiter&&) = delete;
     /// A frame destroyed while suspended must not leave a dangling link behind.
-    ~sync_waiter() { list_hook::unlink(); }
+    CORING_ALWAYS_INLINE ~sync_waiter() {
+        if (CORING_UNLIKELY(on_queue())) leave_queue();
+    }
 
     /// A ready_node::operations::describe for the task dump: the operation's name, and whether
     /// it was already granted (queued to resume).
@@ -74,7 +86,7 @@ public:
     }
 
 protected:
-    explicit sync_waiter(const ready_node::operations& ops) noexcept : leaf_awaiter(ops) {}
+    explicit sync_waiter(const ready_node::operations& ops) noexcept : list_hook(no_init), leaf_awaiter(ops, no_init) {}
 
     /// The awaiter of type Derived whose ready node is `node` (for on_cancel).
     template <class Derived>
@@ -97,10 +109,21 @@ protected:
     /// once, registered nowhere, and await_resume throws cancelled_error.
     bool suspend_on(wait_queue& waiters, std::coroutine_handle<> frame);
 
-    /// The first step of await_resume: leaves the granted list, then throws invalid_state_error
-    /// if the primitive was destroyed meanwhile, or cancelled_error if a cancel won.
+    /// The first step of await_resume: nothing after a fast path; otherwise it leaves the list,
+    /// then throws invalid_state_error if the primitive was destroyed meanwhile, or
+    /// cancelled_error if a cancel won.
     void finish_wait(const char* primitive) {
-        list_hook::unlink();
+        if (m_phase == phase::idle) return;
+        if (m_phase == phase::granted && !m_cancelled) {  // the usual way back from a suspension
+            list_hook::unlink_linked();                    // granted ones are before the split
+            m_phase = phase::done;
+            return;
+        }
+        finish_suspended_wait(primitive);
+    }
+
+    CORING_NOINLINE void finish_suspended_wait(const char* primitive) {
+        leave_queue();
         if (m_phase == phase::orphaned) [[unlikely]]
             throw_orphaned(primitive);
         throw_if_cancelled();
@@ -110,32 +133,36 @@ protected:
         throw invalid_state_error(std::string("coring: the ") + primitive + " this task waited on was destroyed while it waited");
     }
 
+    /// True while it is linked on its wait_queue (waiting or granted).
+    [[nodiscard]] bool on_queue() const noexcept { return m_phase == phase::waiting || m_phase == phase::granted; }
+    /// Takes the waiter off its wait_queue if it is on one: it is done.
+    void leave_queue() noexcept;
+
     /// on_cancel of a waiter that is still waiting: it leaves the queue having taken nothing and
     /// resumes by throwing cancelled_error.
     void withdraw_cancelled() noexcept {
-        list_hook::unlink();
-        m_phase = phase::idle;
+        leave_queue();
         take_cancel_request();
         mark_cancelled();
         wake();
     }
 
     /// on_cancel of a granted waiter that has nothing to pass on: the cancel wins. The waiter is
-    /// already queued to resume; it leaves the granted list now so that it no longer refers to
-    /// the primitive.
+    /// already queued to resume; it leaves the list now so that it no longer refers to the
+    /// primitive.
     void cancel_granted() noexcept {
-        list_hook::unlink();
-        m_phase = phase::idle;
+        leave_queue();
         take_cancel_request();
         mark_cancelled();
     }
 
     phase m_phase = phase::idle;
+    wait_queue* m_wait_queue;  // while waiting or granted: the queue it is linked on
 
     friend class wait_queue;
 };
 
-/// A primitive's waiters: FIFO, O(1) push, pop and unlink, no allocation.
+/// A primitive's waiters: FIFO, O(1) push, grant, pop and removal, no allocation.
 class wait_queue {
 public:
     wait_queue() noexcept = default;
@@ -145,32 +172,39 @@ public:
     ~wait_queue() = default;
 
     /// True if no waiter is waiting (granted ones may still be queued to resume).
-    [[nodiscard]] bool empty() const noexcept { return m_waiting.empty(); }
+    [[nodiscard]] bool empty() const noexcept { return m_first_waiting == nullptr; }
     /// True if no waiter is waiting or granted.
-    [[nodiscard]] bool idle() const noexcept { return m_waiting.empty() && m_granted.empty(); }
+    [[nodiscard]] bool idle() const noexcept { return m_list.empty(); }
     /// Waiters still waiting. O(n): for reports and observers, not hot paths.
-    [[nodiscard]] std::size_t waiting_count() const noexcept { return m_waiting.size(); }
+    [[nodiscard]] std::size_t waiting_count() noexcept { return count(m_first_waiting, nullptr); }
     /// Waiters granted and not yet resumed. O(n).
-    [[nodiscard]] std::size_t granted_count() const noexcept { return m_granted.size(); }
+    [[nodiscard]] std::size_t granted_count() noexcept { return count(m_list.front(), m_first_waiting); }
 
-    /// Registers `waiter` at the back.
+    /// Registers `waiter` (on no list) at the back.
     void push_back(sync_waiter& waiter) noexcept {
         waiter.m_phase = sync_waiter::phase::waiting;
-        m_waiting.push_back(waiter);
+        waiter.m_wait_queue = this;
+        m_list.insert_before(nullptr, waiter);
+        if (m_first_waiting == nullptr) m_first_waiting = &waiter;
     }
 
     /// The waiter that has waited longest, or null.
     template <class Waiter = sync_waiter>
     [[nodiscard]] Waiter* front() noexcept {
-        return static_cast<Waiter*>(m_waiting.front());
+        return static_cast<Waiter*>(m_first_waiting);
     }
 
-    /// Takes `waiter` off the waiting list (if it is on it) and queues it to resume on the
-    /// loop's next run phase; it stays on the granted list until it resumes.
+    /// Grants `waiter`, the first waiting one or one on no list: it joins the granted ones and
+    /// is queued to resume on the loop's next run phase. It stays on the list until it resumes.
     void grant(sync_waiter& waiter) noexcept {
-        waiter.list_hook::unlink();
+        if (&waiter == m_first_waiting) {
+            m_first_waiting = m_list.next(waiter);  // the split moves past it
+        } else {
+            assert(waiter.m_phase != sync_waiter::phase::waiting && waiter.m_phase != sync_waiter::phase::granted);
+            m_list.insert_before(m_first_waiting, waiter);
+            waiter.m_wait_queue = this;
+        }
         waiter.m_phase = sync_waiter::phase::granted;
-        m_granted.push_back(waiter);
         waiter.wake();
     }
 
@@ -187,15 +221,18 @@ public:
         while (sync_waiter* waiter = front()) grant(*waiter);
     }
 
-    /// Takes the first waiter off the waiting list without granting it (the caller moves it on).
+    /// Takes the first waiter off the list without granting it (the caller moves it on).
     sync_waiter* pop_front() noexcept {
-        sync_waiter* waiter = m_waiting.pop_front();
-        if (waiter != nullptr) waiter->m_phase = sync_waiter::phase::idle;
+        sync_waiter* waiter = m_first_waiting;
+        if (waiter != nullptr) {
+            erase(*waiter);
+            waiter->m_phase = sync_waiter::phase::idle;
+        }
         return waiter;
     }
 
     /// Waiters waiting or granted and not yet resumed. O(n).
-    [[nodiscard]] std::size_t pending_count() const noexcept { return waiting_count() + granted_count(); }
+    [[nodiscard]] std::size_t pending_count() noexcept { return count(m_list.front(), nullptr); }
 
     /// For the owner's destructor. With waiters left (a bug): reports it, asserts in debug
     /// builds, and orphans them (see orphan_all).
@@ -205,7 +242,7 @@ public:
     /// report that counts the waiters of all of them.
     static void abandon_all(const char* primitive, std::initializer_list<wait_queue*> queues) noexcept {
         std::size_t pending = 0;
-        for (const wait_queue* q : queues) pending += q->pending_count();
+        for (wait_queue* q : queues) pending += q->pending_count();
         if (pending == 0) return;
         report_destroyed_while_waited_on(primitive, pending);
         for (wait_queue* q : queues) q->orphan_all();
@@ -215,11 +252,12 @@ public:
     /// are woken, and they and the granted ones (already queued) resume with
     /// invalid_state_error. For a destructor, after the report.
     void orphan_all() noexcept {
-        while (sync_waiter* waiter = m_granted.pop_front()) waiter->m_phase = sync_waiter::phase::orphaned;
-        while (sync_waiter* waiter = m_waiting.pop_front()) {
+        while (sync_waiter* waiter = m_list.front()) {
+            const bool was_waiting = waiter->m_phase == sync_waiter::phase::waiting;
+            erase(*waiter);
             waiter->m_phase = sync_waiter::phase::orphaned;
             // Without a task and outside the loop there is nobody to wake it; it stays suspended.
-            if (waiter->task() != nullptr || t_running_loop != nullptr) waiter->wake();
+            if (was_waiting && (waiter->task() != nullptr || t_running_loop != nullptr)) waiter->wake();
         }
     }
 
@@ -235,12 +273,38 @@ public:
     }
 
 private:
-    intrusive_list<sync_waiter, sync_wait_tag> m_waiting;
-    intrusive_list<sync_waiter, sync_wait_tag> m_granted;
+    friend class sync_waiter;
+
+    /// Unlinks `waiter`, which is on this list, moving the split if it was the first waiting.
+    void erase(sync_waiter& waiter) noexcept {
+        if (&waiter == m_first_waiting) m_first_waiting = m_list.next(waiter);
+        waiter.list_hook::unlink_linked();  // its phase says from now on that it is off the list
+    }
+
+    /// Waiters from `first` up to `end` (null: the end of the list).
+    std::size_t count(sync_waiter* first, const sync_waiter* end) noexcept {
+        std::size_t n = 0;
+        for (sync_waiter* w = first; w != end; w = m_list.next(*w)) ++n;
+        return n;
+    }
+
+    intrusive_list<sync_waiter, sync_wait_tag> m_list;  // granted ones first, then waiting ones
+    sync_waiter* m_first_waiting = nullptr;             // the split: null if none waits
 };
 
-inline bool sync_waiter::suspend_on(wait_queue& waiters, std::coroutine_handle<> frame) {
-    if (!begin_suspend(frame)) return false;
+CORING_NOINLINE inline void sync_waiter::leave_queue() noexcept {
+    if (on_queue()) {
+        m_wait_queue->erase(*this);
+        m_phase = phase::done;
+    }
+}
+
+CORING_ALWAYS_INLINE bool sync_waiter::suspend_on(wait_queue& waiters, std::coroutine_handle<> frame) {
+    m_cancelled = false;
+    if (!begin_suspend(frame)) {
+        m_phase = phase::done;
+        return false;
+    }
     waiters.push_back(*this);
     arm();
     return true;

@@ -61,7 +61,6 @@ struct condition_notified_tag {};
 /// hook), so that a cancel can pass the notification on, and so that a condition destroyed
 /// meanwhile can detach it.
 class condition_wait_awaiter final : public sync_waiter, public list_hook<condition_notified_tag> {
-    using wait_hook = list_hook<sync_wait_tag>;
     using notified_hook = list_hook<condition_notified_tag>;
 
 public:
@@ -163,7 +162,7 @@ inline bool detail::condition_wait_awaiter::await_suspend(std::coroutine_handle<
 
 inline void detail::condition_wait_awaiter::await_resume() {
     notified_hook::unlink();
-    wait_hook::unlink();
+    leave_queue();
     if (m_phase == phase::orphaned) [[unlikely]] {
         // The condition (or, while this waited to re-acquire the lock, the mutex) was destroyed:
         // the lock is not held, so the guard must not unlock it.
@@ -180,7 +179,7 @@ inline void detail::condition_wait_awaiter::on_cancel(ready_node* node) noexcept
     self.mark_cancelled();
     if (!self.m_reacquiring) {
         // Still awaiting a notification: stop, and take the lock back before throwing.
-        self.wait_hook::unlink();
+        self.leave_queue();
         self.m_phase = phase::idle;
         self.reacquire();
     } else if (self.notified_hook::linked()) {
