@@ -37,19 +37,8 @@ public:
 protected:
     static void on_cancel(ready_node* node) noexcept {
         auto& self = from_node<permit_awaiter>(node);
-        switch (self.m_phase) {
-            case phase::waiting:
-                self.withdraw_cancelled();
-                break;
-            case phase::granted:
-                // Handed a unit in this iteration but not resumed yet: pass it on, and let the
-                // cancel win (the frame is already queued; it resumes and throws).
-                self.cancel_granted();
-                self.m_owner->release_to_next();
-                break;
-            default:
-                break;  // orphaned: the request stays pending; it resumes with invalid_state_error
-        }
+        // Handed a unit in this iteration but not resumed yet: it goes to the next waiter.
+        self.cancel_wait([&self] { self.m_owner->release_to_next(); });
     }
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<What>};
 

@@ -21,12 +21,13 @@
 // (docs/internals.md, rule 4), so handing a lock to 100,000 queued tasks one after another runs
 // at constant stack depth, one hand-off per loop iteration.
 //
-// Cancellation (rules 1 and 2 of docs/internals.md), decided by each awaiter's on_cancel:
+// Cancellation (rules 1 and 2 of docs/internals.md), sync_waiter::cancel_wait for every
+// awaiter but the condition's:
 //   waiting  -> it unlinks itself and resumes by throwing cancelled_error; it took nothing.
-//   granted  -> it passes what it was given (lock, permit, item, notification) to the next
-//               waiter and throws cancelled_error; or, where nothing can be passed on, the
-//               cancel simply wins (event, barrier) or, where the operation cannot be undone (a
-//               put whose item is already in the queue), the cancel loses and stays pending.
+//   granted  -> it passes what it was given (lock, permit, item) to the next waiter and throws
+//               cancelled_error; or, where nothing can be passed on, the cancel simply wins
+//               (event, barrier) or, where the operation cannot be undone (a put whose item is
+//               already in the queue), the cancel loses and stays pending.
 //
 // Destroying a primitive while tasks still wait on it is a bug: abandon() prints a message that
 // names the primitive and counts the waiters, asserts in debug builds, and otherwise detaches
@@ -138,22 +139,30 @@ protected:
     /// Takes the waiter off its wait_queue if it is on one: it is done.
     void leave_queue() noexcept;
 
-    /// on_cancel of a waiter that is still waiting: it leaves the queue having taken nothing and
-    /// resumes by throwing cancelled_error.
-    void withdraw_cancelled() noexcept {
+    /// What a cancel request does to a waiter (its on_cancel), by phase:
+    ///   waiting   it leaves the queue having taken nothing and resumes by throwing
+    ///             cancelled_error;
+    ///   granted   the cancel wins: it leaves the list (it is already queued to resume, and must
+    ///             no longer refer to the primitive), then pass_on() hands what it was given to
+    ///             the next waiter (a lock, a permit, an item; nothing for a wake-up, which is
+    ///             not consumed);
+    ///   otherwise (orphaned) the request stays pending; it resumes with invalid_state_error.
+    /// Where a grant cannot be undone (a put whose item is in the queue), the awaiter returns
+    /// before calling this, and the request stays pending for the next suspension point.
+    template <class PassOn>
+    void cancel_wait(PassOn&& pass_on) noexcept {
+        if (m_phase != phase::waiting && m_phase != phase::granted) return;
+        const bool was_waiting = m_phase == phase::waiting;
         leave_queue();
         take_cancel_request();
         mark_cancelled();
-        wake();
+        if (was_waiting)
+            wake();
+        else
+            pass_on();
     }
-
-    /// on_cancel of a granted waiter that has nothing to pass on: the cancel wins. The waiter is
-    /// already queued to resume; it leaves the list now so that it no longer refers to the
-    /// primitive.
-    void cancel_granted() noexcept {
-        leave_queue();
-        take_cancel_request();
-        mark_cancelled();
+    void cancel_wait() noexcept {
+        cancel_wait([] {});
     }
 
     phase m_phase = phase::idle;
@@ -345,14 +354,7 @@ private:
 
     // A wake-up is not consumed by the one who receives it, so a cancel after the wake-up wins
     // too: nothing is lost by it (asyncio does the same).
-    static void on_cancel(ready_node* node) noexcept {
-        auto& self = from_node<flag_awaiter>(node);
-        if (self.m_phase == phase::waiting)
-            self.withdraw_cancelled();
-        else if (self.m_phase == phase::granted)
-            self.cancel_granted();
-        // orphaned: the request stays pending; the waiter resumes with invalid_state_error.
-    }
+    static void on_cancel(ready_node* node) noexcept { from_node<flag_awaiter>(node).cancel_wait(); }
     static void describe(const ready_node* node, await_description& out) {
         describe_waiter(node, from_node<flag_awaiter>(node).m_what, out);
     }

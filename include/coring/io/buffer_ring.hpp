@@ -46,6 +46,7 @@
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ref_ptr.hpp>
 #include <coring/detail/ring.hpp>
+#include <coring/detail/waiter_pins.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/io/ops.hpp>
@@ -56,7 +57,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <climits>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -493,7 +493,7 @@ class multishot_recv_waiter;
 /// chunks only (result > 0), at most m_max_queued plus those of the request's CQEs that were in
 /// flight when it was stopped for being full; once m_finished, no chunk is queued any more and
 /// the end (m_end: 0 or -errno) follows the queued chunks, for every next() from then on.
-class multishot_recv_state final : public multishot_recv_core<multishot_recv_state> {
+class multishot_recv_state final : public multishot_recv_core<multishot_recv_state>, public pinned_by_waiters<multishot_recv_state> {
 public:
     struct entry {
         int result;          // > 0: bytes in buffer bid; 0: end of stream; < 0: -errno
@@ -503,18 +503,9 @@ public:
     multishot_recv_state(event_loop& loop, int fd, io::buffer_ring_ptr ring, std::size_t max_queued) noexcept
         : multishot_recv_core(loop, fd, std::move(ring)), m_max_queued(max_queued == 0 ? 1 : max_queued) {}
 
-    /// next() on a handle destroyed while it was awaited: the waiter throws invalid_state_error.
-    static constexpr int detached_result = INT_MIN;
-
     /// The handle goes away: stop; wake a waiter with detached_result; free once the request has
-    /// ended and no suspended waiter points here (see pin()).
+    /// ended and no suspended waiter points here (pinned_by_waiters).
     void detach() noexcept;
-    /// A suspended waiter keeps the state alive until it is destroyed.
-    void pin() noexcept { ++m_pins; }
-    void unpin() noexcept {
-        --m_pins;
-        on_idle();
-    }
 
     /// What next() returns now: the first queued chunk, else the end once it came (again on
     /// every call: it is final). False: nothing yet, wait.
@@ -553,8 +544,9 @@ public:
     void on_chunk(std::uint16_t bid, std::size_t size) noexcept;
     void on_end(int result) noexcept;
     [[nodiscard]] bool wants_data() const noexcept { return !m_detached && m_queue.size() < m_max_queued; }
-    void on_idle() noexcept {
-        if (m_detached && m_pins == 0 && !active()) delete this;
+    void on_idle() noexcept { free_if_unused(); }
+    void free_if_unused() noexcept {
+        if (m_detached && !pinned() && !active()) delete this;
     }
 
 private:
@@ -563,7 +555,6 @@ private:
     circular_buffer<entry> m_queue;
     multishot_recv_waiter* m_waiter = nullptr;
     std::size_t m_max_queued;
-    std::size_t m_pins = 0;   // suspended waiters that point here
     int m_end = 0;            // once m_finished: 0 (end of stream) or -errno
     bool m_finished = false;  // the end came: next() returns it once the queue is drained
     bool m_detached = false;
@@ -576,9 +567,6 @@ class multishot_recv_waiter final : public leaf_awaiter<ready_node> {
 public:
     explicit multishot_recv_waiter(multishot_recv_state* state) noexcept : leaf_awaiter(operations_), m_state(state) {}
     multishot_recv_waiter(multishot_recv_waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_state(other.m_state) {}
-    ~multishot_recv_waiter() {
-        if (m_pinned) m_state->unpin();
-    }
 
     bool await_ready() {
         if (m_state == nullptr) throw std::logic_error("coring: next() on a moved-from io::multishot_recv");
@@ -592,8 +580,7 @@ public:
         if (!begin_suspend(frame)) return false;
         m_state->maybe_start();
         m_state->set_waiter(this);
-        m_state->pin();
-        m_pinned = true;
+        m_pin.pin(*m_state);
         arm();
         return true;
     }
@@ -639,7 +626,7 @@ private:
     multishot_recv_state* m_state;
     multishot_recv_state::entry m_entry{0, 0};
     bool m_handed = false;
-    bool m_pinned = false;  // counted in the state's m_pins
+    state_pin<multishot_recv_state> m_pin;  // keeps the state alive while this is suspended
 };
 
 inline void multishot_recv_state::detach() noexcept {

@@ -38,6 +38,7 @@
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/state_base.hpp>
+#include <coring/detail/waiter_pins.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 
@@ -51,7 +52,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <climits>
 #include <chrono>
 #include <concepts>
 #include <coroutine>
@@ -595,7 +595,7 @@ struct multishot_accept_waiter_tag;
 /// waiter waits, m_queue is empty (a result goes to the first waiter if there is one); m_queue
 /// holds at most m_max_queued results, plus those that were already completed when the cancel
 /// that stops accepting was sent and one given back by a cancelled waiter.
-class multishot_accept_state final : public io_completion {
+class multishot_accept_state final : public io_completion, public pinned_by_waiters<multishot_accept_state> {
 public:
     multishot_accept_state(int listen_fd, std::size_t max_queued, int flags) noexcept
         : io_completion(&on_cqe), m_listen_fd(listen_fd), m_flags(flags), m_max_queued(max_queued == 0 ? 1 : max_queued) {}
@@ -622,18 +622,12 @@ public:
         ++m_arm_count;
     }
 
-    /// next() on a handle destroyed while it was awaited: the waiter throws invalid_state_error.
-    static constexpr int detached_result = INT_MIN;
-
     /// The handle goes away: stop accepting and wake every waiter with detached_result. The state
     /// frees itself once its last CQE came (closing any connection that arrives meanwhile) and
-    /// no suspended waiter points here (see pin()).
+    /// no suspended waiter points here (pinned_by_waiters).
     void detach() noexcept;
-    /// A suspended waiter keeps the state alive until it is destroyed.
-    void pin() noexcept { ++m_pins; }
-    void unpin() noexcept {
-        --m_pins;
-        maybe_free();
+    void free_if_unused() noexcept {
+        if (m_detached && !m_armed && !pinned()) delete this;
     }
 
     /// Ends the armed request as the kernel may (its last CQE is -ECANCELED), which re-arms it.
@@ -662,9 +656,6 @@ public:
 private:
     static void on_cqe(io_completion* base, int result, unsigned flags) noexcept;
     void deliver(int result) noexcept;
-    void maybe_free() noexcept {
-        if (m_detached && !m_armed && m_pins == 0) delete this;
-    }
     /// Cancels the armed request (its last CQE still arrives).
     void stop() noexcept {
         if (m_stopping) return;
@@ -683,7 +674,6 @@ private:
     int m_listen_fd;
     int m_flags;
     std::size_t m_max_queued;
-    std::size_t m_pins = 0;    // suspended waiters that point here
     unsigned m_arm_count = 0;
     bool m_armed = false;
     bool m_stopping = false;   // a cancel was sent because the queue is full or the handle left
@@ -700,9 +690,6 @@ class multishot_accept_waiter final : public leaf_awaiter<ready_node>, public li
 public:
     explicit multishot_accept_waiter(multishot_accept_state* state) noexcept : leaf_awaiter(operations_), m_state(state) {}
     multishot_accept_waiter(multishot_accept_waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_state(other.m_state) {}
-    ~multishot_accept_waiter() {
-        if (m_pinned) m_state->unpin();
-    }
 
     bool await_ready() {
         if (m_state == nullptr) throw std::logic_error("coring: next() on a moved-from io::multishot_accept");
@@ -719,8 +706,7 @@ public:
         if (!begin_suspend(frame)) return false;
         m_state->maybe_arm(loop());
         m_state->add_waiter(*this);
-        m_state->pin();
-        m_pinned = true;
+        m_pin.pin(*m_state);
         arm();
         return true;
     }
@@ -767,14 +753,14 @@ private:
     multishot_accept_state* m_state;
     int m_result = 0;
     bool m_handed = false;  // a result was handed over and the frame is queued to resume
-    bool m_pinned = false;  // counted in the state's m_pins
+    state_pin<multishot_accept_state> m_pin;  // keeps the state alive while this is suspended
 };
 
 inline void multishot_accept_state::detach() noexcept {
     m_detached = true;
     while (multishot_accept_waiter* w = m_waiters.pop_front()) w->hand(detached_result);
     if (m_armed) stop();
-    maybe_free();
+    free_if_unused();
 }
 
 inline void multishot_accept_state::add_waiter(multishot_accept_waiter& w) noexcept { m_waiters.push_back(w); }
@@ -822,7 +808,7 @@ inline void multishot_accept_state::on_cqe(io_completion* base, int result, unsi
     }
     if (self->m_detached) {
         if (result >= 0) ::close(result);
-        if (last) self->maybe_free();
+        if (last) self->free_if_unused();
         return;
     }
     if (result == -ECANCELED && last) {

@@ -145,17 +145,8 @@ inline std::size_t detail::barrier_awaiter::await_resume() {
 
 inline void detail::barrier_awaiter::on_cancel(ready_node* node) noexcept {
     auto& self = from_node<barrier_awaiter>(node);
-    switch (self.m_phase) {
-        case phase::waiting:
-            --self.m_barrier->m_waiting;
-            self.withdraw_cancelled();
-            break;
-        case phase::granted:
-            self.cancel_granted();  // released already; nothing to pass on
-            break;
-        default:
-            break;  // orphaned: the request stays pending
-    }
+    if (self.m_phase == phase::waiting) --self.m_barrier->m_waiting;
+    self.cancel_wait();  // released already: nothing to pass on
 }
 
 }  // namespace coring

@@ -355,18 +355,11 @@ private:
 
     static void on_cancel(detail::ready_node* node) noexcept {
         auto& self = from_node<put_awaiter>(node);
-        switch (self.m_phase) {
-            case phase::waiting:
-                self.withdraw_cancelled();  // the item was not put; it goes with the awaiter
-                break;
-            case phase::granted:
-                // The item is in the queue already and may have been taken: the put happened,
-                // so the cancel loses and stays pending. Woken by shutdown instead: it wins.
-                if (!self.m_put) self.cancel_granted();
-                break;
-            default:
-                break;  // orphaned: the request stays pending
-        }
+        // Granted with its item moved into the queue (where it may have been taken already): the
+        // put happened, so the cancel loses and stays pending. Waiting, or woken by shutdown:
+        // the cancel wins, and the item goes with the awaiter.
+        if (self.m_phase == phase::granted && self.m_put) return;
+        self.cancel_wait();
     }
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_put_text>};
 
@@ -413,19 +406,11 @@ private:
 
     static void on_cancel(detail::ready_node* node) noexcept {
         auto& self = from_node<get_awaiter>(node);
-        switch (self.m_phase) {
-            case phase::waiting:
-                self.withdraw_cancelled();
-                break;
-            case phase::granted:
-                // Handed an item in this iteration but not resumed yet: the item goes to the
-                // next getter or back into the queue; the cancel wins.
-                self.cancel_granted();
-                if (self.m_item.has_value()) self.m_queue->give_back(self.take_handed());
-                break;
-            default:
-                break;  // orphaned: the request stays pending
-        }
+        // Handed an item in this iteration but not resumed yet: the item goes to the next
+        // getter or back into the queue. (Woken by shutdown: there is none.)
+        self.cancel_wait([&self] {
+            if (self.m_item.has_value()) self.m_queue->give_back(self.take_handed());
+        });
     }
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_get_text>};
 
