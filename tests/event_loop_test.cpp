@@ -1,18 +1,26 @@
 // Tests of coring/event_loop.hpp: running, callbacks, timers, threads, signals, the exception
-// handler, ring handling and shutdown.
+// handler, ring handling, shutdown, and hand-offs between tasks.
 #include <coring/event_loop.hpp>
 
 #include <coring/io/ops.hpp>
 #include <coring/run.hpp>
+#include <coring/sync/condition.hpp>
+#include <coring/sync/event.hpp>
+#include <coring/sync/mutex.hpp>
+#include <coring/sync/queue.hpp>
+#include <coring/task_handle.hpp>
 #include <coring/time.hpp>
+#include <coring/wait_for.hpp>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
+#include "sync/stack_span.hpp"
 
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <stdexcept>
@@ -425,5 +433,220 @@ TEST_CASE("event_loop - eager_submit: operations go to the kernel as they are is
         co_await coring::io::nop();
         CHECK(l.stats().submissions >= before + 2);
         CHECK(l.stats().completions >= 2);
+    }());
+}
+
+// ------------------------------------------------------------------------- hand-offs
+// A task that suspends on a synchronisation primitive may start the loop's next iteration itself
+// and switch straight to the next ready task (event_loop.hpp, "Hand-off"). Debug mode turns
+// hand-offs off, so the same program run in both modes must do exactly the same things.
+
+namespace {
+
+struct handoff_trace {
+    std::vector<std::string> events;
+    std::uint64_t iterations = 0;
+    std::uint64_t handoffs = 0;
+    std::size_t high_water = 0;
+};
+
+// Tasks that switch through a queue, a mutex, a condition and an event, among tasks that yield
+// with sleep(0) and callbacks queued with call_soon; one of them stops the loop midway.
+handoff_trace run_mixed_workload(bool debug) {
+    handoff_trace out;
+    std::vector<std::string>& events = out.events;
+    coring::event_loop loop(coring::loop_options{.debug = debug});
+    coring::queue<int> items(1);
+    coring::mutex lock;
+    coring::condition ready_cond;
+    coring::event halfway;
+    int shared = 0;
+
+    auto producer = [](coring::queue<int>& q, coring::event& half, std::vector<std::string>& ev) -> coring::task<> {
+        for (int i = 0; i < 60; ++i) {
+            co_await q.put(i);
+            ev.push_back("put" + std::to_string(i));
+            if (i == 20) half.set();
+        }
+    };
+    auto consumer = [](coring::queue<int>& q, std::vector<std::string>& ev) -> coring::task<> {
+        for (int i = 0; i < 60; ++i) {
+            const int v = co_await q.get();
+            ev.push_back("got" + std::to_string(v));
+            if (v % 7 == 0) coring::get_running_loop().call_soon([&ev, v] { ev.push_back("callback" + std::to_string(v)); });
+            if (v == 45) coring::get_running_loop().stop();
+        }
+    };
+    auto yielder = [](std::vector<std::string>& ev) -> coring::task<> {
+        for (int i = 0; i < 40; ++i) {
+            co_await coring::sleep(0s);
+            ev.push_back("yield" + std::to_string(i));
+        }
+    };
+    auto locker = [](coring::mutex& m, coring::condition& c, int& value, int id, std::vector<std::string>& ev) -> coring::task<> {
+        for (int i = 0; i < 10; ++i) {
+            auto guard = co_await m.scoped_lock();
+            ev.push_back("lock" + std::to_string(id));
+            co_await coring::sleep(0s);  // held across a suspension: the other one waits
+            ++value;
+            c.notify_all();
+        }
+    };
+    auto watcher = [](coring::mutex& m, coring::condition& c, int& value, coring::event& half, std::vector<std::string>& ev) -> coring::task<> {
+        co_await half.wait();
+        ev.push_back("halfway");
+        auto guard = co_await m.scoped_lock();
+        co_await c.wait(guard, [&value] { return value >= 15; });
+        ev.push_back("value" + std::to_string(value));
+    };
+
+    // A pair that switches through a queue until told to stop; its count at each return of
+    // run_forever / run_until_complete shows that those returned after the same iteration.
+    coring::queue<int> balls(1);
+    bool stop_rally = false;
+    long rallied = 0;
+    coring::event checkpoint;  // set when `rallied` reaches checkpoint_at
+    long checkpoint_at = -1;
+    auto ping = [](coring::queue<int>& q, bool& stop) -> coring::task<> {
+        while (!stop) co_await q.put(1);
+        co_await q.put(0);
+    };
+    auto pong = [](coring::queue<int>& q, long& count, coring::event& reached, const long& target) -> coring::task<> {
+        for (;;) {
+            // The waiter on `reached` is queued before the partner this get() lets in: a task
+            // finishes with switching work left in its iteration.
+            if (count == target) reached.set();
+            if (co_await q.get() == 0) break;
+            ++count;
+        }
+    };
+    auto pi = loop.create_task(ping(balls, stop_rally));
+    auto po = loop.create_task(pong(balls, rallied, checkpoint, checkpoint_at));
+    auto p = loop.create_task(producer(items, halfway, events));
+    auto c = loop.create_task(consumer(items, events));
+    auto y = loop.create_task(yielder(events));
+    auto l1 = loop.create_task(locker(lock, ready_cond, shared, 1, events));
+    auto l2 = loop.create_task(locker(lock, ready_cond, shared, 2, events));
+    auto w = loop.create_task(watcher(lock, ready_cond, shared, halfway, events));
+    loop.run_forever();  // until the consumer stops it
+    events.push_back("stopped, rallied " + std::to_string(rallied));
+    // Returns after the iteration in which its task finished, not later.
+    checkpoint_at = rallied + 100;
+    loop.run_until_complete([](coring::event& e) -> coring::task<> { co_await e.wait(); }(checkpoint));
+    events.push_back("returned, rallied " + std::to_string(rallied));
+    stop_rally = true;
+    loop.run_until_complete([](auto& a, auto& b, auto& d, auto& e, auto& f, auto& g, auto& h, auto& i) -> coring::task<> {
+        co_await a;
+        co_await b;
+        co_await d;
+        co_await e;
+        co_await f;
+        co_await g;
+        co_await h;
+        co_await i;
+    }(p, c, y, l1, l2, w, pi, po));
+    out.iterations = loop.stats().iterations;
+    out.handoffs = loop.stats().handoffs;
+    out.high_water = loop.stats().ready_high_water;
+    loop.close();
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("event_loop - hand-offs keep the loop's order, batches, iterations and stop()", "[event_loop][handoff]") {
+    const handoff_trace with = run_mixed_workload(false);
+    const handoff_trace without = run_mixed_workload(true);  // debug mode: every switch goes through the loop
+    CHECK(without.handoffs == 0);
+    CHECK(with.handoffs > 10);  // 19 today: most switches here share their iteration with other work
+    CHECK(with.events == without.events);
+    CHECK(with.iterations == without.iterations);
+    CHECK(with.high_water == without.high_water);
+    // The loop stopped where the consumer asked, in both modes: the rest ran after "stopped".
+    const auto stopped = std::find_if(with.events.begin(), with.events.end(), [](const std::string& e) { return e.starts_with("stopped"); });
+    REQUIRE(stopped != with.events.end());
+    CHECK(std::find(with.events.begin(), stopped, "got45") != stopped);
+    CHECK(std::find(with.events.begin(), stopped, "got47") == stopped);
+    CHECK(std::find(stopped, with.events.end(), "got59") != with.events.end());
+}
+
+TEST_CASE("event_loop - tasks switching without end do not hold up timers, I/O or other threads", "[event_loop][handoff]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        coring::queue<int> q(1);
+        bool done = false;
+        long switched = 0;
+        auto ping = [](coring::queue<int>& qu, bool& stop) -> coring::task<> {
+            for (int i = 0; !stop; ++i) co_await qu.put(i);
+            co_await qu.put(-1);
+        };
+        auto pong = [](coring::queue<int>& qu, long& count) -> coring::task<> {
+            while (co_await qu.get() >= 0) ++count;
+        };
+        auto a = coring::create_task(ping(q, done));
+        auto b = coring::create_task(pong(q, switched));
+        const std::uint64_t handoffs_before = loop.stats().handoffs;
+
+        // A timer fires on time.
+        auto start = std::chrono::steady_clock::now();
+        co_await coring::sleep(20ms);
+        const double slept = coring_test::ms_since(start);
+        CHECK(slept >= 19.0);
+        CHECK(slept < 2000.0);
+        CHECK(switched > 100);
+
+        // A read completes.
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        std::thread writer([fd = fds[1]] {
+            std::this_thread::sleep_for(10ms);
+            (void)!::write(fd, "x", 1);
+        });
+        std::array<std::byte, 4> buf{};
+        start = std::chrono::steady_clock::now();
+        const std::size_t n = co_await coring::wait_for(coring::io::read(fds[0], buf), 5s);
+        CHECK(n == 1);
+        CHECK(coring_test::ms_since(start) < 2000.0);
+        writer.join();
+        ::close(fds[0]);
+        ::close(fds[1]);
+
+        // Another thread's callback runs.
+        coring::event called;
+        start = std::chrono::steady_clock::now();
+        std::thread caller([&loop, &called] { loop.call_soon_threadsafe([&called] { called.set(); }); });
+        co_await coring::wait_for(called.wait(), 5s);
+        CHECK(coring_test::ms_since(start) < 2000.0);
+        caller.join();
+
+        done = true;
+        co_await a;
+        co_await b;
+        CHECK(loop.stats().handoffs > handoffs_before + 100);
+    }());
+}
+
+TEST_CASE("event_loop - a million hand-offs run at a bounded stack depth", "[event_loop][handoff][stack]") {
+    coring::run([]() -> coring::task<> {
+        coring::queue<int> q(1);
+        coring_test::stack_span span;
+        auto produce = [](coring::queue<int>& qu) -> coring::task<> {
+            for (int i = 0; i < 1'000'000; ++i) co_await qu.put(i);
+        };
+        auto consume = [](coring::queue<int>& qu, coring_test::stack_span& sp) -> coring::task<long> {
+            long sum = 0;
+            for (int i = 0; i < 1'000'000; ++i) {
+                sum += co_await qu.get();
+                sp.note();
+            }
+            co_return sum;
+        };
+        const std::uint64_t before = coring::get_running_loop().stats().handoffs;
+        auto p = coring::create_task(produce(q));
+        const long sum = co_await consume(q, span);
+        co_await p;
+        CHECK(sum == 999'999L * 1'000'000L / 2);
+        CHECK(coring::get_running_loop().stats().handoffs > before + 500'000);
+        CHECK(span.bytes() < coring_test::stack_span::flat_limit);
     }());
 }

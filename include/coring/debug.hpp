@@ -40,9 +40,9 @@ inline void dump_tasks(std::ostream& out) { dump_tasks(get_running_loop(), out);
 [[nodiscard]] inline std::string format_stats(const loop_stats& s) {
     char line[256];
     std::snprintf(line, sizeof line,
-                  "iterations=%llu submissions=%llu completions=%llu time_in_kernel=%.3fs time_running=%.3fs ready_high_water=%zu "
-                  "live_tasks=%zu",
-                  static_cast<unsigned long long>(s.iterations), static_cast<unsigned long long>(s.submissions),
+                  "iterations=%llu handoffs=%llu submissions=%llu completions=%llu time_in_kernel=%.3fs time_running=%.3fs "
+                  "ready_high_water=%zu live_tasks=%zu",
+                  static_cast<unsigned long long>(s.iterations), static_cast<unsigned long long>(s.handoffs), static_cast<unsigned long long>(s.submissions),
                   static_cast<unsigned long long>(s.completions), std::chrono::duration<double>(s.time_in_kernel).count(),
                   std::chrono::duration<double>(s.time_running).count(), s.ready_high_water, s.live_tasks);
     return line;

@@ -10,6 +10,10 @@
 //      call_soon_threadsafe);
 //   2. move expired timers to the ready queue, earliest first;
 //   3. run the batch that is ready now; whatever it schedules runs next iteration.
+// When a task suspends on a lock, queue or other primitive as the last step of a batch, and the
+// next iteration would do nothing but take the next batch (nothing to submit or collect, not
+// stopping), that iteration starts right there and its first task runs by symmetric transfer,
+// without the trip back through the loop: a hand-off (see below). The order of work is the same.
 //
 // Every completion's user_data is an operation object that lives in the awaiting coroutine frame:
 // no allocation per operation and no lookup table. The loop is single-threaded: every member
@@ -89,6 +93,8 @@ struct loop_options {
 /// Counters of a loop's work, read with event_loop::stats().
 struct loop_stats {
     std::uint64_t iterations = 0;                   ///< passes through the loop (run_once)
+    std::uint64_t handoffs = 0;                     ///< iterations begun by a hand-off: a task step that ended
+                                                    ///< by switching straight to the next one (event_loop.hpp)
     std::uint64_t submissions = 0;                  ///< SQEs prepared (the loop's own included)
     std::uint64_t completions = 0;                  ///< CQEs reaped
     std::chrono::nanoseconds time_in_kernel{};      ///< blocked in io_uring_enter, waiting for work
@@ -168,7 +174,10 @@ public:
 
     /// Finishes the current iteration, then makes run_forever / run_until_complete return. Called
     /// before the loop runs, it lets exactly one iteration run.
-    void stop() noexcept { m_stopping = true; }
+    void stop() noexcept {
+        m_stopping = true;
+        m_handoffs_left = 0;  // the iteration ends with its batch
+    }
 
     [[nodiscard]] bool is_running() const noexcept { return m_running; }
     [[nodiscard]] bool is_closed() const noexcept { return m_closed; }
@@ -251,7 +260,10 @@ public:
 
     [[nodiscard]] const loop_options& options() const noexcept { return m_options; }
     [[nodiscard]] bool get_debug() const noexcept { return m_options.debug; }
-    void set_debug(bool enabled) noexcept { m_options.debug = enabled; }
+    void set_debug(bool enabled) noexcept {
+        m_options.debug = enabled;
+        m_handoffs_left = 0;  // debug mode times every step (see Hand-off)
+    }
     /// What the loop has done so far.
     [[nodiscard]] loop_stats stats() const noexcept;
     /// The IORING_SETUP_* flags the kernel accepted.
@@ -269,11 +281,22 @@ public:
     /// Resumes `frame`, which belongs to `task`, with `task` as the current task.
     void resume(detail::state_base* task, std::coroutine_handle<> frame) noexcept {
         m_current = task;
+        m_step_frame = frame;
         if (CORING_UNLIKELY(m_options.debug))
             timed_step(task, [frame] { frame.resume(); });
         else
             frame.resume();
         m_current = nullptr;
+        m_step_frame = nullptr;
+    }
+    /// For the await_suspend of an awaiter whose frame has registered for its wake-up: the
+    /// frame to transfer to, or std::noop_coroutine() to return to the loop. When `suspending`
+    /// ends the iteration's last step and the loop would do nothing before the next batch but
+    /// take it, the next iteration starts here and its first task step runs at once by symmetric
+    /// transfer (see "Hand-off" below: the order of work is the loop's own).
+    CORING_ALWAYS_INLINE std::coroutine_handle<> next_frame_after(std::coroutine_handle<> suspending) noexcept {
+        if (suspending == m_step_frame && m_handoffs_left != 0 && m_batch == nullptr) return hand_off();
+        return std::noop_coroutine();
     }
     /// Runs f() as a callback: no current task, exceptions reported to the handler.
     template <class F>
@@ -299,6 +322,7 @@ public:
     void submit(io_uring_sqe* sqe, detail::io_completion& op) noexcept {
         io_uring_sqe_set_data(sqe, &op);
         ++m_user_ops_in_flight;
+        m_handoffs_left = 0;  // the next iteration polls
         if (CORING_UNLIKELY(m_options.eager_submit)) io_uring_submit(m_ring.native());  // errors resurface on the loop's next submit
     }
     /// Asks the kernel to cancel `op` (IORING_OP_ASYNC_CANCEL). `op` still completes with its own
@@ -342,9 +366,41 @@ private:
     [[noreturn]] void report_wrong_thread(const char* what) const;
     void report_pending_at_close();
 
+    // Runs iterations until done() holds after one (true), or until stop() (done()'s value).
+    // done() must change only when a task or future finishes (see Hand-off).
     template <class Done>
     bool run_until(Done&& done);
     void run_once();
+    // Hand-off (next_frame_after): the start of the next iteration, run from inside the
+    // suspending step when run_once would do nothing between the two batches but take the
+    // ready queue (and the inbox and expired timers, which the hand-off takes as it does).
+    // The first node of the new batch, if it resumes a frame, is readied as resume() readies
+    // it and returned; otherwise the loop runs the batch. So the order of work, the iteration
+    // count and the batches are the loop's own. What allows it, kept in m_handoffs_left so
+    // that the check is one load (run_once leaves it "not counted", and the first hand-off
+    // of the iteration counts it, so that an iteration without one pays nothing):
+    //   - something is ready, nothing is left to submit (checked at each hand-off);
+    //   - no operation is in flight (the iteration would poll): counted, and submit() zeroes it;
+    //   - the loop is not stopping: counted, and stop() zeroes it;
+    //   - run_until is not done: its condition depends only on states finishing, and
+    //     state_base::finish zeroes it;
+    //   - no forced poll falls due (poll_if_needed's count);
+    //   - debug mode is off: it times each step from run_once;
+    //   - at most max_handoffs in a row per run_once: where the compiler does not make
+    //     symmetric transfer a tail call (g++ 12 at -O0, ASan), each one nests a frame.
+    static constexpr unsigned max_handoffs = 32;
+    static constexpr unsigned handoffs_not_counted = ~0u;
+    std::coroutine_handle<> hand_off() noexcept;
+    // The first hand-off since run_once: sets and returns m_handoffs_left.
+    CORING_NOINLINE unsigned count_handoffs() noexcept {
+        if (m_options.debug || m_stopping || m_user_ops_in_flight > 0) return m_handoffs_left = 0;
+        const std::uint64_t before_forced_poll = poll_every - 1 - std::min<std::uint64_t>(m_iterations - m_last_poll_iteration, poll_every - 1);
+        return m_handoffs_left = static_cast<unsigned>(std::min<std::uint64_t>(max_handoffs, before_forced_poll));
+    }
+    void end_batch() noexcept {
+        if (m_ran_in_batch > m_ready_high_water) m_ready_high_water = m_ran_in_batch;
+        m_ran_in_batch = 0;
+    }
     // The slower parts of an iteration, kept out of line (see their definitions) so that
     // run_once stays small.
     void poll_io(bool may_block);
@@ -353,8 +409,9 @@ private:
     // are seen through the inbox's flag anyway) are collected every few thousand busy
     // iterations. Inline, so that a busy iteration with nothing in flight makes no call, and
     // it reads no memory shared with the kernel (see ring::has_unsubmitted).
+    static constexpr unsigned poll_every = 4096;  // busy iterations
     void poll_if_needed() {
-        if (m_ring.has_unsubmitted() || m_user_ops_in_flight > 0 || ++m_iterations_without_poll >= 4096) poll_now();
+        if (m_ring.has_unsubmitted() || m_user_ops_in_flight > 0 || m_iterations - m_last_poll_iteration >= poll_every) poll_now();
     }
     void poll_now();
     void take_inbox();
@@ -372,27 +429,37 @@ private:
     void stop_internal_operations();
 
     loop_options m_options;
-    detail::ring m_ring;
+    // Read or written on every task switch: kept together, in two cache lines after the options.
     detail::ready_queue m_ready;
+    // The rest of the iteration's batch: its first node, linked through m_next. (One pointer
+    // taken from m_ready.front(), not a copy of the queue: a 16-byte copy right after push's
+    // 8-byte stores cannot be store-forwarded, and stalled every iteration.)
+    detail::ready_node* m_batch = nullptr;
+    detail::state_base* m_current = nullptr;
+    std::coroutine_handle<> m_step_frame;  // the frame the running step resumed (null between steps)
+    unsigned m_handoffs_left = 0;
+    bool m_stopping = false;
+    std::size_t m_ran_in_batch = 0;
+    std::size_t m_ready_high_water = 0;
+    std::uint64_t m_iterations = 0;
+    std::uint64_t m_handoffs = 0;
+    std::uint64_t m_last_poll_iteration = 0;  // the iteration that last entered the kernel
+    std::size_t m_user_ops_in_flight = 0;
     detail::timer_heap m_timers;
+    detail::ring m_ring;
+    // The rest.
     detail::intrusive_list<detail::state_base, detail::registry_tag> m_states;
     detail::inbox m_inbox;
     detail::signal_watcher m_signals{*this};
     exception_handler m_exception_handler;
-    detail::state_base* m_current = nullptr;
     clock::time_point m_virtual_now{};
-    std::size_t m_user_ops_in_flight = 0;
-    std::uint64_t m_iterations = 0;
-    std::size_t m_ready_high_water = 0;
     std::chrono::nanoseconds m_time_in_kernel{};
     std::chrono::nanoseconds m_time_ran_before{};  // elapsed in earlier runs
     clock::time_point m_running_since{};           // start of the current run, while running
     std::size_t m_unfinished_tasks = 0;
     std::uint64_t m_next_task_id = 1;
-    unsigned m_iterations_without_poll = 0;
     std::thread::id m_thread;
     bool m_running = false;
-    bool m_stopping = false;
     bool m_closed = false;
     std::unique_ptr<thread_pool> m_thread_pool;  // null until default_executor() is first used
 };
@@ -513,13 +580,39 @@ inline void event_loop::run_once() {
         poll_io(!m_stopping);
     if (m_inbox.has_items()) take_inbox();
     if (!m_timers.empty()) expire_timers();
-    detail::ready_queue batch = m_ready.take_all();
-    std::size_t ran = 0;
-    while (detail::ready_node* node = batch.pop()) {
+    m_batch = m_ready.front();
+    m_ready.clear();
+    m_handoffs_left = handoffs_not_counted;  // counted at the first hand-off, if there is one
+    while (detail::ready_node* node = m_batch) {
+        m_batch = node->m_next;
+        ++m_ran_in_batch;
         node->run();
-        ++ran;
     }
-    if (ran > m_ready_high_water) m_ready_high_water = ran;
+    end_batch();
+}
+
+// Everything run_once does between two batches when something is ready, in the same order,
+// and nothing it would not do: see the declaration.
+CORING_ALWAYS_INLINE std::coroutine_handle<> event_loop::hand_off() noexcept {
+    detail::ready_node* first = m_ready.front();
+    if (first == nullptr || m_ring.has_unsubmitted()) return std::noop_coroutine();  // the iteration would wait or submit
+    if (m_handoffs_left == handoffs_not_counted && count_handoffs() == 0) return std::noop_coroutine();
+    --m_handoffs_left;
+    if (m_ran_in_batch > m_ready_high_water) m_ready_high_water = m_ran_in_batch;  // the batch ended
+    ++m_iterations;
+    ++m_handoffs;
+    if (m_inbox.has_items()) take_inbox();  // queued after `first`, as in run_once
+    if (!m_timers.empty()) expire_timers();
+    m_ready.clear();  // the new batch: `first` and the nodes linked after it
+    if (!detail::leaf_awaiter<>::resumes_frame(*first)) {  // the loop runs it
+        m_ran_in_batch = 0;
+        m_batch = first;
+        return std::noop_coroutine();
+    }
+    m_ran_in_batch = 1;  // `first` runs now
+    m_batch = first->m_next;
+    m_current = detail::leaf_awaiter<>::ready_to_resume(*first, m_step_frame);
+    return m_step_frame;
 }
 
 CORING_NOINLINE inline void event_loop::take_inbox() {
@@ -533,7 +626,7 @@ CORING_NOINLINE inline void event_loop::expire_timers() {
 }
 
 CORING_NOINLINE inline void event_loop::poll_now() {
-    m_iterations_without_poll = 0;
+    m_last_poll_iteration = m_iterations;
     m_ring.submit_and_poll();
     drain_completions();
 }
@@ -577,7 +670,7 @@ CORING_NOINLINE inline void event_loop::poll_io(bool may_block) {
     // On virtual time the clock runs at real speed while the loop waits for I/O.
     if (m_options.virtual_time) m_virtual_now += until_next_timer ? std::min(waited, *until_next_timer) : waited;
     m_inbox.woke();
-    m_iterations_without_poll = 0;
+    m_last_poll_iteration = m_iterations;
     drain_completions();
 }
 
@@ -600,6 +693,7 @@ inline loop_stats event_loop::stats() const noexcept {
     const clock::duration ran = m_time_ran_before + (m_running ? clock::now() - m_running_since : clock::duration::zero());
     s.time_running = ran > m_time_in_kernel ? ran - m_time_in_kernel : clock::duration::zero();
     s.ready_high_water = m_ready_high_water;
+    s.handoffs = m_handoffs;
     s.live_tasks = m_unfinished_tasks;
     return s;
 }
@@ -815,6 +909,11 @@ CORING_ALWAYS_INLINE bool detail::leaf_awaiter<Node>::begin_suspend(std::corouti
 }
 
 template <class Node>
+CORING_ALWAYS_INLINE std::coroutine_handle<> detail::leaf_awaiter<Node>::switch_away(std::coroutine_handle<> frame) noexcept {
+    return t_running_loop->next_frame_after(frame);  // the task's loop: it suspends while running
+}
+
+template <class Node>
 event_loop& detail::leaf_awaiter<Node>::loop() const noexcept {
     return m_task != nullptr ? *m_task->loop() : *t_running_loop;
 }
@@ -826,10 +925,10 @@ void detail::leaf_awaiter<Node>::wake() noexcept {
 
 template <class Node>
 void detail::leaf_awaiter<Node>::resume_frame(ready_node* node, ready_node::action what) noexcept {
-    auto* self = static_cast<leaf_awaiter*>(static_cast<Node*>(node));
     if (what == ready_node::action::discard) return;
-    if (self->m_task != nullptr) self->m_task->disarm_cancel(*self);
-    t_running_loop->resume(self->m_task, self->m_frame);  // nodes run only inside the running loop
+    std::coroutine_handle<> frame;
+    state_base* task = ready_to_resume(*node, frame);
+    t_running_loop->resume(task, frame);  // nodes run only inside the running loop
 }
 
 // ---------------------------------------------------------------------- timer callbacks
@@ -930,6 +1029,7 @@ inline void detail::state_base::finish(std::exception_ptr error) noexcept {
     m_slot = nullptr;
     m_cancel_requested = false;
     if (m_loop != nullptr) {
+        m_loop->m_handoffs_left = 0;  // run_until may be done: the iteration ends with its batch
         if (m_is_task) --m_loop->m_unfinished_tasks;
         while (completion_waiter* waiter = m_waiters.pop_front()) {
             if (waiter->m_ops->immediate)

@@ -26,6 +26,7 @@ public:
     circular_buffer(circular_buffer&& other) noexcept
         : m_items(std::exchange(other.m_items, nullptr)),
           m_capacity(std::exchange(other.m_capacity, 0)),
+          m_mask(std::exchange(other.m_mask, 0)),
           m_head(std::exchange(other.m_head, 0)),
           m_size(std::exchange(other.m_size, 0)) {}
     circular_buffer(const circular_buffer&) = delete;
@@ -50,7 +51,7 @@ public:
     /// Prepends `item` (it leaves first). Same guarantee as push_back.
     void push_front(T&& item) {
         if (m_size == m_capacity) grow();
-        const std::size_t head = (m_head - 1) & (m_capacity - 1);
+        const std::size_t head = (m_head - 1) & m_mask;
         std::construct_at(slot(head), std::move(item));
         m_head = head;
         ++m_size;
@@ -61,13 +62,13 @@ public:
         T* first = slot(m_head);
         T item = std::move(*first);
         std::destroy_at(first);
-        m_head = (m_head + 1) & (m_capacity - 1);
+        m_head = (m_head + 1) & m_mask;
         --m_size;
         return item;
     }
 
 private:
-    T* slot(std::size_t index) const noexcept { return m_items + (index & (m_capacity - 1)); }
+    T* slot(std::size_t index) const noexcept { return m_items + (index & m_mask); }
 
     void grow() {
         const std::size_t capacity = m_capacity == 0 ? 8 : m_capacity * 2;
@@ -80,11 +81,13 @@ private:
         if (m_items != nullptr) std::allocator<T>().deallocate(m_items, m_capacity);
         m_items = items;
         m_capacity = capacity;
+        m_mask = capacity - 1;
         m_head = 0;
     }
 
     T* m_items = nullptr;
     std::size_t m_capacity = 0;
+    std::size_t m_mask = 0;  // m_capacity - 1 once allocated: slot() is one AND
     std::size_t m_head = 0;
     std::size_t m_size = 0;
 };

@@ -18,6 +18,8 @@
 //
 // The node resumes the frame with its task as the loop's current task, after disarming the
 // slot: a cancel request that arrives once the frame runs again waits for its next suspension.
+// An awaiter whose await_suspend returns a handle ends with switch_away(frame): when the loop
+// allows it, the next ready task then runs at once (event_loop.hpp, "Hand-off").
 // Derived classes list `{&resume_frame, &Derived::on_cancel}` as their ready_node operations.
 //
 // The loop is found through the task (or, for a coroutine that is not a task, the running
@@ -56,6 +58,18 @@ public:
     leaf_awaiter& operator=(const leaf_awaiter&) = delete;
     leaf_awaiter& operator=(leaf_awaiter&&) = delete;
 
+    // For the loop's hand-off (event_loop::hand_off), which resumes the frame itself.
+    /// True if `node` is a leaf awaiter's whose run is resume_frame.
+    static bool resumes_frame(const ready_node& node) noexcept { return node.m_ops->run == &resume_frame; }
+    /// What resume_frame does before it resumes: disarms the slot. Returns the task, and the
+    /// frame in `frame`.
+    static state_base* ready_to_resume(ready_node& node, std::coroutine_handle<>& frame) noexcept {
+        auto& self = static_cast<leaf_awaiter&>(static_cast<Node&>(node));
+        if (self.m_task != nullptr) self.m_task->disarm_cancel(self);
+        frame = self.m_frame;
+        return self.m_task;
+    }
+
 protected:
     explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_task(nullptr), m_frame(), m_cancelled(false) {}
     /// For awaiters that usually complete without suspending (sync_waiter): the task, the frame
@@ -73,6 +87,10 @@ protected:
     void arm() noexcept {
         if (m_task != nullptr) m_task->arm_cancel(*this);
     }
+
+    /// The end of an await_suspend that returns a handle, once registered and armed: the frame
+    /// that runs next (event_loop::next_frame_after), or the loop.
+    std::coroutine_handle<> switch_away(std::coroutine_handle<> frame) noexcept;
 
     /// Schedules the frame to resume on the loop's next run phase.
     void wake() noexcept;

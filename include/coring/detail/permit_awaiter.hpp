@@ -31,7 +31,7 @@ public:
 
     /// Takes a free unit without suspending.
     [[nodiscard]] bool await_ready() const noexcept { return m_owner->try_take(); }
-    bool await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_owner->m_waiters, frame); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_owner->m_waiters, frame); }
     void await_resume() { finish_wait(Name); }
 
 protected:

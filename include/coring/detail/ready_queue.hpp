@@ -68,6 +68,8 @@ public:
         m_tail = node;
     }
 
+    [[nodiscard]] ready_node* front() const noexcept { return m_head; }
+
     ready_node* pop() noexcept {
         ready_node* node = m_head;
         if (node != nullptr) {
@@ -76,6 +78,10 @@ public:
         }
         return node;
     }
+
+    /// Empties the queue without touching the nodes: the caller took them, through front() and
+    /// their links.
+    void clear() noexcept { m_head = m_tail = nullptr; }
 
     /// Moves every queued node into a new queue and leaves this one empty.
     ready_queue take_all() noexcept {

@@ -19,7 +19,9 @@
 //
 // Granting never resumes a frame inline: it wakes the waiter through the ready queue
 // (docs/internals.md, rule 4), so handing a lock to 100,000 queued tasks one after another runs
-// at constant stack depth, one hand-off per loop iteration.
+// at constant stack depth, one hand-off per loop iteration. A waiter that suspends ends its
+// await_suspend with switch_away: the next ready task may run at once, by symmetric transfer
+// (event_loop.hpp, "Hand-off"), a bounded number of times in a row.
 //
 // Cancellation (rules 1 and 2 of docs/internals.md), sync_waiter::cancel_wait for every
 // awaiter but the condition's:
@@ -106,9 +108,16 @@ protected:
     }
 
     /// await_suspend of a waiter that queues on `waiters`: registers it at the back and makes it
-    /// the task's cancellation slot. False if a cancel request was pending: it then resumes at
-    /// once, registered nowhere, and await_resume throws cancelled_error.
-    bool suspend_on(wait_queue& waiters, std::coroutine_handle<> frame);
+    /// the task's cancellation slot, then switches to what runs next (switch_away). If a cancel
+    /// request was pending, it returns `frame`: the frame resumes at once, registered nowhere,
+    /// and await_resume throws cancelled_error.
+    CORING_ALWAYS_INLINE std::coroutine_handle<> suspend_on(wait_queue& waiters, std::coroutine_handle<> frame) {
+        if (!register_on(waiters, frame)) return frame;
+        return switch_away(frame);
+    }
+    /// suspend_on's first half, for awaiters with more to do once registered: false if a cancel
+    /// request was pending (return `frame`); true when registered (finish with switch_away).
+    bool register_on(wait_queue& waiters, std::coroutine_handle<> frame);
 
     /// The first step of await_resume: nothing after a fast path; otherwise it leaves the list,
     /// then throws invalid_state_error if the primitive was destroyed meanwhile, or
@@ -308,7 +317,7 @@ CORING_NOINLINE inline void sync_waiter::leave_queue() noexcept {
     }
 }
 
-CORING_ALWAYS_INLINE bool sync_waiter::suspend_on(wait_queue& waiters, std::coroutine_handle<> frame) {
+CORING_ALWAYS_INLINE bool sync_waiter::register_on(wait_queue& waiters, std::coroutine_handle<> frame) {
     m_cancelled = false;
     if (!begin_suspend(frame)) {
         m_phase = phase::done;
@@ -345,7 +354,7 @@ public:
 
     [[nodiscard]] bool await_ready() const noexcept { return m_ready(m_owner); }
 
-    bool await_suspend(std::coroutine_handle<> frame) { return suspend_on(*m_waiters, frame); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(*m_waiters, frame); }
 
     void await_resume() { finish_wait(m_primitive); }
 

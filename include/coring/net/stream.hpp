@@ -496,7 +496,7 @@ public:
         : m_state(std::move(other.m_state)), m_wait(std::move(other.m_wait)), m_suspended(other.m_suspended) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return m_state->write_error() != 0 || m_wait.await_ready(); }
-    bool await_suspend(std::coroutine_handle<> frame) {
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) {
         m_suspended = true;
         return m_wait.await_suspend(frame);
     }

@@ -50,7 +50,7 @@ public:
     /// The last arrival releases the barrier and does not suspend; so does any arrival at a
     /// broken barrier (await_resume throws).
     [[nodiscard]] bool await_ready() noexcept;
-    bool await_suspend(std::coroutine_handle<> frame);
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame);
     std::size_t await_resume();
 
 private:
@@ -131,10 +131,10 @@ inline bool detail::barrier_awaiter::await_ready() noexcept {
     return true;
 }
 
-inline bool detail::barrier_awaiter::await_suspend(std::coroutine_handle<> frame) {
-    if (!suspend_on(m_barrier->m_waiters, frame)) return false;
+inline std::coroutine_handle<> detail::barrier_awaiter::await_suspend(std::coroutine_handle<> frame) {
+    if (!register_on(m_barrier->m_waiters, frame)) return frame;
     ++m_barrier->m_waiting;
-    return true;
+    return switch_away(frame);
 }
 
 inline std::size_t detail::barrier_awaiter::await_resume() {

@@ -75,7 +75,7 @@ public:
         return false;
     }
 
-    bool await_suspend(std::coroutine_handle<> frame);
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame);
     void await_resume();
 
 private:
@@ -153,11 +153,11 @@ inline condition::~condition() {
     m_waiters.orphan_all();
 }
 
-inline bool detail::condition_wait_awaiter::await_suspend(std::coroutine_handle<> frame) {
+inline std::coroutine_handle<> detail::condition_wait_awaiter::await_suspend(std::coroutine_handle<> frame) {
     // A pending cancel is delivered here, before the lock is released: the caller keeps it.
-    if (!suspend_on(m_condition->m_waiters, frame)) return false;
+    if (!register_on(m_condition->m_waiters, frame)) return frame;
     m_guard->owner()->release_to_next();  // the guard keeps its mutex: the lock comes back before we resume
-    return true;
+    return switch_away(frame);
 }
 
 inline void detail::condition_wait_awaiter::await_resume() {

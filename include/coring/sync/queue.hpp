@@ -48,6 +48,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -147,8 +148,8 @@ public:
     class get_awaiter;
 
     /// `maxsize` 0 means unbounded.
-    explicit basic_queue(std::size_t maxsize = 0) : m_maxsize(maxsize) {}
-    basic_queue(std::size_t maxsize, Storage storage) : m_items(std::move(storage)), m_maxsize(maxsize) {}
+    explicit basic_queue(std::size_t maxsize = 0) : m_maxsize(maxsize), m_full_at(full_at(maxsize)) {}
+    basic_queue(std::size_t maxsize, Storage storage) : m_items(std::move(storage)), m_maxsize(maxsize), m_full_at(full_at(maxsize)) {}
     basic_queue(const basic_queue&) = delete;
     basic_queue& operator=(const basic_queue&) = delete;
     /// Reports (stderr, and an assertion in debug builds) if tasks still wait on the queue.
@@ -244,10 +245,13 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return m_items.size(); }
     [[nodiscard]] bool empty() const noexcept { return m_items.empty(); }
     /// True if put() would wait. Never true for an unbounded queue.
-    [[nodiscard]] bool full() const noexcept { return m_maxsize != 0 && m_items.size() >= m_maxsize; }
+    [[nodiscard]] bool full() const noexcept { return m_items.size() >= m_full_at; }
     [[nodiscard]] std::size_t maxsize() const noexcept { return m_maxsize; }
 
 private:
+    // The size at which the queue is full: one comparison in full(), bounded or not.
+    static constexpr std::size_t full_at(std::size_t maxsize) noexcept { return maxsize == 0 ? std::numeric_limits<std::size_t>::max() : maxsize; }
+
     void throw_if_shut_down() const {
         if (m_shut_down) throw queue_shut_down();
     }
@@ -317,6 +321,7 @@ private:
 
     Storage m_items;
     std::size_t m_maxsize;
+    std::size_t m_full_at;
     std::size_t m_unfinished = 0;  // items put and not yet task_done()
     detail::wait_queue m_getters;  // waiting only while m_items is empty
     detail::wait_queue m_putters;  // waiting only while full()
@@ -343,7 +348,7 @@ public:
         return true;
     }
 
-    bool await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_putters, frame); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_putters, frame); }
 
     void await_resume() {
         finish_wait(Storage::name);
@@ -382,7 +387,7 @@ public:
     /// await_resume throws).
     [[nodiscard]] bool await_ready() const noexcept { return !m_queue->m_items.empty() || m_queue->m_shut_down; }
 
-    bool await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_getters, frame); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_getters, frame); }
 
     T await_resume() {
         finish_wait(Storage::name);
