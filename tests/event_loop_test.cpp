@@ -4,10 +4,12 @@
 
 #include <coring/io/ops.hpp>
 #include <coring/run.hpp>
+#include <coring/sync/barrier.hpp>
 #include <coring/sync/condition.hpp>
 #include <coring/sync/event.hpp>
 #include <coring/sync/mutex.hpp>
 #include <coring/sync/queue.hpp>
+#include <coring/sync/semaphore.hpp>
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>
 #include <coring/wait_for.hpp>
@@ -450,8 +452,9 @@ struct handoff_trace {
     std::size_t high_water = 0;
 };
 
-// Tasks that switch through a queue, a mutex, a condition and an event, among tasks that yield
-// with sleep(0) and callbacks queued with call_soon; one of them stops the loop midway.
+// Tasks that switch through a queue, a mutex, a condition, an event, a barrier and a semaphore,
+// among tasks that yield with sleep(0) and callbacks queued with call_soon; one of them stops
+// the loop midway.
 handoff_trace run_mixed_workload(bool debug) {
     handoff_trace out;
     std::vector<std::string>& events = out.events;
@@ -507,21 +510,38 @@ handoff_trace run_mixed_workload(bool debug) {
     long rallied = 0;
     coring::event checkpoint;  // set when `rallied` reaches checkpoint_at
     long checkpoint_at = -1;
+    long stop_at = -1;  // the loop is stopped when `rallied` reaches it
     auto ping = [](coring::queue<int>& q, bool& stop) -> coring::task<> {
         while (!stop) co_await q.put(1);
         co_await q.put(0);
     };
-    auto pong = [](coring::queue<int>& q, long& count, coring::event& reached, const long& target) -> coring::task<> {
+    auto pong = [](coring::queue<int>& q, long& count, coring::event& reached, const long& target, const long& stop_when) -> coring::task<> {
         for (;;) {
             // The waiter on `reached` is queued before the partner this get() lets in: a task
             // finishes with switching work left in its iteration.
             if (count == target) reached.set();
+            if (count == stop_when) coring::get_running_loop().stop();  // in the middle of hand-offs
             if (co_await q.get() == 0) break;
             ++count;
         }
     };
     auto pi = loop.create_task(ping(balls, stop_rally));
-    auto po = loop.create_task(pong(balls, rallied, checkpoint, checkpoint_at));
+    auto po = loop.create_task(pong(balls, rallied, checkpoint, checkpoint_at, stop_at));
+    coring::barrier meeting(3);
+    coring::semaphore slot(1);
+    auto attendee = [](coring::barrier& b, coring::semaphore& sem, int id, std::vector<std::string>& ev) -> coring::task<> {
+        for (int round = 0; round < 6; ++round) {
+            const std::size_t index = co_await b.wait();
+            ev.push_back("met" + std::to_string(id) + ":" + std::to_string(index));
+            co_await sem.acquire();
+            ev.push_back("slot" + std::to_string(id));
+            co_await coring::sleep(0s);
+            sem.release();
+        }
+    };
+    auto m1 = loop.create_task(attendee(meeting, slot, 1, events));
+    auto m2 = loop.create_task(attendee(meeting, slot, 2, events));
+    auto m3 = loop.create_task(attendee(meeting, slot, 3, events));
     auto p = loop.create_task(producer(items, halfway, events));
     auto c = loop.create_task(consumer(items, events));
     auto y = loop.create_task(yielder(events));
@@ -534,17 +554,13 @@ handoff_trace run_mixed_workload(bool debug) {
     checkpoint_at = rallied + 100;
     loop.run_until_complete([](coring::event& e) -> coring::task<> { co_await e.wait(); }(checkpoint));
     events.push_back("returned, rallied " + std::to_string(rallied));
+    stop_at = rallied + 100;
+    loop.run_forever();
+    events.push_back("stopped again, rallied " + std::to_string(rallied));
     stop_rally = true;
-    loop.run_until_complete([](auto& a, auto& b, auto& d, auto& e, auto& f, auto& g, auto& h, auto& i) -> coring::task<> {
-        co_await a;
-        co_await b;
-        co_await d;
-        co_await e;
-        co_await f;
-        co_await g;
-        co_await h;
-        co_await i;
-    }(p, c, y, l1, l2, w, pi, po));
+    loop.run_until_complete([](std::vector<coring::task_handle<void>> handles) -> coring::task<> {
+        for (auto& h : handles) co_await h;
+    }({p, c, y, l1, l2, w, pi, po, m1, m2, m3}));
     out.iterations = loop.stats().iterations;
     out.handoffs = loop.stats().handoffs;
     out.high_water = loop.stats().ready_high_water;
@@ -558,7 +574,7 @@ TEST_CASE("event_loop - hand-offs keep the loop's order, batches, iterations and
     const handoff_trace with = run_mixed_workload(false);
     const handoff_trace without = run_mixed_workload(true);  // debug mode: every switch goes through the loop
     CHECK(without.handoffs == 0);
-    CHECK(with.handoffs > 10);  // 19 today: most switches here share their iteration with other work
+    CHECK(with.handoffs > 10);  // 73 today: most switches here share their iteration with other work
     CHECK(with.events == without.events);
     CHECK(with.iterations == without.iterations);
     CHECK(with.high_water == without.high_water);
