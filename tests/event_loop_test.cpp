@@ -459,6 +459,7 @@ handoff_trace run_mixed_workload(bool debug) {
     handoff_trace out;
     std::vector<std::string>& events = out.events;
     coring::event_loop loop(coring::loop_options{.debug = debug});
+    loop.set_debug(debug);  // whatever CORING_DEBUG says
     coring::queue<int> items(1);
     coring::mutex lock;
     coring::condition ready_cond;
@@ -589,6 +590,7 @@ TEST_CASE("event_loop - hand-offs keep the loop's order, batches, iterations and
 TEST_CASE("event_loop - tasks switching without end do not hold up timers, I/O or other threads", "[event_loop][handoff]") {
     coring::run([]() -> coring::task<> {
         auto& loop = coring::get_running_loop();
+        loop.set_debug(false);  // hand-offs are what this checks (CORING_DEBUG=1 turns them off)
         coring::queue<int> q(1);
         bool done = false;
         long switched = 0;
@@ -644,6 +646,7 @@ TEST_CASE("event_loop - tasks switching without end do not hold up timers, I/O o
 
 TEST_CASE("event_loop - a million hand-offs run at a bounded stack depth", "[event_loop][handoff][stack]") {
     coring::run([]() -> coring::task<> {
+        coring::get_running_loop().set_debug(false);  // hand-offs are what this checks
         coring::queue<int> q(1);
         coring_test::stack_span span;
         auto produce = [](coring::queue<int>& qu) -> coring::task<> {
