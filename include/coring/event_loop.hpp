@@ -393,10 +393,17 @@ private:
     std::coroutine_handle<> hand_off() noexcept;
     // The first hand-off since run_once: sets and returns m_handoffs_left.
     CORING_NOINLINE unsigned count_handoffs() noexcept {
-        if (m_options.debug || m_stopping || m_user_ops_in_flight > 0) return m_handoffs_left = 0;
-        const std::uint64_t before_forced_poll = poll_every - 1 - std::min<std::uint64_t>(m_iterations - m_last_poll_iteration, poll_every - 1);
-        return m_handoffs_left = static_cast<unsigned>(std::min<std::uint64_t>(max_handoffs, before_forced_poll));
+        const std::uint64_t since_poll = m_iterations - m_last_poll_iteration;
+        if (m_options.debug || m_stopping || m_user_ops_in_flight > 0 || since_poll + 1 >= poll_every) return m_handoffs_left = 0;
+        return m_handoffs_left = static_cast<unsigned>(std::min<std::uint64_t>(max_handoffs, poll_every - 1 - since_poll));
     }
+    // Between two batches, in run_once and in a hand-off: what arrived from other threads, then
+    // the expired timers, join the ready queue.
+    void take_arrivals() {
+        if (m_inbox.has_items()) take_inbox();
+        if (!m_timers.empty()) expire_timers();
+    }
+    // The batch that ran is done: the high-water mark takes its size, and the count restarts.
     void end_batch() noexcept {
         if (m_ran_in_batch > m_ready_high_water) m_ready_high_water = m_ran_in_batch;
         m_ran_in_batch = 0;
@@ -578,8 +585,7 @@ inline void event_loop::run_once() {
         poll_if_needed();
     else
         poll_io(!m_stopping);
-    if (m_inbox.has_items()) take_inbox();
-    if (!m_timers.empty()) expire_timers();
+    take_arrivals();
     m_batch = m_ready.front();
     m_ready.clear();
     m_handoffs_left = handoffs_not_counted;  // counted at the first hand-off, if there is one
@@ -598,14 +604,12 @@ CORING_ALWAYS_INLINE std::coroutine_handle<> event_loop::hand_off() noexcept {
     if (first == nullptr || m_ring.has_unsubmitted()) return std::noop_coroutine();  // the iteration would wait or submit
     if (m_handoffs_left == handoffs_not_counted && count_handoffs() == 0) return std::noop_coroutine();
     --m_handoffs_left;
-    if (m_ran_in_batch > m_ready_high_water) m_ready_high_water = m_ran_in_batch;  // the batch ended
+    end_batch();
     ++m_iterations;
     ++m_handoffs;
-    if (m_inbox.has_items()) take_inbox();  // queued after `first`, as in run_once
-    if (!m_timers.empty()) expire_timers();
+    take_arrivals();  // queued after `first`, as in run_once
     m_ready.clear();  // the new batch: `first` and the nodes linked after it
     if (!detail::leaf_awaiter<>::resumes_frame(*first)) {  // the loop runs it
-        m_ran_in_batch = 0;
         m_batch = first;
         return std::noop_coroutine();
     }

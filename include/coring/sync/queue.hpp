@@ -148,8 +148,8 @@ public:
     class get_awaiter;
 
     /// `maxsize` 0 means unbounded.
-    explicit basic_queue(std::size_t maxsize = 0) : m_maxsize(maxsize), m_full_at(full_at(maxsize)) {}
-    basic_queue(std::size_t maxsize, Storage storage) : m_items(std::move(storage)), m_maxsize(maxsize), m_full_at(full_at(maxsize)) {}
+    explicit basic_queue(std::size_t maxsize = 0) : m_full_at(maxsize == 0 ? unbounded : maxsize) {}
+    basic_queue(std::size_t maxsize, Storage storage) : m_items(std::move(storage)), m_full_at(maxsize == 0 ? unbounded : maxsize) {}
     basic_queue(const basic_queue&) = delete;
     basic_queue& operator=(const basic_queue&) = delete;
     /// Reports (stderr, and an assertion in debug builds) if tasks still wait on the queue.
@@ -246,11 +246,10 @@ public:
     [[nodiscard]] bool empty() const noexcept { return m_items.empty(); }
     /// True if put() would wait. Never true for an unbounded queue.
     [[nodiscard]] bool full() const noexcept { return m_items.size() >= m_full_at; }
-    [[nodiscard]] std::size_t maxsize() const noexcept { return m_maxsize; }
+    [[nodiscard]] std::size_t maxsize() const noexcept { return m_full_at == unbounded ? 0 : m_full_at; }
 
 private:
-    // The size at which the queue is full: one comparison in full(), bounded or not.
-    static constexpr std::size_t full_at(std::size_t maxsize) noexcept { return maxsize == 0 ? std::numeric_limits<std::size_t>::max() : maxsize; }
+    static constexpr std::size_t unbounded = std::numeric_limits<std::size_t>::max();
 
     void throw_if_shut_down() const {
         if (m_shut_down) throw queue_shut_down();
@@ -320,8 +319,7 @@ private:
     void finish_all() noexcept { m_joiners.grant_all(); }
 
     Storage m_items;
-    std::size_t m_maxsize;
-    std::size_t m_full_at;
+    std::size_t m_full_at;  // the size at which it is full (maxsize, or `unbounded`): full() is one comparison
     std::size_t m_unfinished = 0;  // items put and not yet task_done()
     detail::wait_queue m_getters;  // waiting only while m_items is empty
     detail::wait_queue m_putters;  // waiting only while full()
