@@ -600,7 +600,8 @@ TEST_CASE("event_loop - tasks switching without end do not hold up timers, I/O o
         bool done = false;
         long switched = 0;
         auto ping = [](coring::queue<int>& qu, bool& stop) -> coring::task<> {
-            for (int i = 0; !stop; ++i) co_await qu.put(i);
+            int i = 0;
+            while (!stop) co_await qu.put(i++);  // another task sets `stop`
             co_await qu.put(-1);
         };
         auto pong = [](coring::queue<int>& qu, long& count) -> coring::task<> {
@@ -646,6 +647,42 @@ TEST_CASE("event_loop - tasks switching without end do not hold up timers, I/O o
         co_await a;
         co_await b;
         CHECK(loop.stats().handoffs > handoffs_before + 100);
+    }());
+}
+
+TEST_CASE("event_loop - an SQE a task prepares goes to the kernel before the next task runs, hand-offs or not", "[event_loop][handoff]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        loop.set_debug(false);  // hand-offs are what this checks
+        coring::queue<int> q(1);
+        auto produce = [](coring::queue<int>& qu) -> coring::task<> {
+            for (int i = 0; i < 300; ++i) {
+                // An operation coring does not wrap, through get_sqe(), at many points of the
+                // runs of hand-offs (the first hand-off after run_once checks anyway).
+                if (i % 7 == 3) {
+                    io_uring_sqe* sqe = coring::get_running_loop().get_sqe();
+                    io_uring_prep_nop(sqe);
+                    io_uring_sqe_set_data64(sqe, 0);  // a completion the loop ignores
+                }
+                co_await qu.put(i);
+            }
+        };
+        // After each get: how many SQEs the kernel has not taken yet.
+        auto consume = [](coring::queue<int>& qu, std::vector<unsigned>& unsubmitted) -> coring::task<> {
+            for (int i = 0; i < 300; ++i) {
+                (void)co_await qu.get();
+                unsubmitted.push_back(io_uring_sq_ready(coring::get_running_loop().native_ring()));
+            }
+        };
+        std::vector<unsigned> unsubmitted;
+        const std::uint64_t before = loop.stats().handoffs;
+        auto p = coring::create_task(produce(q));
+        auto c = coring::create_task(consume(q, unsubmitted));
+        co_await p;
+        co_await c;
+        CHECK(loop.stats().handoffs > before + 100);  // the tasks did switch by hand-offs
+        REQUIRE(unsubmitted.size() == 300);
+        CHECK(std::all_of(unsubmitted.begin(), unsubmitted.end(), [](unsigned n) { return n == 0; }));
     }());
 }
 

@@ -120,6 +120,10 @@ namespace detail {
 
 constinit inline thread_local event_loop* t_running_loop = nullptr;
 
+inline constexpr char no_running_loop_text[] = "coring::get_running_loop(): no event loop is running in this thread";
+/// get_running_loop's std::logic_error.
+[[noreturn]] void throw_no_running_loop();
+
 /// A callable queued by call_soon (Pooled) or call_soon_threadsafe (allocated by another thread,
 /// so it bypasses the thread-local pool).
 template <class F, bool Pooled>
@@ -238,6 +242,7 @@ public:
     /// std::invalid_argument for SIGKILL, SIGSTOP or a number out of range.
     void add_signal_handler(int sig, std::function<void()> handler) {
         check_thread("add_signal_handler");
+        m_handoffs_left = 0;  // its read goes out with the next iteration (see Hand-off)
         m_signals.add(sig, std::move(handler), m_ring);
     }
 
@@ -269,7 +274,9 @@ public:
     /// The IORING_SETUP_* flags the kernel accepted.
     [[nodiscard]] unsigned ring_setup_flags() const noexcept { return m_ring.setup_flags(); }
     /// The underlying ring, for operations coring does not wrap. Completions of SQEs you submit
-    /// yourself must carry user_data 0 (ignored) or a detail::io_completion.
+    /// yourself must carry user_data 0 (ignored) or a detail::io_completion. An SQE prepared
+    /// here and not submitted goes to the kernel with the loop's next poll; get_sqe() makes
+    /// that the next iteration.
     [[nodiscard]] io_uring* native_ring() noexcept { return m_ring.native(); }
 
     // ------------------------------------------------------------------ machinery
@@ -295,7 +302,7 @@ public:
     /// take it, the next iteration starts here and its first task step runs at once by symmetric
     /// transfer (see "Hand-off" below: the order of work is the loop's own).
     CORING_ALWAYS_INLINE std::coroutine_handle<> next_frame_after(std::coroutine_handle<> suspending) noexcept {
-        if (suspending == m_step_frame && m_handoffs_left != 0 && m_batch == nullptr) return hand_off();
+        if (suspending == m_step_frame && m_batch == nullptr) return hand_off();
         return std::noop_coroutine();
     }
     /// Runs f() as a callback: no current task, exceptions reported to the handler.
@@ -310,6 +317,7 @@ public:
     /// A free SQE; pair it with submit() once prepared.
     [[nodiscard]] io_uring_sqe* get_sqe() {
         check_thread("an I/O operation");
+        m_handoffs_left = 0;  // the next iteration submits it (see Hand-off)
         return m_ring.get_sqe();
     }
 
@@ -322,7 +330,7 @@ public:
     void submit(io_uring_sqe* sqe, detail::io_completion& op) noexcept {
         io_uring_sqe_set_data(sqe, &op);
         ++m_user_ops_in_flight;
-        m_handoffs_left = 0;  // the next iteration polls
+        m_handoffs_left = 0;  // the next iteration polls (get_sqe did so too)
         if (CORING_UNLIKELY(m_options.eager_submit)) io_uring_submit(m_ring.native());  // errors resurface on the loop's next submit
     }
     /// Asks the kernel to cancel `op` (IORING_OP_ASYNC_CANCEL). `op` still completes with its own
@@ -348,6 +356,7 @@ public:
     [[nodiscard]] unsigned wakeup_arm_count() const noexcept { return m_inbox.arm_count(); }
     /// Cancels the wake-up poll as the kernel does when it ends a multishot request (tests).
     void interrupt_wakeup_for_testing() {
+        m_handoffs_left = 0;  // as get_sqe
         io_uring_sqe* sqe = m_ring.get_sqe();
         io_uring_prep_cancel(sqe, static_cast<detail::io_completion*>(&m_inbox), 0);
         io_uring_sqe_set_data64(sqe, 0);
@@ -379,7 +388,9 @@ private:
     // count and the batches are the loop's own. What allows it, kept in m_handoffs_left so
     // that the check is one load (run_once leaves it "not counted", and the first hand-off
     // of the iteration counts it, so that an iteration without one pays nothing):
-    //   - something is ready, nothing is left to submit (checked at each hand-off);
+    //   - something is ready (checked at each hand-off);
+    //   - nothing is left to submit: counted (SQEs prepared before the batch, such as the
+    //     inbox's re-arm), and get_sqe(), cancel_io() and add_signal_handler() zero it;
     //   - no operation is in flight (the iteration would poll): counted, and submit() zeroes it;
     //   - the loop is not stopping: counted, and stop() zeroes it;
     //   - run_until is not done: its condition depends only on states finishing, and
@@ -391,10 +402,17 @@ private:
     static constexpr unsigned max_handoffs = 32;
     static constexpr unsigned handoffs_not_counted = ~0u;
     std::coroutine_handle<> hand_off() noexcept;
+    // hand_off's other cases: the iteration's first hand-off (counts the budget), or arrivals
+    // to take (inbox, expired timers) before the batch starts.
+    std::coroutine_handle<> hand_off_counting_arrivals(detail::ready_node* first) noexcept;
+    // The end of a hand-off: the batch that ran ends, and the one that starts with `first`
+    // (the rest of the ready queue) begins; its first frame, or the loop.
+    std::coroutine_handle<> start_handed_batch(detail::ready_node* first) noexcept;
     // The first hand-off since run_once: sets and returns m_handoffs_left.
     CORING_NOINLINE unsigned count_handoffs() noexcept {
         const std::uint64_t since_poll = m_iterations - m_last_poll_iteration;
-        if (m_options.debug || m_stopping || m_user_ops_in_flight > 0 || since_poll + 1 >= poll_every) return m_handoffs_left = 0;
+        if (m_options.debug || m_stopping || m_user_ops_in_flight > 0 || m_ring.has_unsubmitted() || since_poll + 1 >= poll_every)
+            return m_handoffs_left = 0;
         return m_handoffs_left = static_cast<unsigned>(std::min<std::uint64_t>(max_handoffs, poll_every - 1 - since_poll));
     }
     // Between two batches, in run_once and in a hand-off: what arrived from other threads, then
@@ -403,10 +421,11 @@ private:
         if (m_inbox.has_items()) take_inbox();
         if (!m_timers.empty()) expire_timers();
     }
-    // The batch that ran is done: the high-water mark takes its size, and the count restarts.
-    void end_batch() noexcept {
+    // The batch that ran is done: the high-water mark takes its size, and the count restarts
+    // (at 1 when a hand-off runs the next batch's first node itself).
+    void end_batch(std::size_t ran_in_next = 0) noexcept {
         if (m_ran_in_batch > m_ready_high_water) m_ready_high_water = m_ran_in_batch;
-        m_ran_in_batch = 0;
+        m_ran_in_batch = ran_in_next;
     }
     // The slower parts of an iteration, kept out of line (see their definitions) so that
     // run_once stays small.
@@ -448,8 +467,8 @@ private:
     bool m_stopping = false;
     std::size_t m_ran_in_batch = 0;
     std::size_t m_ready_high_water = 0;
-    std::uint64_t m_iterations = 0;
-    std::uint64_t m_handoffs = 0;
+    std::uint64_t m_iterations = 0;           // run_once's and the hand-offs'
+    std::uint64_t m_run_once_iterations = 0;  // m_iterations less the hand-offs
     std::uint64_t m_last_poll_iteration = 0;  // the iteration that last entered the kernel
     std::size_t m_user_ops_in_flight = 0;
     detail::timer_heap m_timers;
@@ -581,6 +600,7 @@ inline void event_loop::run_forever() {
 
 inline void event_loop::run_once() {
     ++m_iterations;
+    ++m_run_once_iterations;
     if (!m_ready.empty() && !m_stopping)
         poll_if_needed();
     else
@@ -598,22 +618,35 @@ inline void event_loop::run_once() {
 }
 
 // Everything run_once does between two batches when something is ready, in the same order,
-// and nothing it would not do: see the declaration.
+// and nothing it would not do: see the declaration. The usual case (the budget is counted, and
+// nothing arrived from other threads or the timer heap) makes no call, so it needs no stack
+// frame; the rest goes through hand_off_counting_arrivals.
 CORING_ALWAYS_INLINE std::coroutine_handle<> event_loop::hand_off() noexcept {
     detail::ready_node* first = m_ready.front();
-    if (first == nullptr || m_ring.has_unsubmitted()) return std::noop_coroutine();  // the iteration would wait or submit
-    if (m_handoffs_left == handoffs_not_counted && count_handoffs() == 0) return std::noop_coroutine();
+    if (first == nullptr) return std::noop_coroutine();  // the iteration would wait
+    // One test for "counted, and some left": 0 and handoffs_not_counted both wrap past it.
+    if (CORING_UNLIKELY(m_handoffs_left - 1 >= max_handoffs || m_inbox.has_items() || !m_timers.empty()))
+        return hand_off_counting_arrivals(first);
     --m_handoffs_left;
-    end_batch();
-    ++m_iterations;
-    ++m_handoffs;
+    return start_handed_batch(first);
+}
+
+CORING_NOINLINE inline std::coroutine_handle<> event_loop::hand_off_counting_arrivals(detail::ready_node* first) noexcept {
+    if (m_handoffs_left == 0 || (m_handoffs_left == handoffs_not_counted && count_handoffs() == 0)) return std::noop_coroutine();
+    --m_handoffs_left;
     take_arrivals();  // queued after `first`, as in run_once
+    return start_handed_batch(first);
+}
+
+CORING_ALWAYS_INLINE std::coroutine_handle<> event_loop::start_handed_batch(detail::ready_node* first) noexcept {
+    ++m_iterations;  // (the hand-offs are the iterations run_once did not count)
     m_ready.clear();  // the new batch: `first` and the nodes linked after it
     if (!detail::leaf_awaiter<>::resumes_frame(*first)) {  // the loop runs it
+        end_batch();
         m_batch = first;
         return std::noop_coroutine();
     }
-    m_ran_in_batch = 1;  // `first` runs now
+    end_batch(1);  // `first` runs now
     m_batch = first->m_next;
     m_current = detail::leaf_awaiter<>::ready_to_resume(*first, m_step_frame);
     return m_step_frame;
@@ -697,7 +730,7 @@ inline loop_stats event_loop::stats() const noexcept {
     const clock::duration ran = m_time_ran_before + (m_running ? clock::now() - m_running_since : clock::duration::zero());
     s.time_running = ran > m_time_in_kernel ? ran - m_time_in_kernel : clock::duration::zero();
     s.ready_high_water = m_ready_high_water;
-    s.handoffs = m_handoffs;
+    s.handoffs = m_iterations - m_run_once_iterations;
     s.live_tasks = m_unfinished_tasks;
     return s;
 }
@@ -728,6 +761,7 @@ inline void event_loop::report_wrong_thread(const char* what) const {
 }
 
 inline void event_loop::cancel_io(detail::io_completion& op) {
+    m_handoffs_left = 0;  // as get_sqe
     io_uring_sqe* sqe = m_ring.get_sqe();
     io_uring_prep_cancel(sqe, &op, 0);
     io_uring_sqe_set_data64(sqe, 0);
@@ -889,8 +923,15 @@ inline void event_loop::stop_internal_operations() {
     }
 }
 
+// Out of line, so that begin_suspend, which only checks, keeps no registers for building the
+// exception. (get_running_loop throws inline: callers such as sleep() then keep their
+// prologue off the path that does not need the loop.)
+[[noreturn]] CORING_NOINLINE inline void detail::throw_no_running_loop() {
+    throw std::logic_error(no_running_loop_text);
+}
+
 inline event_loop& get_running_loop() {
-    if (detail::t_running_loop == nullptr) throw std::logic_error("coring::get_running_loop(): no event loop is running in this thread");
+    if (detail::t_running_loop == nullptr) throw std::logic_error(detail::no_running_loop_text);
     return *detail::t_running_loop;
 }
 
@@ -901,14 +942,17 @@ inline event_loop& get_running_loop() {
 template <class Node>
 CORING_ALWAYS_INLINE bool detail::leaf_awaiter<Node>::begin_suspend(std::coroutine_handle<> frame) {
     event_loop* running = t_running_loop;
-    if (CORING_UNLIKELY(running == nullptr)) (void)get_running_loop();  // throws the usual error
+    if (CORING_UNLIKELY(running == nullptr)) throw_no_running_loop();  // get_running_loop's error
     m_task = running->current_task_state();
-    m_frame = frame;
+    // m_frame is stored after the branch, on each path: stored next to m_task, g++ packs the
+    // two into a vector store that costs more instructions than it saves.
     if (m_task != nullptr && CORING_UNLIKELY(m_task->cancel_requested())) {
+        m_frame = frame;
         (void)m_task->take_cancel_request();
         m_cancelled = true;
         return false;
     }
+    m_frame = frame;
     return true;
 }
 

@@ -227,6 +227,45 @@ TEST_CASE("lifo_queue - last in, first out", "[queue]") {
     }());
 }
 
+TEST_CASE("lifo_queue and priority_queue - a get lets the first waiting putter's item in", "[queue]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::lifo_queue<int> stack(2);
+        co_await stack.put(1);
+        co_await stack.put(2);
+        auto put3 = coring::create_task(put_all(stack, {3}));
+        auto put4 = coring::create_task(put_all(stack, {4}));
+        co_await coring::sleep(0s);
+        CHECK(stack.size() == 2);  // both putters wait
+        std::vector<int> out;
+        out.push_back(co_await stack.get());  // 3 moves in
+        CHECK(stack.size() == 2);
+        out.push_back(co_await stack.get());  // 4 moves in
+        co_await put3;
+        co_await put4;
+        out.push_back(co_await stack.get());
+        out.push_back(co_await stack.get());
+        CHECK(out == std::vector<int>{2, 3, 4, 1});
+        CHECK(stack.empty());
+
+        coring::priority_queue<int> heap(2);
+        co_await heap.put(5);
+        co_await heap.put(7);
+        auto put1 = coring::create_task(put_all(heap, {1}));
+        auto put9 = coring::create_task(put_all(heap, {9}));
+        co_await coring::sleep(0s);
+        out.clear();
+        out.push_back(co_await heap.get());  // 1 moves in
+        CHECK(heap.size() == 2);
+        out.push_back(co_await heap.get());  // 9 moves in
+        co_await put1;
+        co_await put9;
+        out.push_back(co_await heap.get());
+        out.push_back(co_await heap.get());
+        CHECK(out == std::vector<int>{5, 1, 7, 9});
+        CHECK(heap.empty());
+    }());
+}
+
 TEST_CASE("queue - move-only items through every path", "[queue]") {
     const auto frames_before = live_frames();
     coring::testing::run_test([]() -> coring::task<> {

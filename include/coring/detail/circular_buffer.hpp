@@ -40,17 +40,25 @@ public:
     [[nodiscard]] std::size_t size() const noexcept { return m_size; }
     [[nodiscard]] bool empty() const noexcept { return m_size == 0; }
 
+    /// True if the next push_back or push_front does not allocate.
+    [[nodiscard]] bool has_room() const noexcept { return m_size != m_capacity; }
+
     /// Appends `item`. Strong guarantee: if growing fails (std::bad_alloc), nothing changed and
     /// `item` was not moved from.
     void push_back(T&& item) {
-        if (m_size == m_capacity) grow();
+        if (!has_room()) grow();
+        push_back_in_room(std::move(item));
+    }
+
+    /// push_back when has_room(): it makes no call.
+    void push_back_in_room(T&& item) noexcept {
         std::construct_at(slot(m_head + m_size), std::move(item));
         ++m_size;
     }
 
     /// Prepends `item` (it leaves first). Same guarantee as push_back.
     void push_front(T&& item) {
-        if (m_size == m_capacity) grow();
+        if (!has_room()) grow();
         const std::size_t head = (m_head - 1) & m_mask;
         std::construct_at(slot(head), std::move(item));
         m_head = head;

@@ -101,9 +101,12 @@ private:
 
     void link_before(hook& position, T& element) noexcept {
         hook& h = element;
-        h.m_prev = position.m_prev;
+        hook* const before = position.m_prev;
+        // In this order, g++ does not pack h's two links into one vector store (which takes
+        // more instructions than the two stores).
         h.m_next = &position;
-        position.m_prev->m_next = &h;
+        before->m_next = &h;
+        h.m_prev = before;
         position.m_prev = &h;
     }
 

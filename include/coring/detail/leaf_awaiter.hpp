@@ -72,10 +72,11 @@ public:
 
 protected:
     explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_task(nullptr), m_frame(), m_cancelled(false) {}
-    /// For awaiters that usually complete without suspending (sync_waiter): the task, the frame
-    /// and the cancelled flag stay unset until begin_suspend, so the caller must not read them
-    /// (nor cancelled()) before it suspends; it sets m_cancelled = false before begin_suspend.
-    leaf_awaiter(const ready_node::operations& ops, no_init_t) noexcept : Node(ops, no_init) {}
+    /// For awaiters that usually complete without suspending (sync_waiter): the operations, the
+    /// task, the frame and the cancelled flag stay unset until the awaiter suspends, so the
+    /// caller must not read them (nor cancelled()) before; it sets m_ops and m_cancelled before
+    /// begin_suspend.
+    explicit leaf_awaiter(no_init_t) noexcept : Node(no_init) {}
 
     /// Records the task and frame. False if the task had a pending cancel request, which is
     /// thereby delivered (cancelled() is now true): a simple leaf returns false from

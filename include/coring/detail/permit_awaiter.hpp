@@ -26,12 +26,12 @@ namespace coring::detail {
 template <class Owner, const char* Name, const char* What>
 class permit_awaiter : public sync_waiter {
 public:
-    explicit permit_awaiter(Owner& owner) noexcept : sync_waiter(operations_), m_owner(&owner) {}
+    explicit permit_awaiter(Owner& owner) noexcept : m_owner(&owner) {}
     permit_awaiter(permit_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_owner(other.m_owner) {}
 
     /// Takes a free unit without suspending.
     [[nodiscard]] bool await_ready() const noexcept { return m_owner->try_take(); }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_owner->m_waiters, frame); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_owner->m_waiters, frame, operations_); }
     void await_resume() { finish_wait(Name); }
 
 protected:

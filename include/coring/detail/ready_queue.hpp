@@ -45,8 +45,10 @@ struct ready_node {
     };
 
     explicit ready_node(const operations& ops) noexcept : m_next(nullptr), m_ops(&ops) {}
-    /// m_next unset: ready_queue::push writes it, and nothing reads it before.
-    ready_node(const operations& ops, no_init_t) noexcept : m_ops(&ops) {}
+    /// m_next and m_ops unset: ready_queue::push writes m_next, and the owner writes m_ops
+    /// before the node is queued or becomes a cancellation slot (sync_waiter, whose waits
+    /// mostly complete without either).
+    explicit ready_node(no_init_t) noexcept {}
 
     void run(action what = action::run) noexcept { m_ops->run(this, what); }
     void cancel() noexcept { m_ops->cancel(this); }

@@ -57,11 +57,12 @@ struct sync_wait_tag {};
 class wait_queue;
 
 /// The base of every awaiter that waits on a synchronisation primitive. Derived classes follow
-/// the leaf_awaiter protocol and list `{&resume_frame, &Derived::on_cancel}` as their operations.
+/// the leaf_awaiter protocol, list `{&resume_frame, &Derived::on_cancel}` as their operations,
+/// and pass them to suspend_on or register_on.
 ///
 /// Most waits complete without suspending (an item is there, the lock is free), so a waiter is
-/// built with only its phase set: its links, task, frame and cancelled flag are written when it
-/// suspends, and read only in the phases that follow.
+/// built with only its phase set: its operations, links, task, frame and cancelled flag are
+/// written when it suspends, and read only in the phases that follow.
 class sync_waiter : public list_hook<sync_wait_tag>, public leaf_awaiter<ready_node> {
 public:
     enum class phase : std::uint8_t {
@@ -74,7 +75,7 @@ public:
     };
 
     /// Before the awaiter is awaited only (see leaf_awaiter): nothing is linked yet.
-    sync_waiter(sync_waiter&& other) noexcept : list_hook(no_init), leaf_awaiter(*other.m_ops, no_init) {}
+    sync_waiter(sync_waiter&&) noexcept : list_hook(no_init), leaf_awaiter(no_init) {}
     sync_waiter& operator=(sync_waiter&&) = delete;
     /// A frame destroyed while suspended must not leave a dangling link behind.
     CORING_ALWAYS_INLINE ~sync_waiter() {
@@ -89,7 +90,7 @@ public:
     }
 
 protected:
-    explicit sync_waiter(const ready_node::operations& ops) noexcept : list_hook(no_init), leaf_awaiter(ops, no_init) {}
+    sync_waiter() noexcept : list_hook(no_init), leaf_awaiter(no_init) {}
 
     /// The awaiter of type Derived whose ready node is `node` (for on_cancel).
     template <class Derived>
@@ -107,17 +108,18 @@ protected:
         if (from_node<sync_waiter>(node).m_phase == phase::granted) out.what += " (granted, about to resume)";
     }
 
-    /// await_suspend of a waiter that queues on `waiters`: registers it at the back and makes it
-    /// the task's cancellation slot, then switches to what runs next (switch_away). If a cancel
-    /// request was pending, it returns `frame`: the frame resumes at once, registered nowhere,
-    /// and await_resume throws cancelled_error.
-    CORING_ALWAYS_INLINE std::coroutine_handle<> suspend_on(wait_queue& waiters, std::coroutine_handle<> frame) {
-        if (!register_on(waiters, frame)) return frame;
+    /// await_suspend of a waiter that queues on `waiters`: registers it at the back, with `ops`
+    /// (the derived awaiter's operations) as its node's, and makes it the task's cancellation
+    /// slot, then switches to what runs next (switch_away). If a cancel request was pending, it
+    /// returns `frame`: the frame resumes at once, registered nowhere, and await_resume throws
+    /// cancelled_error.
+    CORING_ALWAYS_INLINE std::coroutine_handle<> suspend_on(wait_queue& waiters, std::coroutine_handle<> frame, const operations& ops) {
+        if (!register_on(waiters, frame, ops)) return frame;
         return switch_away(frame);
     }
     /// suspend_on's first half, for awaiters with more to do once registered: false if a cancel
     /// request was pending (return `frame`); true when registered (finish with switch_away).
-    bool register_on(wait_queue& waiters, std::coroutine_handle<> frame);
+    bool register_on(wait_queue& waiters, std::coroutine_handle<> frame, const operations& ops);
 
     /// The first step of await_resume: nothing after a fast path; otherwise it leaves the list,
     /// then throws invalid_state_error if the primitive was destroyed meanwhile, or
@@ -160,7 +162,7 @@ protected:
     /// before calling this, and the request stays pending for the next suspension point.
     template <class PassOn>
     void cancel_wait(PassOn&& pass_on) noexcept {
-        if (m_phase != phase::waiting && m_phase != phase::granted) return;
+        if (!on_queue()) return;
         const bool was_waiting = m_phase == phase::waiting;
         leave_queue();
         take_cancel_request();
@@ -317,12 +319,13 @@ CORING_NOINLINE inline void sync_waiter::leave_queue() noexcept {
     }
 }
 
-CORING_ALWAYS_INLINE bool sync_waiter::register_on(wait_queue& waiters, std::coroutine_handle<> frame) {
+CORING_ALWAYS_INLINE bool sync_waiter::register_on(wait_queue& waiters, std::coroutine_handle<> frame, const operations& ops) {
     m_cancelled = false;
     if (!begin_suspend(frame)) {
         m_phase = phase::done;
         return false;
     }
+    m_ops = &ops;  // from here on it can be woken or cancelled
     waiters.push_back(*this);
     arm();
     return true;
@@ -341,7 +344,7 @@ public:
     using readiness = bool (*)(const void* owner) noexcept;
 
     flag_awaiter(wait_queue& waiters, readiness ready, const void* owner, const char* primitive, const char* what) noexcept
-        : sync_waiter(operations_), m_waiters(&waiters), m_ready(ready), m_owner(owner), m_primitive(primitive), m_what(what) {}
+        : m_waiters(&waiters), m_ready(ready), m_owner(owner), m_primitive(primitive), m_what(what) {}
     flag_awaiter(wait_queue& waiters, const bool& ready, const char* primitive, const char* what) noexcept
         : flag_awaiter(waiters, &read_flag, &ready, primitive, what) {}
     flag_awaiter(flag_awaiter&& other) noexcept
@@ -354,7 +357,7 @@ public:
 
     [[nodiscard]] bool await_ready() const noexcept { return m_ready(m_owner); }
 
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(*m_waiters, frame); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(*m_waiters, frame, operations_); }
 
     void await_resume() { finish_wait(m_primitive); }
 

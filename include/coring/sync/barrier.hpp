@@ -44,7 +44,7 @@ inline constexpr char barrier_wait_text[] = "barrier.wait";
 /// co_await b.wait(): yields the arrival index. Movable before it is awaited.
 class barrier_awaiter final : public sync_waiter {
 public:
-    explicit barrier_awaiter(barrier& b) noexcept : sync_waiter(operations_), m_barrier(&b) {}
+    explicit barrier_awaiter(barrier& b) noexcept : m_barrier(&b) {}
     barrier_awaiter(barrier_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_barrier(other.m_barrier) {}
 
     /// The last arrival releases the barrier and does not suspend; so does any arrival at a
@@ -132,7 +132,7 @@ inline bool detail::barrier_awaiter::await_ready() noexcept {
 }
 
 inline std::coroutine_handle<> detail::barrier_awaiter::await_suspend(std::coroutine_handle<> frame) {
-    if (!register_on(m_barrier->m_waiters, frame)) return frame;
+    if (!register_on(m_barrier->m_waiters, frame, operations_)) return frame;
     ++m_barrier->m_waiting;
     return switch_away(frame);
 }

@@ -64,7 +64,7 @@ class condition_wait_awaiter final : public sync_waiter, public list_hook<condit
     using notified_hook = list_hook<condition_notified_tag>;
 
 public:
-    condition_wait_awaiter(condition& c, mutex_guard& guard) noexcept : sync_waiter(operations_), m_condition(&c), m_guard(&guard) {}
+    condition_wait_awaiter(condition& c, mutex_guard& guard) noexcept : m_condition(&c), m_guard(&guard) {}
     condition_wait_awaiter(condition_wait_awaiter&& other) noexcept
         : sync_waiter(std::move(other)), notified_hook(), m_condition(other.m_condition), m_guard(other.m_guard) {}
     ~condition_wait_awaiter() { notified_hook::unlink(); }
@@ -155,7 +155,7 @@ inline condition::~condition() {
 
 inline std::coroutine_handle<> detail::condition_wait_awaiter::await_suspend(std::coroutine_handle<> frame) {
     // A pending cancel is delivered here, before the lock is released: the caller keeps it.
-    if (!register_on(m_condition->m_waiters, frame)) return frame;
+    if (!register_on(m_condition->m_waiters, frame, operations_)) return frame;
     m_guard->owner()->release_to_next();  // the guard keeps its mutex: the lock comes back before we resume
     return switch_away(frame);
 }

@@ -40,7 +40,6 @@
 
 #include <coring/config.hpp>
 #include <coring/detail/circular_buffer.hpp>
-#include <coring/detail/value_slot.hpp>
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>
 
@@ -49,6 +48,7 @@
 #include <cstddef>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -72,6 +72,9 @@ public:
     static constexpr const char* name = "coring::queue";
 
     void push(T&& item) { m_items.push_back(std::move(item)); }
+    /// push() without a call, when has_room() (see basic_queue::let_putters_in).
+    [[nodiscard]] bool has_room() const noexcept { return m_items.has_room(); }
+    void push_in_room(T&& item) noexcept { m_items.push_back_in_room(std::move(item)); }
     T pop() noexcept { return m_items.pop_front(); }
     /// It was put before everything in the queue now: it leaves first.
     void push_returned(T&& item) { m_items.push_front(std::move(item)); }
@@ -288,19 +291,40 @@ private:
         return item;
     }
 
+    // A get made room for one item, so the first waiting putter's usually moves in; the loop
+    // serves a queue left with more room by an earlier failure to allocate. Storages that can
+    // say whether a push allocates (fifo_storage) take the usual case without a call, so that
+    // this function saves no registers.
     CORING_NOINLINE void let_putters_in() noexcept {
+        if constexpr (requires(Storage& s, T&& item) { s.push_in_room(std::move(item)); }) {
+            while (!full() && m_items.has_room()) {
+                auto* putter = m_putters.template front<put_awaiter>();
+                m_items.push_in_room(std::move(putter->m_item));
+                put_in(*putter);
+                if (m_putters.empty()) return;
+            }
+        }
+        let_putters_in_allocating();
+    }
+
+    CORING_NOINLINE void let_putters_in_allocating() noexcept {
         try {
             while (!m_putters.empty() && !full()) {
                 auto* putter = m_putters.template front<put_awaiter>();
                 m_items.push(std::move(putter->m_item));
-                ++m_unfinished;
-                putter->m_put = true;
-                m_putters.grant(*putter);
+                put_in(*putter);
             }
         } catch (...) {
             // Out of memory while letting a putter in: it keeps its item and waits for the next
             // get() (the item that get() took must not be lost to this).
         }
+    }
+
+    // The waiting putter's item is in the queue: its put() returns.
+    void put_in(put_awaiter& putter) noexcept {
+        ++m_unfinished;
+        putter.m_put = true;
+        m_putters.grant(putter);
     }
 
     /// An item a cancelled getter gives back (already counted in m_unfinished). Called from
@@ -334,21 +358,24 @@ private:
 template <class T, class Storage>
 class basic_queue<T, Storage>::put_awaiter final : public detail::sync_waiter {
 public:
-    put_awaiter(basic_queue& q, T&& item) noexcept : sync_waiter(operations_), m_queue(&q), m_item(std::move(item)) {}
+    put_awaiter(basic_queue& q, T&& item) noexcept : m_queue(&q), m_item(std::move(item)) {}
     put_awaiter(put_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_queue(other.m_queue), m_item(std::move(other.m_item)) {}
 
-    /// Puts at once when there is room (or lets await_resume throw when shut down).
+    /// Puts at once when there is room; throws queue_shut_down when the queue is shut down.
     [[nodiscard]] bool await_ready() {
-        if (m_queue->m_shut_down) return true;
+        m_queue->throw_if_shut_down();
         if (m_queue->m_getters.empty() && m_queue->full()) return false;  // a getter waits only on an empty queue
         m_queue->deliver(std::move(m_item));
-        m_put = true;
-        return true;
+        return true;  // the phase stays idle: await_resume reads that as "put"
     }
 
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_putters, frame); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) {
+        m_put = false;
+        return suspend_on(m_queue->m_putters, frame, operations_);
+    }
 
     void await_resume() {
+        if (m_phase == phase::idle) return;  // put without waiting
         finish_wait(Storage::name);
         if (!m_put) throw queue_shut_down();
     }
@@ -368,7 +395,7 @@ private:
 
     basic_queue* m_queue;
     T m_item;
-    bool m_put = false;  // the item entered the queue
+    bool m_put;  // once suspended: the item entered the queue (a put that did not wait leaves it unset)
 };
 
 // ---------------------------------------------------------------------- get
@@ -378,18 +405,29 @@ private:
 template <class T, class Storage>
 class basic_queue<T, Storage>::get_awaiter final : public detail::sync_waiter {
 public:
-    explicit get_awaiter(basic_queue& q) noexcept : sync_waiter(operations_), m_queue(&q) {}
+    explicit get_awaiter(basic_queue& q) noexcept : m_queue(&q) {}
     get_awaiter(get_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_queue(other.m_queue) {}
+    /// An item handed over to a getter whose frame is destroyed before it resumes goes with it.
+    ~get_awaiter() {
+        if constexpr (!std::is_trivially_destructible_v<T>) {
+            if (m_phase != phase::idle && m_handed) m_item.~T();
+        }
+    }
 
     /// No suspension when an item is there (or when the queue is shut down and empty:
     /// await_resume throws).
     [[nodiscard]] bool await_ready() const noexcept { return !m_queue->m_items.empty() || m_queue->m_shut_down; }
 
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_getters, frame); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) {
+        m_handed = false;
+        return suspend_on(m_queue->m_getters, frame, operations_);
+    }
 
     T await_resume() {
-        finish_wait(Storage::name);
-        if (m_item.has_value()) return take_handed();
+        if (m_phase != phase::idle) {  // it suspended
+            finish_wait(Storage::name);
+            if (m_handed) return take_handed();
+        }
         // Not suspended (an item was there), or woken by shutdown (then it throws).
         if (m_queue->m_items.empty()) m_queue->throw_empty();
         return m_queue->take();
@@ -398,12 +436,16 @@ public:
 private:
     friend class basic_queue;
 
-    void hand(T&& item) noexcept { m_item.emplace(std::move(item)); }
+    void hand(T&& item) noexcept {
+        std::construct_at(&m_item, std::move(item));
+        m_handed = true;
+    }
 
     /// The item a putter handed over; the slot is empty again.
     T take_handed() noexcept {
-        T item = std::move(m_item.get());
-        m_item.reset();
+        T item = std::move(m_item);
+        std::destroy_at(&m_item);
+        m_handed = false;
         return item;
     }
 
@@ -412,13 +454,19 @@ private:
         // Handed an item in this iteration but not resumed yet: the item goes to the next
         // getter or back into the queue. (Woken by shutdown: there is none.)
         self.cancel_wait([&self] {
-            if (self.m_item.has_value()) self.m_queue->give_back(self.take_handed());
+            if (self.m_handed) self.m_queue->give_back(self.take_handed());
         });
     }
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_get_text>};
 
     basic_queue* m_queue;
-    detail::value_slot<T> m_item;  // handed over by a putter (or a cancelled getter's give_back)
+    // Written once it suspends (a get that does not wait, the usual one, writes neither): the
+    // item handed over by a putter (or by a cancelled getter's give_back), and whether there is
+    // one.
+    union {
+        T m_item;
+    };
+    bool m_handed;
 };
 
 /// asyncio.Queue: first in, first out.
