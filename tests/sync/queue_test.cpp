@@ -15,6 +15,7 @@
 #include "sync/stack_span.hpp"
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -227,42 +228,39 @@ TEST_CASE("lifo_queue - last in, first out", "[queue]") {
     }());
 }
 
+namespace {
+
+// Fills `q` (maxsize 2) with items[0] and items[1], starts putters of items[2] and items[3],
+// which wait, and gets everything: each of the first two gets lets the next putter's item in.
+// Returns the items in the order the gets took them.
+template <class Queue>
+coring::task<std::vector<int>> get_all_letting_putters_in(Queue& q, std::array<int, 4> items) {
+    co_await q.put(items[0]);
+    co_await q.put(items[1]);
+    auto first_putter = coring::create_task(put_all(q, {items[2]}));
+    auto second_putter = coring::create_task(put_all(q, {items[3]}));
+    co_await coring::sleep(0s);
+    CHECK(q.size() == 2);  // both putters wait
+    std::vector<int> out;
+    out.push_back(co_await q.get());  // the first putter's item moves in
+    CHECK(q.size() == 2);
+    out.push_back(co_await q.get());  // the second's
+    co_await first_putter;
+    co_await second_putter;
+    while (!q.empty()) out.push_back(co_await q.get());
+    co_return out;
+}
+
+}  // namespace
+
 TEST_CASE("lifo_queue and priority_queue - a get lets the first waiting putter's item in", "[queue]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::lifo_queue<int> stack(2);
-        co_await stack.put(1);
-        co_await stack.put(2);
-        auto put3 = coring::create_task(put_all(stack, {3}));
-        auto put4 = coring::create_task(put_all(stack, {4}));
-        co_await coring::sleep(0s);
-        CHECK(stack.size() == 2);  // both putters wait
-        std::vector<int> out;
-        out.push_back(co_await stack.get());  // 3 moves in
-        CHECK(stack.size() == 2);
-        out.push_back(co_await stack.get());  // 4 moves in
-        co_await put3;
-        co_await put4;
-        out.push_back(co_await stack.get());
-        out.push_back(co_await stack.get());
-        CHECK(out == std::vector<int>{2, 3, 4, 1});
-        CHECK(stack.empty());
-
+        const std::vector<int> from_stack = co_await get_all_letting_putters_in(stack, {1, 2, 3, 4});
+        CHECK(from_stack == std::vector<int>{2, 3, 4, 1});
         coring::priority_queue<int> heap(2);
-        co_await heap.put(5);
-        co_await heap.put(7);
-        auto put1 = coring::create_task(put_all(heap, {1}));
-        auto put9 = coring::create_task(put_all(heap, {9}));
-        co_await coring::sleep(0s);
-        out.clear();
-        out.push_back(co_await heap.get());  // 1 moves in
-        CHECK(heap.size() == 2);
-        out.push_back(co_await heap.get());  // 9 moves in
-        co_await put1;
-        co_await put9;
-        out.push_back(co_await heap.get());
-        out.push_back(co_await heap.get());
-        CHECK(out == std::vector<int>{5, 1, 7, 9});
-        CHECK(heap.empty());
+        const std::vector<int> from_heap = co_await get_all_letting_putters_in(heap, {5, 7, 1, 9});
+        CHECK(from_heap == std::vector<int>{5, 1, 7, 9});
     }());
 }
 
