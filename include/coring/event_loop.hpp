@@ -314,10 +314,11 @@ public:
     /// The deadline of a timer that is in the heap (node.scheduled()).
     [[nodiscard]] clock::time_point timer_deadline(const detail::timer_node& node) const noexcept { return m_timers.deadline_of(node); }
 
-    /// A free SQE; pair it with submit() once prepared.
+    /// A free SQE; pair it with submit() once prepared. Every SQE the loop's users and the
+    /// loop's own tasks prepare comes from here.
     [[nodiscard]] io_uring_sqe* get_sqe() {
         check_thread("an I/O operation");
-        m_handoffs_left = 0;  // the next iteration submits it (see Hand-off)
+        m_handoffs_left = 0;  // the next iteration submits it, and polls for its completion (see Hand-off)
         return m_ring.get_sqe();
     }
 
@@ -329,8 +330,7 @@ public:
     /// next iteration (or sooner, when the submission queue fills up).
     void submit(io_uring_sqe* sqe, detail::io_completion& op) noexcept {
         io_uring_sqe_set_data(sqe, &op);
-        ++m_user_ops_in_flight;
-        m_handoffs_left = 0;  // the next iteration polls (get_sqe did so too)
+        ++m_user_ops_in_flight;  // (get_sqe, where the SQE came from, stopped the hand-offs)
         if (CORING_UNLIKELY(m_options.eager_submit)) io_uring_submit(m_ring.native());  // errors resurface on the loop's next submit
     }
     /// Asks the kernel to cancel `op` (IORING_OP_ASYNC_CANCEL). `op` still completes with its own
@@ -356,8 +356,7 @@ public:
     [[nodiscard]] unsigned wakeup_arm_count() const noexcept { return m_inbox.arm_count(); }
     /// Cancels the wake-up poll as the kernel does when it ends a multishot request (tests).
     void interrupt_wakeup_for_testing() {
-        m_handoffs_left = 0;  // as get_sqe
-        io_uring_sqe* sqe = m_ring.get_sqe();
+        io_uring_sqe* sqe = get_sqe();
         io_uring_prep_cancel(sqe, static_cast<detail::io_completion*>(&m_inbox), 0);
         io_uring_sqe_set_data64(sqe, 0);
     }
@@ -389,9 +388,10 @@ private:
     // that the check is one load (run_once leaves it "not counted", and the first hand-off
     // of the iteration counts it, so that an iteration without one pays nothing):
     //   - something is ready (checked at each hand-off);
-    //   - nothing is left to submit: counted (SQEs prepared before the batch, such as the
-    //     inbox's re-arm), and get_sqe(), cancel_io() and add_signal_handler() zero it;
-    //   - no operation is in flight (the iteration would poll): counted, and submit() zeroes it;
+    //   - nothing is left to submit and no operation is in flight (the iteration would poll):
+    //     counted (SQEs prepared before the batch, such as the inbox's re-arm), and get_sqe(),
+    //     which every operation and cancel_io() take their SQE from, zeroes it, as does
+    //     add_signal_handler() (the signal read's SQE comes from the ring);
     //   - the loop is not stopping: counted, and stop() zeroes it;
     //   - run_until is not done: its condition depends only on states finishing, and
     //     state_base::finish zeroes it;
@@ -761,8 +761,7 @@ inline void event_loop::report_wrong_thread(const char* what) const {
 }
 
 inline void event_loop::cancel_io(detail::io_completion& op) {
-    m_handoffs_left = 0;  // as get_sqe
-    io_uring_sqe* sqe = m_ring.get_sqe();
+    io_uring_sqe* sqe = get_sqe();
     io_uring_prep_cancel(sqe, &op, 0);
     io_uring_sqe_set_data64(sqe, 0);
     // The cancel request's own CQE carries nothing we need once it succeeded.

@@ -74,8 +74,8 @@ protected:
     explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_task(nullptr), m_frame(), m_cancelled(false) {}
     /// For awaiters that usually complete without suspending (sync_waiter): the operations, the
     /// task, the frame and the cancelled flag stay unset until the awaiter suspends, so the
-    /// caller must not read them (nor cancelled()) before; it sets m_ops and m_cancelled before
-    /// begin_suspend.
+    /// caller must not read them (nor cancelled()) before; it sets m_cancelled before
+    /// begin_suspend, and m_ops once registered.
     explicit leaf_awaiter(no_init_t) noexcept : Node(no_init) {}
 
     /// Records the task and frame. False if the task had a pending cancel request, which is

@@ -291,22 +291,23 @@ private:
         return item;
     }
 
-    // A get made room for one item, so the first waiting putter's usually moves in; the loop
-    // serves a queue left with more room by an earlier failure to allocate. Storages that can
-    // say whether a push allocates (fifo_storage) take the usual case without a call, so that
-    // this function saves no registers.
+    // A get made room for one item: the first waiting putter's moves in. Storages that can say
+    // whether a push allocates (fifo_storage) take that usual case without a call, so that this
+    // function saves no registers; the rest, and a queue left with more room by an earlier
+    // failure to allocate, go through let_putters_in_allocating.
     CORING_NOINLINE void let_putters_in() noexcept {
         if constexpr (requires(Storage& s, T&& item) { s.push_in_room(std::move(item)); }) {
-            while (!full() && m_items.has_room()) {
+            if (!full() && m_items.has_room()) {
                 auto* putter = m_putters.template front<put_awaiter>();
                 m_items.push_in_room(std::move(putter->m_item));
                 put_in(*putter);
-                if (m_putters.empty()) return;
+                if (m_putters.empty() || full()) return;
             }
         }
         let_putters_in_allocating();
     }
 
+    // While putters wait and there is room: the first one's item moves in.
     CORING_NOINLINE void let_putters_in_allocating() noexcept {
         try {
             while (!m_putters.empty() && !full()) {
@@ -407,7 +408,8 @@ class basic_queue<T, Storage>::get_awaiter final : public detail::sync_waiter {
 public:
     explicit get_awaiter(basic_queue& q) noexcept : m_queue(&q) {}
     get_awaiter(get_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_queue(other.m_queue) {}
-    /// An item handed over to a getter whose frame is destroyed before it resumes goes with it.
+    /// A handed item the getter never took goes with it: its queue was destroyed before it
+    /// resumed (orphaned), or its frame was.
     ~get_awaiter() {
         if constexpr (!std::is_trivially_destructible_v<T>) {
             if (m_phase != phase::idle && m_handed) m_item.~T();
