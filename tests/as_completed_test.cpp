@@ -98,3 +98,62 @@ TEST_CASE("as_completed - cancelling the consumer leaves the tasks running", "[a
         CHECK(v == 3);
     }());
 }
+
+// Regression: the range kept one waiting awaitable; a second one awaited at the same time
+// replaced the first, which was never woken, and closing the loop then waited for ever.
+TEST_CASE("as_completed - awaitables awaited at the same time each get one result", "[as_completed]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::create_task(value_after(50ms, 1));
+        auto b = coring::create_task(value_after(50ms, 2));
+        auto range = coring::as_completed(std::vector{a, b});
+        auto it = range.begin();
+        auto first = *it;
+        ++it;
+        auto second = *it;
+        auto take = [](auto next) -> coring::task<int> { co_return co_await next; };
+        auto x = coring::create_task(take(std::move(first)));
+        auto y = coring::create_task(take(std::move(second)));
+        std::vector takers{x, y};  // g++ 12 rejects a braced list inside co_await
+        auto [done, pending] = co_await coring::wait(takers, coring::return_when::all_completed, 1s);
+        CHECK(done.size() == 2);
+        CHECK(pending.empty());
+        for (auto& p : pending) p.cancel();
+        if (pending.empty()) {
+            const int vx = co_await x;
+            const int vy = co_await y;
+            CHECK(vx + vy == 3);
+            CHECK(vx != vy);
+        }
+    }());
+}
+
+TEST_CASE("as_completed - of two waiting awaitables, cancelling the first hands the result to the second", "[as_completed][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::create_task(value_after(20ms, 7));
+        auto range = coring::as_completed(std::vector{a});
+        auto take = [](auto next) -> coring::task<int> { co_return co_await next; };
+        auto x = coring::create_task(take(*range.begin()));
+        auto y = coring::create_task(take(*range.begin()));
+        co_await coring::sleep(5ms);
+        x.cancel();
+        const bool x_cancelled = co_await throws<coring::cancelled_error>(x);
+        CHECK(x_cancelled);
+        const int vy = co_await y;
+        CHECK(vy == 7);
+    }());
+}
+
+TEST_CASE("as_completed - a task given twice is reported once, as asyncio takes a set", "[as_completed]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::create_task(value_after(5ms, 1));
+        auto b = coring::create_task(value_after(1ms, 2));
+        auto range = coring::as_completed(std::vector{a, b, a});
+        CHECK(range.size() == 2);
+        std::vector<int> order;
+        for (auto next : range) {
+            const int v = co_await next;
+            order.push_back(v);
+        }
+        CHECK(order == std::vector<int>{2, 1});
+    }());
+}

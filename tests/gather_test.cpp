@@ -319,3 +319,75 @@ TEST_CASE("gather - lifecycle matrix: child end x timing relative to the gather'
         CHECK(r == 0);  // the gather never finishes while a child runs
     });
 }
+
+// Regression: gather's await_suspend cancelled the futures still pending (fail fast), which
+// finished them on the spot; the last one queued the gatherer's wake-up, and await_suspend then
+// returned false, so the frame ran on at once and was resumed a second time from the ready queue
+// after its task had finished (a heap-use-after-free under ASan).
+TEST_CASE("gather - of futures, one failed before the gatherer waits: fails fast once", "[gather][cancel]") {
+    const auto frames_before = live_frames();
+    coring::run([]() -> coring::task<> {
+        coring::future<int> a;
+        coring::future<int> b;
+        coring::future<int> c;
+        int resumed_after_gather = 0;
+        auto gatherer = [&]() -> coring::task<> {
+            try {
+                co_await coring::gather(a, b, c);
+            } catch (const std::runtime_error&) {
+                ++resumed_after_gather;
+                throw;
+            }
+        };
+        auto h = coring::create_task(gatherer());
+        a.set_result(1);
+        b.set_exception(std::make_exception_ptr(std::runtime_error("x")));
+        for (int i = 0; i < 5; ++i) co_await coring::sleep(0s);
+        REQUIRE(h.done());
+        CHECK(resumed_after_gather == 1);
+        CHECK_THROWS_AS(h.result(), std::runtime_error);
+        CHECK(c.cancelled());  // the one still pending was cancelled by the fail-fast
+        CHECK(a.result() == 1);
+    }());
+    CHECK(live_frames() == frames_before);
+}
+
+TEST_CASE("gather - of futures, with a cancel pending when it first waits: cancels them, then cancelled_error", "[gather][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::future<int> a;
+        coring::future<> b;
+        int resumed = 0;
+        auto gatherer = [&]() -> coring::task<> {
+            coring::current_task().cancel();  // pending: delivered at gather's suspension point
+            try {
+                co_await coring::gather(a, b);
+            } catch (const coring::cancelled_error&) {
+                ++resumed;
+                throw;
+            }
+        };
+        auto h = coring::create_task(gatherer());
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        for (int i = 0; i < 3; ++i) co_await coring::sleep(0s);
+        CHECK(resumed == 1);
+        CHECK(a.cancelled());
+        CHECK(b.cancelled());
+    }());
+}
+
+TEST_CASE("gather - of a cancelled future and a pending one: cancelled_error, the other cancelled", "[gather][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::future<int> a;
+        coring::future<int> b;
+        auto gatherer = [&]() -> coring::task<int> {
+            auto [x, y] = co_await coring::gather(a, b);
+            co_return x + y;
+        };
+        auto h = coring::create_task(gatherer());
+        a.cancel();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
+        CHECK(cancelled);
+        CHECK(b.cancelled());
+    }());
+}

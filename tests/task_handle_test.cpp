@@ -616,3 +616,104 @@ TEST_CASE("cancel - tasks awaiting each other: a cancel ends the cycle, and clos
     }
     CHECK(live_frames() == before);
 }
+
+// ------------------------------------------------------------------------- asyncio's cancel rules
+
+// Regression: a task with a cancel pending that awaited a handle threw cancelled_error at once
+// and left the awaited task running; asyncio cancels the awaited task and waits for it.
+TEST_CASE("cancel - a pending request is forwarded to the task a handle awaits", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto sleeper = coring::create_task(forever());
+        auto waiter = [](coring::task_handle<> awaited) -> coring::task<> {
+            coring::current_task().cancel();
+            co_await awaited;
+        };
+        co_await coring::sleep(1ms);  // the sleeper is suspended
+        auto w = coring::create_task(waiter(sleeper));
+        const bool waiter_cancelled = co_await throws_cancelled(w);
+        CHECK(waiter_cancelled);
+        CHECK(sleeper.cancelled());
+    }());
+}
+
+TEST_CASE("cancel - a pending request is forwarded to the future a task awaits", "[cancel][future]") {
+    coring::run([]() -> coring::task<> {
+        coring::future<int> f;
+        auto waiter = [](coring::future<int> awaited) -> coring::task<int> {
+            coring::current_task().cancel();
+            co_return co_await awaited;
+        };
+        auto w = coring::create_task(waiter(f));
+        const bool waiter_cancelled = co_await throws_cancelled(w);
+        CHECK(waiter_cancelled);
+        CHECK(f.cancelled());
+    }());
+}
+
+TEST_CASE("cancel - a forwarded pending request that the awaited task swallows yields its value", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto stubborn = coring::create_task([]() -> coring::task<int> {
+            try {
+                co_await coring::sleep(1h);
+            } catch (const coring::cancelled_error&) {
+                co_return 42;
+            }
+            co_return 0;
+        }());
+        auto waiter = [](coring::task_handle<int> awaited) -> coring::task<int> {
+            coring::current_task().cancel();
+            const int v = co_await awaited;  // the request went to `awaited`, which returned
+            co_await coring::sleep(0s);      // so nothing is pending here any more
+            co_return v;
+        };
+        co_await coring::sleep(1ms);
+        auto w = coring::create_task(waiter(stubborn));
+        const int v = co_await w;
+        CHECK(v == 42);
+        CHECK_FALSE(stubborn.cancelled());
+    }());
+}
+
+// CPython test_tasks.py: test_cancel_at_end. A task that is cancelled while
+// it runs and then returns without another suspension point ends cancelled, as in asyncio.
+TEST_CASE("cancel - a task cancelled while running that then returns a value ends cancelled", "[cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto body = []() -> coring::task<int> {
+            coring::current_task().cancel();
+            co_return 5;
+        };
+        auto h = coring::create_task(body());
+        const bool cancelled = co_await throws_cancelled(h);
+        CHECK(cancelled);
+        CHECK(h.cancelled());
+        CHECK_THROWS_AS(h.result(), coring::cancelled_error);
+        // An error still wins over the pending request (asyncio's set_exception).
+        auto failing = coring::create_task([]() -> coring::task<int> {
+            coring::current_task().cancel();
+            throw std::domain_error("failed");
+            co_return 0;
+        }());
+        const bool threw = co_await coring_test::throws<std::domain_error>(failing);
+        CHECK(threw);
+        CHECK_FALSE(failing.cancelled());
+    }());
+}
+
+// asyncio's Task.cancel() clears _log_traceback even when the task is done.
+TEST_CASE("cancel - on a task that already failed: false, and the failure is no longer reported", "[cancel]") {
+    coring::event_loop loop;
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        auto failing = coring::create_task([]() -> coring::task<> {
+            throw std::domain_error("failed");
+            co_return;
+        }());
+        co_await coring::sleep(1ms);
+        REQUIRE(failing.done());
+        CHECK_FALSE(failing.cancel());
+        CHECK_FALSE(failing.cancelled());
+    }());
+    loop.close();
+    CHECK(reports.reports.empty());
+}

@@ -267,3 +267,43 @@ TEST_CASE("wait_for - lifecycle matrix: child end x timing relative to the await
         CHECK(r == 0);
     });
 }
+
+// asyncio 3.12 runs wait_for's coroutine inside the waiting task: a cancel of that task reaches
+// a coroutine that has started, so the code before its first await runs and its cleanup too.
+TEST_CASE("wait_for - a cancel of the waiting task before the child's first step still starts the child", "[wait_for][cancel]") {
+    coring::run([]() -> coring::task<> {
+        bool started = false;
+        bool cleaned_up = false;
+        auto child = [](bool& s, bool& c) -> coring::task<int> {
+            s = true;
+            try {
+                co_await coring::sleep(1h);
+            } catch (const coring::cancelled_error&) {
+                c = true;
+                throw;
+            }
+            co_return 1;
+        };
+        auto waiter = [&]() -> coring::task<int> { co_return co_await coring::wait_for(child(started, cleaned_up), 10s); };
+        auto w = coring::create_task(waiter());
+        co_await coring::sleep(0s);  // the waiter has created the child, which has not run yet
+        CHECK_FALSE(started);
+        w.cancel();
+        const bool cancelled = co_await throws<coring::cancelled_error>(w);
+        CHECK(cancelled);
+        CHECK(started);
+        CHECK(cleaned_up);
+
+        // The same with the cancel pending when wait_for is awaited.
+        started = cleaned_up = false;
+        auto self_cancelling = [&]() -> coring::task<int> {
+            coring::current_task().cancel();
+            co_return co_await coring::wait_for(child(started, cleaned_up), 10s);
+        };
+        auto s = coring::create_task(self_cancelling());
+        const bool self_cancelled = co_await throws<coring::cancelled_error>(s);
+        CHECK(self_cancelled);
+        CHECK(started);
+        CHECK(cleaned_up);
+    }());
+}

@@ -150,3 +150,17 @@ TEST_CASE("wait - cancelling the waiter leaves the tasks running", "[wait][cance
         CHECK(v == 4);
     }());
 }
+
+TEST_CASE("wait - a task given twice appears once, as asyncio takes a set", "[wait]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::create_task(value_after(1ms, 1));
+        auto b = coring::create_task(value_after(1h, 2));
+        std::vector twice{a, b, a, b};  // g++ 12 rejects a braced list inside co_await
+        auto [done, pending] = co_await coring::wait(twice, coring::return_when::first_completed);
+        REQUIRE(done.size() == 1);
+        CHECK(done[0] == a);
+        REQUIRE(pending.size() == 1);
+        CHECK(pending[0] == b);
+        b.cancel();
+    }());
+}

@@ -5,14 +5,17 @@
 //       int v = co_await next;        // the earliest result not yet taken (or its exception)
 //   }
 //
-// The range yields one awaitable per handle. Awaiting one waits until a task that has not been
-// reported yet finishes, and yields its value (copied: the handles stay yours) or rethrows its
-// exception. With a timeout, an await that would end after it throws timeout_error (the tasks
+// The range yields one awaitable per distinct task (a task given twice is reported once, as
+// asyncio takes a set). Awaiting one waits until a task that has not been reported yet
+// finishes, and yields its value (copied: the handles stay yours) or rethrows its exception.
+// Awaitables may be awaited at the same time, from several tasks: each finished task goes to
+// one of them, in the order they started waiting. With a timeout, an await that would end after it throws timeout_error (the tasks
 // keep running, as in asyncio). Cancelling the awaiting task throws cancelled_error and leaves
 // the tasks running. The range must outlive the awaitables it hands out (a range-for does that).
 
 #include <coring/clock.hpp>
 #include <coring/detail/combinator.hpp>
+#include <coring/detail/intrusive_list.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/task_handle.hpp>
@@ -35,15 +38,20 @@ namespace detail {
 template <class Handle>
 class as_completed_next;
 
+struct as_completed_waiting_tag {};
+
 /// What the range and its awaitables share; lives on the heap so the range can be moved.
+///
+/// Finished tasks not yet reported wait in m_finished; awaitables that wait for one wait in
+/// m_waiting, first come first served. A task that finishes is handed to the first waiting
+/// awaitable (its index is written into it), or queued: so each result goes to exactly one
+/// awaitable, however many are awaited at once, and a later await cannot take a result that
+/// was handed to an earlier one.
 template <class Handle>
 class as_completed_core {
 public:
     as_completed_core(std::vector<Handle> handles, std::optional<clock::time_point> deadline)
-        : m_handles(std::move(handles)), m_deadline(deadline) {
-        for (const Handle& h : m_handles)
-            if (!h) throw invalid_state_error("coring::as_completed: an empty task handle in the set");
-    }
+        : m_handles(distinct_tasks(std::move(handles), "coring::as_completed")), m_deadline(deadline) {}
     as_completed_core(const as_completed_core&) = delete;
     as_completed_core& operator=(const as_completed_core&) = delete;
     ~as_completed_core() {
@@ -65,10 +73,10 @@ public:
         }
     }
 
-    std::vector<Handle> m_handles;
+    std::vector<Handle> m_handles;  // distinct tasks, in input order
     std::vector<child_notifier<as_completed_core>> m_notifiers;
-    std::deque<std::size_t> m_finished;  // finished, not yet reported
-    as_completed_next<Handle>* m_waiting = nullptr;
+    std::deque<std::size_t> m_finished;  // finished, not yet handed to an awaitable
+    intrusive_list<as_completed_next<Handle>, as_completed_waiting_tag> m_waiting;
     std::optional<clock::time_point> m_deadline;
 
 private:
@@ -79,22 +87,27 @@ private:
 
 /// One element of the range: awaiting it yields the next result in completion order.
 template <class Handle>
-class as_completed_next final : public deadline_leaf<as_completed_next<Handle>> {
+class as_completed_next final : public deadline_leaf<as_completed_next<Handle>>, public list_hook<as_completed_waiting_tag> {
     using base = deadline_leaf<as_completed_next<Handle>>;
+    using waiting_hook = list_hook<as_completed_waiting_tag>;
     friend base;
     friend class as_completed_core<Handle>;
 
 public:
     explicit as_completed_next(as_completed_core<Handle>* core) noexcept : base(operations_), m_core(core) {}
-    as_completed_next(as_completed_next&& other) noexcept : base(std::move(other)), m_core(other.m_core) {}
+    as_completed_next(as_completed_next&& other) noexcept : base(std::move(other)), waiting_hook(), m_core(other.m_core) {}
+    ~as_completed_next() { waiting_hook::unlink(); }  // its task was destroyed while it waited
 
     [[nodiscard]] bool await_ready() {
         m_core->listen();
-        return !m_core->m_finished.empty();
+        if (m_core->m_finished.empty()) return false;
+        m_index = m_core->m_finished.front();
+        m_core->m_finished.pop_front();
+        return true;
     }
 
     bool await_suspend(std::coroutine_handle<> frame) {
-        if (!this->begin_suspend(frame)) return false;
+        if (!this->begin_suspend(frame)) return false;  // nothing registered yet
         if (m_core->m_deadline) {
             if (*m_core->m_deadline <= this->loop().time()) {
                 m_timed_out = true;
@@ -102,7 +115,7 @@ public:
             }
             this->start_deadline(*m_core->m_deadline);
         }
-        m_core->m_waiting = this;
+        m_core->m_waiting.push_back(*this);
         this->arm();
         return true;
     }
@@ -110,31 +123,34 @@ public:
     decltype(auto) await_resume() {
         this->throw_if_cancelled();
         if (m_timed_out) throw timeout_error("coring::as_completed: the timeout passed before the next task finished");
-        const std::size_t i = m_core->m_finished.front();
-        m_core->m_finished.pop_front();
-        return m_core->m_handles[i].result();
+        return m_core->m_handles[m_index].result();
     }
 
 private:
-    [[nodiscard]] bool finished() const noexcept { return m_timed_out || !m_core->m_finished.empty() || this->cancelled(); }
+    static constexpr std::size_t no_index = static_cast<std::size_t>(-1);
+
+    [[nodiscard]] bool finished() const noexcept { return m_timed_out || m_index != no_index || this->cancelled(); }
 
     void on_deadline() noexcept {
         m_timed_out = true;
-        m_core->m_waiting = nullptr;
+        waiting_hook::unlink();
         this->wake_now();
     }
 
-    void on_result_available() noexcept {
-        m_core->m_waiting = nullptr;
+    /// The core hands this awaitable (already taken off m_waiting) the task at `index`.
+    void hand(std::size_t index) noexcept {
+        m_index = index;
         this->wake_now();
     }
 
     static void on_cancel(ready_node* node) noexcept {
         auto* self = static_cast<as_completed_next*>(static_cast<timer_node*>(node));
-        if (self->m_core->m_waiting != self) return;  // a result is on its way: the request waits
+        // Handed a result, or timed out: that outcome is on its way, and the request waits for
+        // the next suspension point.
+        if (!self->waiting_hook::linked()) return;
         self->take_cancel_request();
         self->mark_cancelled();
-        self->m_core->m_waiting = nullptr;
+        self->waiting_hook::unlink();
         self->wake_now();
     }
 
@@ -148,13 +164,16 @@ private:
     static constexpr ready_node::operations operations_{&base::on_ready, &on_cancel, false, &describe};
 
     as_completed_core<Handle>* m_core;
+    std::size_t m_index = no_index;  // the task handed to this awaitable
     bool m_timed_out = false;
 };
 
 template <class Handle>
 void as_completed_core<Handle>::on_child_finished(std::size_t i) noexcept {
-    m_finished.push_back(i);
-    if (m_waiting != nullptr) m_waiting->on_result_available();
+    if (as_completed_next<Handle>* first = m_waiting.pop_front())
+        first->hand(i);
+    else
+        m_finished.push_back(i);
 }
 
 template <class Handle>

@@ -1042,7 +1042,7 @@ inline detail::state_base::~state_base() {
 
 inline void detail::state_base::step(ready_node* node, action what) noexcept {
     auto* self = static_cast<state_base*>(node);
-    if (self->m_cancel_requested || what == action::discard) {
+    if ((self->m_cancel_requested && !self->m_starts_when_cancelled) || what == action::discard) {
         // Cancelled before it started: the body never runs (asyncio does the same).
         self->m_cancel_requested = false;
         self->m_frame.destroy();

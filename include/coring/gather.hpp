@@ -89,7 +89,12 @@ public:
         return true;
     }
 
-    bool await_suspend(std::coroutine_handle<> frame) {
+    // Always suspends: await_ready found a child running, so a notifier is registered below,
+    // and from then on the last child to finish is what resumes the gather (leaf_awaiter.hpp,
+    // "registered means suspended"). Cancelling children here may finish some at once (a
+    // future is cancelled on the spot), and the last of them queues the wake-up before this
+    // returns.
+    void await_suspend(std::coroutine_handle<> frame) {
         Derived& self = derived();
         const bool cancel_pending = !begin_suspend(frame);
         m_notifiers.reserve(self.child_count());
@@ -109,9 +114,7 @@ public:
         } else if (m_fail_fast && m_first_failure != no_failure) {
             cancel_running();
         }
-        if (m_running == 0) return false;
-        arm();
-        return true;
+        if (m_running != 0) arm();  // otherwise already woken: a cancel waits for the next suspension
     }
 
 protected:

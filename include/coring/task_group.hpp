@@ -48,7 +48,7 @@ public:
     task_group_join(task_group_join&& other) noexcept : leaf_awaiter(std::move(other)), m_group(other.m_group) {}
 
     [[nodiscard]] bool await_ready() const noexcept;
-    bool await_suspend(std::coroutine_handle<> frame);
+    void await_suspend(std::coroutine_handle<> frame);
     void await_resume();
 
 private:
@@ -164,17 +164,18 @@ namespace detail {
 
 inline bool task_group_join::await_ready() const noexcept { return m_group->m_running == 0 && !m_group->m_joined; }
 
-inline bool task_group_join::await_suspend(std::coroutine_handle<> frame) {
+// Always suspends: await_ready found children running (a joined group throws here instead),
+// and the last of them to finish wakes the joiner. The joiner is recorded before a pending
+// cancel is forwarded, so a child that finishes at once still wakes it.
+inline void task_group_join::await_suspend(std::coroutine_handle<> frame) {
     if (m_group->m_joined) throw invalid_state_error("coring::task_group: join() awaited twice");
     const bool cancel_pending = !begin_suspend(frame);
+    m_group->m_joiner = this;
     if (cancel_pending) {
         m_group->m_cancelled = true;
         m_group->abort();
     }
-    if (m_group->m_running == 0) return false;
-    m_group->m_joiner = this;
-    arm();
-    return true;
+    if (m_group->m_joiner != nullptr) arm();  // otherwise already woken
 }
 
 inline void task_group_join::await_resume() {

@@ -63,15 +63,23 @@ public:
         return m_awaited->done();
     }
 
-    bool await_suspend(std::coroutine_handle<> frame) {
+    // Always suspends once registered: the awaited state's end wakes this node. A cancel
+    // request pending on the awaiting task is forwarded like one that arrives while suspended
+    // (asyncio: a task cancelled while running cancels the future it then awaits), so it is
+    // forwarded after registering: a future cancelled on the spot then wakes this node.
+    void await_suspend(std::coroutine_handle<> frame) {
         if (m_awaited->loop() == nullptr) throw invalid_state_error("coring: awaiting " + m_awaited->name() + ", whose event loop is closed");
         if (m_awaited == get_running_loop().current_task_state()) throw invalid_state_error("coring: " + m_awaited->name() + " awaits itself");
-        if (!begin_suspend(frame)) return false;
+        const bool cancel_pending = !begin_suspend(frame);
         m_awaited->add_ref();
         m_holds_reference = true;
         m_awaited->add_waiter(*this);  // the state wakes us (schedules this node) when it finishes
-        arm();
-        return true;
+        if (cancel_pending) {
+            m_cancelled = false;  // delivered by forwarding it: the awaited outcome becomes ours
+            forward_cancel();
+        } else {
+            arm();
+        }
     }
 
     decltype(auto) await_resume() {
@@ -91,19 +99,25 @@ private:
         // the awaiting task's next suspension point.
         if (self->m_awaited->done()) return;
         self->take_cancel_request();
-        // Forward before re-arming: in a waiting cycle (A awaits B, B awaits A) the request
-        // comes back to this task, finds no slot and stays pending, so forwarding stops there.
-        self->m_awaited->request_cancel();
-        if (self->task()->cancel_requested() && self->m_awaited->remove_waiter(*self)) {
+        self->forward_cancel();
+    }
+
+    // Forwards the awaiting task's cancel (already taken) to the awaited state, registered as
+    // its waiter. Forward before re-arming: in a waiting cycle (A awaits B, B awaits A) the
+    // request comes back to this task, finds no slot and stays pending, so forwarding stops
+    // there.
+    void forward_cancel() noexcept {
+        m_awaited->request_cancel();
+        if (task()->cancel_requested() && m_awaited->remove_waiter(*this)) {
             // It came back: nobody in the cycle can finish by waiting, so this task stops
             // waiting and ends cancelled, and the others then see it finish (a loop closing on
             // a deadlock would otherwise wait for ever).
-            self->take_cancel_request();
-            self->mark_cancelled();
-            self->wake();
+            take_cancel_request();
+            mark_cancelled();
+            wake();
             return;
         }
-        self->arm();  // a second cancel is forwarded again
+        arm();  // a second cancel is forwarded again
     }
     static void describe(const ready_node* node, await_description& out) {
         const auto* self = static_cast<const handle_awaiter*>(static_cast<const completion_waiter*>(node));
@@ -179,8 +193,16 @@ public:
     [[nodiscard]] bool done() const { return checked().done(); }
     [[nodiscard]] bool cancelled() const { return checked().cancelled(); }
 
-    /// Requests cancellation (see API.md, "Cancellation"). False if already done.
-    bool cancel() { return checked().request_cancel(); }
+    /// Requests cancellation (see API.md, "Cancellation"). False if already done; then, as in
+    /// asyncio, the failure it ended with counts as seen and is not reported as never retrieved.
+    bool cancel() {
+        state_base& s = checked();
+        if (s.done()) {
+            s.mark_retrieved();
+            return false;
+        }
+        return s.request_cancel();
+    }
 
     /// Rethrows the failure, or returns the value. Throws invalid_state_error if not done.
     decltype(auto) result() const {

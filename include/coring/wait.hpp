@@ -29,7 +29,8 @@ namespace coring {
 
 enum class return_when { first_completed, first_exception, all_completed };
 
-/// What wait() yields: the handles that finished and those still running, each in input order.
+/// What wait() yields: the handles that finished and those still running, each in input order,
+/// each task once (asyncio returns sets: a task given twice appears once).
 template <class Handle>
 struct wait_result {
     std::vector<Handle> done;
@@ -46,10 +47,8 @@ class wait_awaiter final : public deadline_leaf<wait_awaiter<Handle>> {
 
 public:
     wait_awaiter(std::vector<Handle> handles, return_when when, std::optional<clock::time_point> deadline)
-        : base(operations_), m_handles(std::move(handles)), m_when(when), m_deadline(deadline) {
+        : base(operations_), m_handles(distinct_tasks(std::move(handles), "coring::wait")), m_when(when), m_deadline(deadline) {
         if (m_handles.empty()) throw std::invalid_argument("coring::wait: the set of tasks to wait for is empty");
-        for (const Handle& h : m_handles)
-            if (!h) throw invalid_state_error("coring::wait: an empty task handle in the set");
     }
     wait_awaiter(wait_awaiter&& other) noexcept
         : base(std::move(other)), m_handles(std::move(other.m_handles)), m_when(other.m_when), m_deadline(other.m_deadline) {}

@@ -50,12 +50,15 @@ public:
 
     [[nodiscard]] bool await_ready() const noexcept { return m_child->done(); }
 
-    bool await_suspend(std::coroutine_handle<> frame) {
+    // Always suspends: the child is unfinished (await_ready), and once the notifier is
+    // registered the child's end is what resumes this awaiter, even when forwarding a cancel
+    // finishes it at once (a future).
+    void await_suspend(std::coroutine_handle<> frame) {
         const bool cancel_pending = !this->begin_suspend(frame);
         m_child->add_waiter(m_notifier);
         if (cancel_pending) {
             m_outer_cancelled = true;  // delivered here: forward it and wait for the child
-            m_child->request_cancel();
+            forward_outer_cancel();
         } else if (m_deadline) {
             if (*m_deadline <= this->loop().time())
                 on_deadline();
@@ -63,7 +66,6 @@ public:
                 this->start_deadline(*m_deadline);
         }
         this->arm();
-        return true;
     }
 
     T await_resume() {
@@ -91,7 +93,16 @@ private:
         self->take_cancel_request();
         self->m_outer_cancelled = true;
         self->arm();  // a second cancel is forwarded too
-        self->m_child->request_cancel();
+        self->forward_outer_cancel();
+    }
+
+    // asyncio 3.12 runs wait_for's coroutine inside the waiting task, so a cancel of that task
+    // reaches a coroutine that has already started: a child created here starts even when the
+    // cancel comes first, and gets it at its first suspension point. (A timeout that passed
+    // before it started cancels it unstarted, as asyncio's wait_for(coro, 0) never starts it.)
+    void forward_outer_cancel() noexcept {
+        if (m_child.owned()) m_child->start_even_if_cancelled();
+        m_child->request_cancel();
     }
 
     static void describe(const ready_node* node, await_description& out) {

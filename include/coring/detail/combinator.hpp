@@ -24,12 +24,16 @@
 #include <coring/task.hpp>
 #include <coring/task_handle.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <concepts>
 #include <optional>
 #include <cstddef>
+#include <string>
 #include <type_traits>
+#include <unordered_set>
 #include <utility>
+#include <vector>
 
 namespace coring::detail {
 
@@ -108,6 +112,8 @@ public:
     ~child() { reset(); }
 
     [[nodiscard]] explicit operator bool() const noexcept { return m_state != nullptr; }
+    /// Created by the combinator (from a task<T> or another awaitable), not shared.
+    [[nodiscard]] bool owned() const noexcept { return m_owned; }
     [[nodiscard]] state<T>& get() const noexcept { return *m_state; }
     [[nodiscard]] state<T>* operator->() const noexcept { return m_state; }
 
@@ -151,6 +157,25 @@ child<child_t<A>> adopt(A&& a, const source_location& site) {
         return child<T>(typename child<T>::adopt_reference_t{}, get_running_loop().create_task_state(await_in_task<plain>(std::move(a)), {}, site),
                         true);
     }
+}
+
+/// The handles of a wait or as_completed, each task once, in input order (asyncio takes a
+/// set). Throws invalid_state_error, naming `who`, for an empty handle.
+template <class Handle>
+std::vector<Handle> distinct_tasks(std::vector<Handle> handles, const char* who) {
+    std::vector<const state_base*> sorted;
+    sorted.reserve(handles.size());
+    for (const Handle& h : handles) {
+        if (!h) throw invalid_state_error(std::string(who) + ": an empty task handle in the set");
+        sorted.push_back(h.native_state());
+    }
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end()) return handles;  // the usual case
+    std::unordered_set<const state_base*> seen;
+    std::vector<Handle> distinct;
+    for (Handle& h : handles)
+        if (seen.insert(h.native_state()).second) distinct.push_back(std::move(h));
+    return distinct;
 }
 
 // ---------------------------------------------------------------------- notifiers

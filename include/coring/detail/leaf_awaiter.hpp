@@ -16,6 +16,13 @@
 //       -- or leave the request pending when the wake-up already won and cannot be undone
 //   await_resume():  throw_if_cancelled(); return the result;
 //
+// Registered means suspended: await_suspend may return false (resume at once) only before it
+// has registered for a wake-up. Once registered, the wake-up alone resumes the frame, so an
+// await_suspend that can be woken while it registers (a combinator whose cancel finishes a
+// future on the spot, which runs its notifier) returns void, or true. Returning false after a
+// wake-up was queued would resume the frame twice: once now, and once from the ready queue,
+// possibly after the frame is gone.
+//
 // The node resumes the frame with its task as the loop's current task, after disarming the
 // slot: a cancel request that arrives once the frame runs again waits for its next suspension.
 // An awaiter whose await_suspend returns a handle ends with switch_away(frame): when the loop

@@ -75,6 +75,11 @@ public:
         std::exception_ptr error;
         if (outcome.has_error()) {
             error = outcome.take_error();
+        } else if (m_cancel_requested) {
+            // Cancelled while it ran its last step (it cancelled itself, say) and returned
+            // without reaching another suspension point: asyncio ends such a task cancelled,
+            // and the value is dropped, since cancel() returned true.
+            error = std::make_exception_ptr(cancelled_error{});
         } else if constexpr (std::is_void_v<T>) {
             m_value.emplace();
         } else if constexpr (std::is_reference_v<T>) {

@@ -162,6 +162,10 @@ public:
     }
     /// A request that lost the race to a completion is delivered at the next suspension point.
     void restore_cancel_request() noexcept { m_cancel_requested = true; }
+    /// For a task that has not started: a cancel request no longer keeps its body from running;
+    /// the body starts and the request is delivered at its first suspension point (wait_for
+    /// runs its coroutine that way, as asyncio 3.12 runs it inside the waiting task).
+    void start_even_if_cancelled() noexcept { m_starts_when_cancelled = true; }
 
     // --- completion
     /// Marks the state finished (the value, if any, is already stored), wakes the waiters and,
@@ -196,6 +200,7 @@ protected:
     bool m_cancelled : 1 = false;
     bool m_cancel_requested : 1 = false;
     bool m_retrieved : 1 = false;
+    bool m_starts_when_cancelled : 1 = false;
 
     friend class coring::event_loop;
 };
