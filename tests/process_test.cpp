@@ -35,7 +35,7 @@ bool has_unreaped_child() {
     return ::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) == 0;
 }
 
-// g++ 12 rejects a braced list of string literals inside a co_await expression (DESIGN.md):
+// g++ 12 rejects a braced list of string literals inside a co_await expression (docs/internals.md, "g++ 12 traps"):
 // the argument vectors are built by this helper, outside it.
 template <class... S>
 std::vector<std::string> args(S... s) {

@@ -1,5 +1,5 @@
 // Tests of coring/task_handle.hpp: create_task, task_handle, future, current_task, all_tasks,
-// and cancellation as API.md describes it.
+// and cancellation as docs/api.md describes it.
 #include <coring/task_handle.hpp>
 
 #include <coring/io/ops.hpp>

@@ -1,5 +1,5 @@
 #pragma once
-// Debugging and introspection (API.md, "Debugging and testing"; docs/debugging.md shows each
+// Debugging and introspection (docs/api.md, "Debugging and testing"; docs/debugging.md shows each
 // tool's output).
 //
 // - Debug mode: loop_options{.debug = true} or CORING_DEBUG=1 in the environment. Then a task

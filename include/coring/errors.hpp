@@ -1,5 +1,5 @@
 #pragma once
-// The error types of coring (API.md, "Cancellation").
+// The error types of coring (docs/api.md, "Errors" and "Cancellation").
 //
 // cancelled_error deliberately does not derive from std::exception, just as asyncio's
 // CancelledError is not an Exception since Python 3.8: `catch (const std::exception&)` in user
@@ -18,7 +18,8 @@ public:
     [[nodiscard]] const char* what() const noexcept { return "coring::cancelled_error: the task was cancelled"; }
 };
 
-/// An operation did not finish before its deadline (wait_for, timeout_at).
+/// An operation did not finish before its deadline (wait_for, timeout_at, as_completed with a
+/// timeout, io::with_timeout).
 class timeout_error : public std::runtime_error {
 public:
     timeout_error() : std::runtime_error("coring::timeout_error: the operation timed out") {}
@@ -32,7 +33,7 @@ public:
     explicit invalid_state_error(const std::string& what) : std::logic_error(what) {}
 };
 
-/// get_nowait() / try-style access on an empty queue.
+/// get_nowait() on an empty queue (try_get() returns an empty optional instead).
 class queue_empty : public std::runtime_error {
 public:
     queue_empty() : std::runtime_error("coring::queue_empty: the queue is empty") {}

@@ -13,7 +13,7 @@
 // Fail fast (without return_exceptions): the first child that fails (throws, or is cancelled)
 // makes gather cancel every child still running, *wait until they have all finished*, and then
 // rethrow that first failure. asyncio leaves the others running; C++ cannot, because their
-// frames may refer to the caller's locals (API.md). Failures of the others are marked seen.
+// frames may refer to the caller's locals (docs/api.md, "Differences from asyncio"). Failures of the others are marked seen.
 // With return_exceptions, gather waits for every child and reports each outcome as a result<T>.
 // Cancelling the task that awaits gather cancels every child, waits for them, and throws
 // cancelled_error. gather() of nothing, or of an empty vector, completes at once.

@@ -214,7 +214,7 @@ private:
 };
 
 /// The synchronous part of create_subprocess_exec: spawns the child. Throws std::system_error
-/// ("create_subprocess_exec(no-such-program): No such file or directory").
+/// ("create_subprocess_exec(no-such-program): posix_spawnp: No such file or directory").
 inline process spawn_process(const std::vector<std::string>& argv, const subprocess_options& options) {
     if (argv.empty()) throw std::invalid_argument("coring::create_subprocess_exec: empty argv");
     const std::string what = "create_subprocess_exec(" + argv[0] + ")";

@@ -16,8 +16,15 @@
 // invalid_state_error. A cancelled task rethrows cancelled_error.
 //
 // Cancelling a task that awaits a handle cancels the awaited task or future as well, and then
-// waits for it (asyncio's rule; use shield() to protect it). In a waiting cycle (A awaits B, B
-// awaits A), where that wait would never end, the cancelled task stops waiting instead.
+// waits for it (asyncio's rule; use shield() to protect it). A cancel that is pending when the
+// task starts to await (it cancelled itself) is forwarded the same way. In a waiting cycle (A
+// awaits B, B awaits A), where that wait would never end, the cancelled task stops waiting
+// instead.
+//
+// As in asyncio: a task cancelled while it runs (by itself, say) that returns without reaching
+// another suspension point ends cancelled, its value dropped, since cancel() returned true; one
+// that throws ends with its exception. cancel() on a task that already finished returns false
+// and counts its failure, if any, as seen: it is not reported as never retrieved.
 
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/state.hpp>
@@ -193,7 +200,7 @@ public:
     [[nodiscard]] bool done() const { return checked().done(); }
     [[nodiscard]] bool cancelled() const { return checked().cancelled(); }
 
-    /// Requests cancellation (see API.md, "Cancellation"). False if already done; then, as in
+    /// Requests cancellation (see docs/api.md, "Cancellation"). False if already done; then, as in
     /// asyncio, the failure it ended with counts as seen and is not reported as never retrieved.
     bool cancel() {
         state_base& s = checked();

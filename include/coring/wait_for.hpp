@@ -15,7 +15,11 @@
 //   - nested timeouts: only the one that expired raises timeout_error (the inner one sees its
 //     child cancelled from outside and lets cancelled_error through);
 //   - an awaitable that already finished is returned at once, even with a zero timeout;
-//   - a zero or negative timeout on something unfinished cancels it and raises timeout_error.
+//   - a zero or negative timeout on something unfinished cancels it and raises timeout_error
+//     (a task<T> or awaitable given to wait_for then never starts);
+//   - a cancel of the awaiting task reaches a task<T> or awaitable given to wait_for even
+//     before its first step: it starts, and gets cancelled_error at its first suspension point
+//     (asyncio 3.12 runs the coroutine inside the waiting task, so it has always started).
 // Like asyncio.wait_for on a Task, a task_handle that times out is cancelled (use shield() to
 // protect it). The child is a separate task, so current_task() inside it is the child's.
 

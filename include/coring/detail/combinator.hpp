@@ -9,9 +9,10 @@
 // - child_notifier: a per-child waiter that runs synchronously when the child finishes (an
 //   "immediate" completion waiter), so it is never left on the ready queue and the combinator
 //   can unregister it whenever it stops waiting;
-// - deadline_leaf: a leaf awaiter whose own ready node doubles as its deadline timer.
+// - deadline_leaf: a leaf awaiter whose own ready node doubles as its deadline timer;
+// - distinct_tasks: the handles of a wait or as_completed, each task once.
 //
-// Rule forced by C++ lifetimes (API.md): a combinator never returns while a child it owns still
+// Rule forced by C++ lifetimes (docs/api.md, "Differences from asyncio"): a combinator never returns while a child it owns still
 // runs. Children are cancelled and awaited before a combinator throws.
 
 #include <coring/clock.hpp>

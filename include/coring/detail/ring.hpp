@@ -1,5 +1,5 @@
 #pragma once
-// RAII owner of one io_uring instance and the low-level rules for using it (DESIGN.md, "Ring"):
+// RAII owner of one io_uring instance and the low-level rules for using it (docs/internals.md, "The ring"):
 //
 // - setup asks for SINGLE_ISSUER | DEFER_TASKRUN, then COOP_TASKRUN, then plain flags, falling
 //   back only on EINVAL, and records what the kernel gave;

@@ -1,5 +1,5 @@
 #pragma once
-// coring::file: an open file whose reads and writes are io_uring operations (API.md, "Files").
+// coring::file: an open file whose reads and writes are io_uring operations (docs/api.md, "Files").
 //
 //   coring::file f = co_await coring::file::open("data.bin", O_RDWR | O_CREAT);
 //   std::size_t n = co_await f.read_at(buffer, 4096);       // one IORING_OP_READ, may be short

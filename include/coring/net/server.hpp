@@ -18,9 +18,10 @@
 //   port 0 picks a free port (port() reads it; the other addresses get the same port).
 // - Each connection gets a task (named "connection from <peer>") that runs the handler; when the
 //   handler returns, the connection is closed (gracefully: buffered data is sent first) unless
-//   the handler kept the writer. An exception the handler throws is reported through the loop's
-//   exception handler ("Unhandled exception in client_connected_cb", as asyncio) and closes that
-//   connection only.
+//   the handler kept the writer. A std::exception the handler throws is reported through the
+//   loop's exception handler ("Unhandled exception in client_connected_cb", as asyncio) and
+//   closes that connection only; anything else (cancelled_error, which is not a std::exception)
+//   ends the connection's task with it.
 // - close() stops accepting (the listening sockets close as soon as their accept has been
 //   cancelled) and cancels every handler; wait_closed() waits until the listeners are closed,
 //   every handler has finished and every connection's descriptor is closed: after it, the

@@ -1,6 +1,6 @@
 #pragma once
 // coring::socket: a socket descriptor (RAII) whose connect, accept, send and receive are
-// io_uring operations: TCP, UDP and Unix-domain (API.md, "Sockets"). The building block of
+// io_uring operations: TCP, UDP and Unix-domain (docs/api.md, "Sockets"). The building block of
 // asyncio streams (net/stream.hpp, net/server.hpp).
 //
 //   // server

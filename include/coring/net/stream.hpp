@@ -1,5 +1,5 @@
 #pragma once
-// asyncio streams: stream_reader, stream_writer, open_connection (API.md, "I/O").
+// asyncio streams: stream_reader, stream_writer, open_connection (docs/api.md, "Streams").
 //
 //   auto [reader, writer] = co_await coring::open_connection("127.0.0.1", 8888);
 //   writer.write("GET / HTTP/1.0\r\n\r\n");
@@ -21,8 +21,9 @@
 // One task reads at a time (a second one gets invalid_state_error, as asyncio's RuntimeError).
 //
 // Writing (asyncio.StreamWriter): write(data) buffers and never blocks; a send is in flight
-// whenever there is buffered data. drain() returns at once while the buffered amount is at most
-// the high-water mark (64 KiB), else waits until it is at most the low-water mark (16 KiB).
+// whenever there is buffered data. Once the buffered amount has gone above the high-water mark
+// (64 KiB), drain() waits until it is down to the low-water mark (16 KiB); otherwise it returns
+// at once.
 // close() stops reading and closes the connection once the buffered data is sent; wait_closed()
 // waits for that. write_eof() sends FIN (shutdown(SHUT_WR)) after the buffered data. After
 // close(), reads see the end of the stream, and write() (also after write_eof()) throws
