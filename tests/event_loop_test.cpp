@@ -15,6 +15,7 @@
 #include <coring/wait_for.hpp>
 
 #include "support/catch.hpp"
+#include "support/test_access.hpp"
 #include "support/helpers.hpp"
 #include "sync/stack_span.hpp"
 
@@ -196,13 +197,13 @@ TEST_CASE("event_loop - call_soon_threadsafe from many threads loses nothing", "
 TEST_CASE("event_loop - the wake-up poll is re-armed when the kernel ends it", "[event_loop][ring]") {
     coring::run([]() -> coring::task<> {
         auto& loop = coring::get_running_loop();
-        const unsigned armed_before = loop.wakeup_arm_count();
+        const unsigned armed_before = coring_test::test_access::wakeup_arm_count(loop);
         // Cancelling the multishot poll ends it the way a CQ overflow does: a CQE without
         // IORING_CQE_F_MORE. The loop must arm it again or it would never wake up again.
-        loop.interrupt_wakeup_for_testing();
+        coring_test::test_access::interrupt_wakeup(loop);
         co_await coring::io::nop();  // an iteration that enters the kernel
         co_await coring::sleep(1ms);
-        CHECK(loop.wakeup_arm_count() == armed_before + 1);
+        CHECK(coring_test::test_access::wakeup_arm_count(loop) == armed_before + 1);
         coring::future<int> f;
         std::thread other([&] {
             std::this_thread::sleep_for(30ms);

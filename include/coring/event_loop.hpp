@@ -31,6 +31,7 @@
 #include <coring/detail/signal_watcher.hpp>
 #include <coring/detail/state.hpp>
 #include <coring/detail/state_base.hpp>
+#include <coring/detail/test_access.hpp>
 #include <coring/detail/timer_callback.hpp>
 #include <coring/detail/timer_heap.hpp>
 #include <coring/errors.hpp>
@@ -352,18 +353,10 @@ public:
         m_states.for_each(f);
     }
 
-    /// How many times the call_soon_threadsafe wake-up poll was armed (tests of the re-arm path).
-    [[nodiscard]] unsigned wakeup_arm_count() const noexcept { return m_inbox.arm_count(); }
-    /// Cancels the wake-up poll as the kernel does when it ends a multishot request (tests).
-    void interrupt_wakeup_for_testing() {
-        io_uring_sqe* sqe = get_sqe();
-        io_uring_prep_cancel(sqe, static_cast<detail::io_completion*>(&m_inbox), 0);
-        io_uring_sqe_set_data64(sqe, 0);
-    }
-
 private:
     friend class detail::state_base;
     friend class detail::signal_watcher;
+    friend struct detail::test_access;
 
     class running_scope;
 

@@ -8,6 +8,7 @@
 #include <coring/wait_for.hpp>
 
 #include "support/catch.hpp"
+#include "support/test_access.hpp"
 #include "support/helpers.hpp"
 #include "support/os.hpp"
 
@@ -28,8 +29,8 @@ using coring_test::pattern;
 
 // Restores a testing switch at scope exit, also when a check fails.
 struct single_shot_scope {
-    explicit single_shot_scope(bool on) { coring::io::force_single_shot_recv_for_testing(on); }
-    ~single_shot_scope() { coring::io::force_single_shot_recv_for_testing(false); }
+    explicit single_shot_scope(bool on) { coring_test::test_access::force_single_shot_recv(on); }
+    ~single_shot_scope() { coring_test::test_access::force_single_shot_recv(false); }
 };
 
 // Receives one chunk; returns a copy of its text (the lease on the buffer ends here), for a
@@ -82,14 +83,14 @@ TEST_CASE("buffer_ring - buffers, group ids, recycling", "[buffer_ring]") {
 
 TEST_CASE("buffer_ring - a kernel without buffer rings is an EINVAL system_error", "[buffer_ring]") {
     coring::run([]() -> coring::task<> {
-        coring::io::buffer_ring::force_unsupported_for_testing(true);
+        coring_test::test_access::force_no_buffer_rings(true);
         int code = 0;
         try {
             (void)coring::io::buffer_ring::create(4, 64);
         } catch (const std::system_error& e) {
             code = e.code().value();
         }
-        coring::io::buffer_ring::force_unsupported_for_testing(false);
+        coring_test::test_access::force_no_buffer_rings(false);
         CHECK(code == EINVAL);
         co_return;
     }());
@@ -108,7 +109,7 @@ TEST_CASE("multishot_recv - one SQE receives every chunk in order; end of stream
             coring::io::received chunk = co_await rx.next();
             CHECK(chunk.view() == msg);
         }
-        CHECK(rx.arm_count() == 1);
+        CHECK(coring_test::test_access::arm_count(rx) == 1);
         co_await a.shutdown();
         coring::io::received end = co_await rx.next();
         CHECK(end.empty());
@@ -226,9 +227,9 @@ TEST_CASE("multishot_recv - re-arms when the kernel ends the request", "[buffer_
         coring::io::received first = co_await rx.next();
         CHECK(first.view() == "one");
         CHECK(rx.armed());
-        rx.interrupt_for_testing();
+        coring_test::test_access::interrupt(rx);
         co_await coring::sleep(5ms);
-        CHECK(rx.arm_count() == 2);
+        CHECK(coring_test::test_access::arm_count(rx) == 2);
         co_await a.send_all("two");
         coring::io::received second = co_await rx.next();
         CHECK(second.view() == "two");
@@ -257,7 +258,7 @@ TEST_CASE("multishot_recv - queues while nobody awaits, bounded, and re-arms whe
             got += chunk.view();
         }
         CHECK(got == data);
-        CHECK(rx.arm_count() >= 2);
+        CHECK(coring_test::test_access::arm_count(rx) >= 2);
     }());
 }
 
@@ -337,7 +338,7 @@ TEST_CASE("multishot_recv - single shots where the kernel has no multishot recv"
         CHECK(got == data);
         CHECK(ring->enobufs_count() == 0);
         CHECK(chunks >= data.size() / 32);
-        CHECK(rx.arm_count() >= chunks);  // one SQE per chunk (a multishot recv takes a few for all)
+        CHECK(coring_test::test_access::arm_count(rx) >= chunks);  // one SQE per chunk (a multishot recv takes a few for all)
     }());
 }
 

@@ -7,6 +7,7 @@
 
 #include "support/bytes.hpp"
 #include "support/catch.hpp"
+#include "support/test_access.hpp"
 #include "support/helpers.hpp"
 #include "support/os.hpp"
 #include "support/raw_listener.hpp"
@@ -293,11 +294,11 @@ TEST_CASE("io ops - recvmsg and sendmsg carry UDP datagrams and addresses", "[io
 TEST_CASE("io ops - socket falls back to the system call where IORING_OP_SOCKET is missing", "[io][net]") {
     coring::run([]() -> coring::task<> {
         coring::event_loop& loop = coring::get_running_loop();
-        coring::io::socket::force_fallback_for_testing(true);
+        coring_test::test_access::force_socket_fallback(true);
         const std::uint64_t submissions_before = loop.stats().submissions;
         const int fd = co_await coring::io::socket(AF_INET, SOCK_DGRAM);
         const std::uint64_t submissions_after = loop.stats().submissions;
-        coring::io::socket::force_fallback_for_testing(false);
+        coring_test::test_access::force_socket_fallback(false);
         CHECK(submissions_after == submissions_before);  // the system call, no SQE
         CHECK(fd >= 0);
         CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
@@ -307,9 +308,9 @@ TEST_CASE("io ops - socket falls back to the system call where IORING_OP_SOCKET 
         CHECK(type == SOCK_DGRAM);
         co_await coring::io::close(fd);
         // An invalid request fails the same way on both paths.
-        coring::io::socket::force_fallback_for_testing(true);
+        coring_test::test_access::force_socket_fallback(true);
         const bool fallback_threw = co_await coring_test::throws<std::system_error>(coring::io::socket(12345, SOCK_STREAM));
-        coring::io::socket::force_fallback_for_testing(false);
+        coring_test::test_access::force_socket_fallback(false);
         const bool ring_threw = co_await coring_test::throws<std::system_error>(coring::io::socket(12345, SOCK_STREAM));
         CHECK(fallback_threw);
         CHECK(ring_threw);
@@ -524,7 +525,7 @@ TEST_CASE("io ops - multishot accept: one SQE serves many connections", "[io][ne
         CHECK(c0 >= 0);
         std::vector<int> conns{c0};
         for (int i = 1; i < 5; ++i) conns.push_back(co_await acceptor.next());
-        CHECK(acceptor.arm_count() == 1);  // one SQE for all five
+        CHECK(coring_test::test_access::arm_count(acceptor) == 1);  // one SQE for all five
         CHECK(acceptor.armed());
         for (int c : conns) {
             CHECK(c >= 0);
@@ -541,10 +542,10 @@ TEST_CASE("io ops - multishot accept re-arms when the kernel ends the request", 
         coring::io::multishot_accept acceptor(l.fd);
         const int c1 = l.connect_client();
         const int s1 = co_await acceptor.next();
-        CHECK(acceptor.arm_count() == 1);
-        acceptor.interrupt_for_testing();  // the kernel ends multishot requests like this (CQ overflow)
+        CHECK(coring_test::test_access::arm_count(acceptor) == 1);
+        coring_test::test_access::interrupt(acceptor);  // the kernel ends multishot requests like this (CQ overflow)
         co_await coring::sleep(5ms);
-        CHECK(acceptor.arm_count() == 2);  // re-armed on the CQE without IORING_CQE_F_MORE
+        CHECK(coring_test::test_access::arm_count(acceptor) == 2);  // re-armed on the CQE without IORING_CQE_F_MORE
         CHECK(acceptor.armed());
         const int c2 = l.connect_client();
         const int s2 = co_await acceptor.next();
@@ -575,13 +576,13 @@ TEST_CASE("io ops - multishot accept queues while nobody awaits, bounded, and re
             CHECK(acceptor.queued() >= 2);
             CHECK(acceptor.queued() <= 3);
             CHECK_FALSE(acceptor.armed());   // stopped: the backlog holds the rest
-            const unsigned arms = acceptor.arm_count();
+            const unsigned arms = coring_test::test_access::arm_count(acceptor);
             for (int i = 0; i < 6; ++i) {  // the queued ones, then the backlog's
                 const int s = co_await acceptor.next();
                 CHECK(s >= 0);
                 ::close(s);
             }
-            CHECK(acceptor.arm_count() > arms);  // re-armed once there was room
+            CHECK(coring_test::test_access::arm_count(acceptor) > arms);  // re-armed once there was room
             // Two more connections arrive and are queued; destroying the acceptor closes them.
             clients.push_back(l.connect_client());
             clients.push_back(l.connect_client());

@@ -6,6 +6,7 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/test_access.hpp"
 #include "support/helpers.hpp"
 #include "support/os.hpp"
 
@@ -46,8 +47,8 @@ struct testing_switch {
     testing_switch(const testing_switch&) = delete;
     testing_switch& operator=(const testing_switch&) = delete;
 };
-using no_buffer_rings = testing_switch<&coring::io::buffer_ring::force_unsupported_for_testing>;
-using single_shot_recv = testing_switch<&coring::io::force_single_shot_recv_for_testing>;
+using no_buffer_rings = testing_switch<&coring_test::test_access::force_no_buffer_rings>;
+using single_shot_recv = testing_switch<&coring_test::test_access::force_single_shot_recv>;
 
 
 

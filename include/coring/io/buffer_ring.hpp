@@ -46,6 +46,7 @@
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ref_ptr.hpp>
 #include <coring/detail/ring.hpp>
+#include <coring/detail/test_access.hpp>
 #include <coring/detail/waiter_pins.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
@@ -110,9 +111,10 @@ private:
 
 struct buffer_waiter_tag {};
 
-/// Tests: receive with single shots as on a kernel without multishot recv (see
-/// io::force_single_shot_recv_for_testing).
-inline std::atomic<bool> single_shot_for_testing{false};
+/// Tests (detail::test_access): every receive on a buffer ring armed from now on uses single
+/// shots (IORING_OP_RECV with IOSQE_BUFFER_SELECT, re-armed after each CQE), as on a kernel
+/// without multishot recv.
+inline std::atomic<bool> force_single_shot_recv{false};
 
 /// A receive that ran dry (ENOBUFS) and waits until a buffer is back in the ring.
 struct buffer_waiter : list_hook<buffer_waiter_tag> {
@@ -126,11 +128,6 @@ struct buffer_waiter : list_hook<buffer_waiter_tag> {
 namespace io {
 
 using buffer_ring_ptr = detail::ref_ptr<buffer_ring>;
-
-/// Tests: every receive on a buffer ring armed from now on uses single shots (IORING_OP_RECV with
-/// IOSQE_BUFFER_SELECT, re-armed after each CQE), as on a kernel without multishot recv (true);
-/// or multishot again (false).
-inline void force_single_shot_recv_for_testing(bool on) noexcept { detail::single_shot_for_testing.store(on, std::memory_order_relaxed); }
 
 /// A provided-buffer ring registered with the loop's io_uring: count() buffers of buffer_size()
 /// bytes in group group(). Create it with create(); share it through buffer_ring_ptr.
@@ -202,11 +199,8 @@ public:
         if (--m_refs == 0) delete this;
     }
 
-    /// Tests: make create() fail with EINVAL as on a kernel without buffer rings (true), or go
-    /// back to the kernel's answer (false).
-    static void force_unsupported_for_testing(bool on) noexcept { s_unsupported.store(on, std::memory_order_relaxed); }
-
 private:
+    friend struct detail::test_access;  // makes create() fail with EINVAL as on a kernel without buffer rings
     buffer_ring(event_loop& loop, unsigned count, std::size_t size) : m_loop(&loop), m_size(size) {
         if (size == 0 || size > 0xffff'ffffu) throw std::invalid_argument("coring::io::buffer_ring: buffer size must be 1 byte to 4 GiB");
         if (count == 0 || count > 32768) throw std::invalid_argument("coring::io::buffer_ring: count must be 1 to 32768");
@@ -389,7 +383,7 @@ public:
 private:
     void arm() {
         io_uring_sqe* sqe = m_loop->get_sqe();
-        if (m_multishot && !single_shot_for_testing.load(std::memory_order_relaxed))
+        if (m_multishot && !force_single_shot_recv.load(std::memory_order_relaxed))
             io_uring_prep_recv_multishot(sqe, m_fd, nullptr, 0, 0);
         else
             io_uring_prep_recv(sqe, m_fd, nullptr, 0, 0);
@@ -701,14 +695,8 @@ public:
     [[nodiscard]] std::size_t queued() const noexcept { return m_state.get() != nullptr ? m_state.get()->queued() : 0; }
     /// True while the SQE is in the kernel.
     [[nodiscard]] bool armed() const noexcept { return m_state.get() != nullptr && m_state.get()->armed(); }
-    /// How many times the SQE was armed (1 + re-arms).
-    [[nodiscard]] unsigned arm_count() const noexcept { return m_state.get() != nullptr ? m_state.get()->arm_count() : 0; }
-    /// Ends the armed request as the kernel does when its completion queue overflows: for tests.
-    void interrupt_for_testing() {
-        if (m_state.get() != nullptr) m_state.get()->interrupt_for_testing();
-    }
-
 private:
+    friend struct detail::test_access;  // the re-arm count, and ending the request as the kernel may
     static detail::multishot_recv_state* make_state(int fd, buffer_ring_ptr ring, std::size_t max_queued) {
         if (!ring) throw std::invalid_argument("coring::io::multishot_recv: no buffer ring");
         event_loop& loop = ring->loop();

@@ -38,6 +38,7 @@
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/state_base.hpp>
+#include <coring/detail/test_access.hpp>
 #include <coring/detail/waiter_pins.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
@@ -523,11 +524,8 @@ public:
         return m_fallback;
     }
 
-    /// Tests: take the fallback path as on a kernel without IORING_OP_SOCKET (true), or go
-    /// back to the ring (false).
-    static void force_fallback_for_testing(bool on) noexcept { s_unsupported.store(on, std::memory_order_relaxed); }
-
 private:
+    friend struct coring::detail::test_access;  // takes the fallback as on a kernel without IORING_OP_SOCKET
     static constexpr int no_fallback = 1 << 30;
     int syscall_fallback() const noexcept {
         const int fd = ::socket(m_domain, m_type, m_protocol);
@@ -865,14 +863,8 @@ public:
     [[nodiscard]] std::size_t queued() const noexcept { return m_state.get() != nullptr ? m_state.get()->queued() : 0; }
     /// True while the SQE is in the kernel.
     [[nodiscard]] bool armed() const noexcept { return m_state.get() != nullptr && m_state.get()->armed(); }
-    /// How many times the SQE was armed (1 + re-arms): for tests of the re-arm path.
-    [[nodiscard]] unsigned arm_count() const noexcept { return m_state.get() != nullptr ? m_state.get()->arm_count() : 0; }
-    /// Cancels the armed SQE as the kernel does when it ends a multishot request: for tests.
-    void interrupt_for_testing() {
-        if (m_state.get() != nullptr) m_state.get()->interrupt_for_testing();
-    }
-
 private:
+    friend struct detail::test_access;  // the re-arm count, and ending the request as the kernel may
     detail::detaching_ptr<detail::multishot_accept_state> m_state;  // moves; detaches the state when destroyed
 };
 
