@@ -5,12 +5,26 @@
 // CancelledError is not an Exception since Python 3.8: `catch (const std::exception&)` in user
 // code must not swallow a cancellation by accident.
 
+#include <coring/detail/source_location.hpp>
+
 #include <cerrno>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <system_error>
 
 namespace coring {
+
+/// What the loop's exception handler receives (asyncio's context dict): an unretrieved task
+/// exception, an exception a callback threw, a slow step in debug mode.
+struct exception_context {
+    std::string message;
+    std::exception_ptr exception;
+    /// The task concerned ("Task-3"), or empty.
+    std::string task_name;
+    /// Where that task was created, when known.
+    source_location task_site{};
+};
 
 /// Thrown at the suspension point of a task that was cancelled. Not a std::exception.
 class cancelled_error {

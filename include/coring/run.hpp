@@ -26,7 +26,7 @@ namespace coring {
 
 template <class T>
 T run(task<T> main, loop_options options = {}, source_location site = source_location::current()) {
-    if (detail::t_running_loop != nullptr) throw std::logic_error("coring::run() cannot be called while an event loop is running in this thread");
+    if (detail::t_running_scheduler != nullptr) throw std::logic_error("coring::run() cannot be called while an event loop is running in this thread");
     event_loop loop(options);
     try {
         if constexpr (std::is_void_v<T>) {

@@ -141,7 +141,7 @@ private:
 
 inline task_group::~task_group() {
     if (m_running == 0) return;
-    event_loop* loop = nullptr;
+    detail::scheduler* loop = nullptr;
     for (auto& c : m_children) {
         if (c->state->done()) continue;
         c->state->remove_waiter(c->notifier);

@@ -376,17 +376,6 @@ task_handle<T> create_task(task<T> body, std::string_view name = {}, source_loca
 }
 
 template <class T>
-detail::state<T>* event_loop::create_task_state(task<T> body, std::string_view name, const source_location& site) {
-    check_thread("create_task");
-    if (m_closed) throw std::logic_error("coring: create_task on a closed event loop");
-    if (!body.valid() || body.done()) throw invalid_state_error("coring: create_task of an empty task (moved from, or already awaited)");
-    auto* s = new detail::state<T>(*this, std::move(body), name, site);
-    schedule(*s);
-    s->add_ref();  // the caller's reference; the loop keeps the one the state was born with
-    return s;
-}
-
-template <class T>
 task_handle<T> event_loop::create_task(task<T> body, std::string_view name, source_location site) {
     return task_handle<T>(create_task_state(std::move(body), name, site));
 }

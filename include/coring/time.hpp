@@ -39,7 +39,7 @@ public:
     bool await_suspend(std::coroutine_handle<> frame) {
         const clock::time_point deadline{clock::duration(m_scratch)};
         if (!begin_suspend(frame)) return false;
-        event_loop& loop = this->loop();
+        scheduler& loop = this->loop();
         if (m_yield_only || deadline <= loop.time())
             loop.schedule(*this);
         else
@@ -68,7 +68,7 @@ private:
             out.what = self->m_yield_only ? "sleep(0)" : "sleep (expired, about to resume)";
             return;
         }
-        const event_loop& loop = self->loop();
+        const scheduler& loop = self->loop();
         out.what = "sleep until " + format_offset(loop.timer_deadline(*self) - loop.time());
     }
 

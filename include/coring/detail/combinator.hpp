@@ -17,13 +17,13 @@
 
 #include <coring/clock.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
+#include <coring/detail/scheduler.hpp>
 #include <coring/detail/source_location.hpp>
 #include <coring/detail/state.hpp>
 #include <coring/detail/state_base.hpp>
 #include <coring/detail/timer_heap.hpp>
-#include <coring/event_loop.hpp>
+#include <coring/errors.hpp>
 #include <coring/task.hpp>
-#include <coring/task_handle.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -35,6 +35,13 @@
 #include <unordered_set>
 #include <utility>
 #include <vector>
+
+namespace coring {
+template <class T>
+class task_handle;
+template <class T>
+class future;
+}  // namespace coring
 
 namespace coring::detail {
 
@@ -149,13 +156,13 @@ child<child_t<A>> adopt(A&& a, const source_location& site) {
     using T = child_t<A>;
     if constexpr (is_task<plain>::value) {
         static_assert(std::is_rvalue_reference_v<A&&>, "coring: pass a task<T> to a combinator with std::move (it takes ownership)");
-        return child<T>(typename child<T>::adopt_reference_t{}, get_running_loop().create_task_state(std::move(a), {}, site), true);
+        return child<T>(typename child<T>::adopt_reference_t{}, create_task_state(running_scheduler(), std::move(a), {}, site), true);
     } else if constexpr (is_handle<plain>::value) {
         if (!a) throw invalid_state_error("coring: a combinator was given an empty task handle or future");
         return child<T>(static_cast<state<T>*>(a.native_state()), false);
     } else {
         static_assert(std::is_move_constructible_v<plain>, "coring: a combinator stores the awaitable it is given; it must be movable");
-        return child<T>(typename child<T>::adopt_reference_t{}, get_running_loop().create_task_state(await_in_task<plain>(std::move(a)), {}, site),
+        return child<T>(typename child<T>::adopt_reference_t{}, create_task_state(running_scheduler(), await_in_task<plain>(std::move(a)), {}, site),
                         true);
     }
 }
@@ -211,7 +218,7 @@ private:
 // the clock (clock.hpp's deadline_after saturates to time_point::max()) is no timeout at all.
 template <class Rep, class Period>
 std::optional<clock::time_point> deadline_after(std::chrono::duration<Rep, Period> timeout) {
-    const clock::time_point deadline = deadline_after(get_running_loop().time(), timeout);
+    const clock::time_point deadline = deadline_after(running_scheduler().time(), timeout);
     if (deadline == clock::time_point::max()) return std::nullopt;
     return deadline;
 }

@@ -26,13 +26,15 @@
 // The node resumes the frame with its task as the loop's current task, after disarming the
 // slot: a cancel request that arrives once the frame runs again waits for its next suspension.
 // An awaiter whose await_suspend returns a handle ends with switch_away(frame): when the loop
-// allows it, the next ready task then runs at once (event_loop.hpp, "Hand-off").
+// allows it, the next ready task then runs at once (scheduler.hpp, "Hand-off").
 // Derived classes list `{&resume_frame, &Derived::on_cancel}` as their ready_node operations.
 //
 // The loop is found through the task (or, for a coroutine that is not a task, the running
 // loop), so an awaiter costs 16 bytes plus its node: 100,000 sleeping tasks keep this small.
 
+#include <coring/config.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/scheduler.hpp>
 #include <coring/detail/state_base.hpp>
 #include <coring/errors.hpp>
 
@@ -42,11 +44,7 @@
 #include <cstdio>
 #include <string>
 
-namespace coring {
-class event_loop;
-event_loop& get_running_loop();
-
-namespace detail {
+namespace coring::detail {
 
 /// "+1.500 s" or "-0.020 s": a time relative to the loop's now, for await descriptions.
 inline std::string format_offset(std::chrono::nanoseconds offset) {
@@ -64,18 +62,6 @@ public:
     leaf_awaiter(const leaf_awaiter&) = delete;
     leaf_awaiter& operator=(const leaf_awaiter&) = delete;
     leaf_awaiter& operator=(leaf_awaiter&&) = delete;
-
-    // For the loop's hand-off (event_loop::hand_off), which resumes the frame itself.
-    /// True if `node` is a leaf awaiter's whose run is resume_frame.
-    static bool resumes_frame(const ready_node& node) noexcept { return node.m_ops->run == &resume_frame; }
-    /// What resume_frame does before it resumes: disarms the slot. Returns the task, and the
-    /// frame in `frame`.
-    static state_base* ready_to_resume(ready_node& node, std::coroutine_handle<>& frame) noexcept {
-        auto& self = static_cast<leaf_awaiter&>(static_cast<Node&>(node));
-        if (self.m_task != nullptr) self.m_task->disarm_cancel(self);
-        frame = self.m_frame;
-        return self.m_task;
-    }
 
 protected:
     explicit leaf_awaiter(const ready_node::operations& ops) noexcept : Node(ops), m_task(nullptr), m_frame(), m_cancelled(false) {}
@@ -112,8 +98,8 @@ protected:
     }
 
     [[nodiscard]] state_base* task() const noexcept { return m_task; }
-    /// The loop this awaiter suspends on (valid from begin_suspend on).
-    [[nodiscard]] event_loop& loop() const noexcept;
+    /// The scheduler this awaiter suspends on (valid from begin_suspend on).
+    [[nodiscard]] scheduler& loop() const noexcept { return m_task != nullptr ? *m_task->loop() : *t_running_scheduler; }
 
     static void resume_frame(ready_node* node, ready_node::action what) noexcept;
 
@@ -123,7 +109,69 @@ protected:
         std::int64_t m_scratch;           // before that: free for the derived awaiter (sleep keeps its deadline here)
     };
     bool m_cancelled;
+
+private:
+    template <class>
+    friend class leaf_awaiter;
+    /// What resume_frame does before it resumes: disarms the slot. Returns the task, and the
+    /// frame in `frame`.
+    static state_base* ready_to_resume(ready_node& node, std::coroutine_handle<>& frame) noexcept {
+        auto& self = static_cast<leaf_awaiter&>(static_cast<Node&>(node));
+        if (self.m_task != nullptr) self.m_task->disarm_cancel(self);
+        frame = self.m_frame;
+        return self.m_task;
+    }
 };
 
-}  // namespace detail
-}  // namespace coring
+// Always inlined: every suspension runs it, and out of line it costs a call around a handful
+// of loads and stores (measured in the queue ping-pong benchmark).
+template <class Node>
+CORING_ALWAYS_INLINE bool leaf_awaiter<Node>::begin_suspend(std::coroutine_handle<> frame) {
+    scheduler* running = t_running_scheduler;
+    if (CORING_UNLIKELY(running == nullptr)) throw_no_running_loop();  // get_running_loop's error
+    m_task = running->current_task_state();
+    // m_frame is stored after the branch, on each path: stored next to m_task, g++ packs the
+    // two into a vector store that costs more instructions than it saves.
+    if (m_task != nullptr && CORING_UNLIKELY(m_task->cancel_requested())) {
+        m_frame = frame;
+        (void)m_task->take_cancel_request();
+        m_cancelled = true;
+        return false;
+    }
+    m_frame = frame;
+    return true;
+}
+
+// The leaf's half of the hand-off: the scheduler decides whether the next iteration starts
+// here and takes its first node; when that node resumes a frame (it is a leaf awaiter's node,
+// of the kind whose run is resume_frame), it is readied here as resume_frame readies it, and
+// the suspending frame transfers to it. Otherwise the loop runs the batch.
+template <class Node>
+CORING_ALWAYS_INLINE std::coroutine_handle<> leaf_awaiter<Node>::switch_away(std::coroutine_handle<> frame) noexcept {
+    scheduler& running = *t_running_scheduler;  // the task's: it suspends while running
+    ready_node* first = running.start_next_batch_after(frame);
+    if (first == nullptr) return std::noop_coroutine();
+    if (first->m_ops->run != &leaf_awaiter<ready_node>::resume_frame) {
+        running.run_handed_batch(first);
+        return std::noop_coroutine();
+    }
+    std::coroutine_handle<> next;
+    state_base* task = leaf_awaiter<ready_node>::ready_to_resume(*first, next);
+    running.enter_handed_step(first, task, next);
+    return next;
+}
+
+template <class Node>
+void leaf_awaiter<Node>::wake() noexcept {
+    loop().schedule(*this);
+}
+
+template <class Node>
+void leaf_awaiter<Node>::resume_frame(ready_node* node, ready_node::action what) noexcept {
+    if (what == ready_node::action::discard) return;
+    std::coroutine_handle<> frame;
+    state_base* task = ready_to_resume(*node, frame);
+    t_running_scheduler->resume(task, frame);  // nodes run only inside the running loop
+}
+
+}  // namespace coring::detail

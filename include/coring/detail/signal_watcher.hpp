@@ -9,7 +9,9 @@
 // block it. Add handlers before starting other threads (they inherit the mask), or block the
 // signals in those threads too; the loop's own worker threads block every signal.
 
+#include <coring/detail/callback_node.hpp>
 #include <coring/detail/ring.hpp>
+#include <coring/detail/scheduler.hpp>
 #include <coring/errors.hpp>
 
 #include <signal.h>
@@ -23,15 +25,11 @@
 #include <utility>
 #include <vector>
 
-namespace coring {
-class event_loop;
-}
-
 namespace coring::detail {
 
 class signal_watcher final : public io_completion {
 public:
-    explicit signal_watcher(event_loop& loop) noexcept : io_completion(&on_read, /*internal=*/true), m_loop(&loop) {
+    explicit signal_watcher(scheduler& loop) noexcept : io_completion(&on_read, /*internal=*/true), m_loop(&loop) {
         sigemptyset(&m_mask);
     }
     signal_watcher(const signal_watcher&) = delete;
@@ -114,10 +112,31 @@ private:
         m_armed = true;
     }
 
-    // Defined in event_loop.hpp: it hands the handler to the loop as a callback.
-    static void on_read(io_completion* self, int result, unsigned flags) noexcept;
+    // Hands the handler to the loop as a callback, and reads again.
+    static void on_read(io_completion* base, int result, unsigned) noexcept {
+        auto* self = static_cast<signal_watcher*>(base);
+        self->m_armed = false;
+        if (result == static_cast<int>(sizeof(signalfd_siginfo))) {
+            const int sig = static_cast<int>(self->m_info.ssi_signo);
+            if (auto it = self->find(sig); it != self->m_handlers.end()) {
+                try {
+                    using node = callback_node<std::function<void()>, true>;
+                    self->m_loop->schedule(*new node(*self->m_loop, it->second));
+                } catch (...) {
+                    self->m_loop->call_exception_handler({"could not queue the handler of signal " + std::to_string(sig), std::current_exception(), {}, {}});
+                }
+            }
+        }
+        if (!self->m_closing && result != -ECANCELED) {
+            try {
+                self->arm(*self->m_ring);
+            } catch (...) {
+                self->m_loop->call_exception_handler({"could not re-arm the signal reader", std::current_exception(), {}, {}});
+            }
+        }
+    }
 
-    event_loop* m_loop;
+    scheduler* m_loop;
     ring* m_ring = nullptr;
     int m_fd = -1;
     sigset_t m_mask;

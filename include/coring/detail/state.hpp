@@ -2,6 +2,7 @@
 // state<T>: the shared state of a task_handle<T> or future<T> (see state_base.hpp for the parts
 // that do not depend on T).
 
+#include <coring/detail/scheduler.hpp>
 #include <coring/detail/state_base.hpp>
 #include <coring/detail/value_slot.hpp>
 #include <coring/errors.hpp>
@@ -9,6 +10,7 @@
 
 #include <coroutine>
 #include <exception>
+#include <stdexcept>
 #include <coring/detail/source_location.hpp>
 #include <string>
 #include <string_view>
@@ -21,10 +23,10 @@ template <class T>
 class state final : public state_base {
 public:
     /// A future: finished by set_value / set_exception / request_cancel.
-    explicit state(event_loop& loop) : state_base(loop, /*is_task=*/false, {}, source_location{}) {}
+    explicit state(scheduler& loop) : state_base(loop, /*is_task=*/false, {}, source_location{}) {}
 
     /// A task: `body` becomes the root frame of this state's chain.
-    state(event_loop& loop, task<T>&& body, std::string_view name, const source_location& site)
+    state(scheduler& loop, task<T>&& body, std::string_view name, const source_location& site)
         : state_base(loop, /*is_task=*/true, name, site) {
         auto frame = body.release();
         frame.promise().set_root(this);
@@ -99,5 +101,18 @@ private:
     ~state() override = default;
     value_slot<T> m_value;
 };
+
+/// create_task's work: a new task state on `loop`, scheduled to start on the next iteration,
+/// with one reference for the caller (the loop keeps the one the state was born with).
+template <class T>
+state<T>* create_task_state(scheduler& loop, task<T> body, std::string_view name, const source_location& site) {
+    loop.check_thread("create_task");
+    if (loop.is_closed()) throw std::logic_error("coring: create_task on a closed event loop");
+    if (!body.valid() || body.done()) throw invalid_state_error("coring: create_task of an empty task (moved from, or already awaited)");
+    auto* s = new state<T>(loop, std::move(body), name, site);
+    loop.schedule(*s);
+    s->add_ref();
+    return s;
+}
 
 }  // namespace coring::detail

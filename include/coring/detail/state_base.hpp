@@ -13,12 +13,12 @@
 // (remove a timer, send IORING_OP_ASYNC_CANCEL, unlink from a waiter list) and resumes the task
 // by throwing cancelled_error. A request that finds no slot (the task is running, queued to run,
 // or not started) stays pending and is delivered at the next suspension point.
-//
-// Members that need the complete event_loop are defined at the end of event_loop.hpp.
 
+#include <coring/detail/exception_report.hpp>
 #include <coring/detail/frame_pool.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/scheduler.hpp>
 #include <coring/errors.hpp>
 
 #include <coroutine>
@@ -118,7 +118,8 @@ public:
     [[nodiscard]] bool cancelled() const noexcept { return done() && m_cancelled; }
     /// Finished by throwing (cancellation included).
     [[nodiscard]] bool failed() const noexcept { return done() && m_exception != nullptr; }
-    [[nodiscard]] event_loop* loop() const noexcept { return m_loop; }
+    /// The scheduler of the loop it belongs to; null once that loop is closed.
+    [[nodiscard]] scheduler* loop() const noexcept { return m_loop; }
     [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
     [[nodiscard]] std::string name() const;
     void set_name(std::string name);
@@ -175,14 +176,14 @@ public:
     virtual void finish_root(std::coroutine_handle<> frame) noexcept = 0;
 
 protected:
-    state_base(event_loop& loop, bool is_task, std::string_view name, const source_location& site);
+    state_base(scheduler& loop, bool is_task, std::string_view name, const source_location& site);
     virtual ~state_base();
 
     // The ready_node base starts the root frame (create_task schedules it).
     static void step(ready_node* node, ready_node::action what) noexcept;
     static constexpr ready_node::operations start_operations{&step};
 
-    event_loop* m_loop;
+    scheduler* m_loop;
     std::exception_ptr m_exception;
     waiter_list m_waiters;
     // Before the task starts, its root frame; once it runs, the chain's cancellation slot. One
@@ -202,7 +203,7 @@ protected:
     bool m_retrieved : 1 = false;
     bool m_starts_when_cancelled : 1 = false;
 
-    friend class coring::event_loop;
+    friend class coring::event_loop;  // close() detaches the states that outlive the loop
 };
 
 /// True if `error` holds a cancelled_error.
@@ -242,6 +243,83 @@ inline void state_base::rethrow_if_failed() {
     if (!done()) throw invalid_state_error("coring: result() called on a " + name() + " that has not finished");
     m_retrieved = true;
     if (m_exception) std::rethrow_exception(m_exception);
+}
+
+inline state_base::state_base(scheduler& loop, bool is_task, std::string_view name, const source_location& site)
+    : ready_node(start_operations), m_loop(&loop), m_frame(), m_site(site), m_is_task(is_task) {
+    if (!name.empty()) m_name = std::make_unique<std::string>(name);
+    if (is_task) {
+        m_id = loop.m_next_task_id++;
+        ++loop.m_unfinished_tasks;
+    }
+    loop.m_states.push_back(*this);
+}
+
+inline state_base::~state_base() {
+    static_cast<list_hook<registry_tag>&>(*this).unlink();
+    // Done callbacks of a future that never finished: free them without running them.
+    while (completion_waiter* waiter = m_waiters.pop_front()) waiter->run(ready_node::action::discard);
+}
+
+inline void state_base::step(ready_node* node, action what) noexcept {
+    auto* self = static_cast<state_base*>(node);
+    if ((self->m_cancel_requested && !self->m_starts_when_cancelled) || what == action::discard) {
+        // Cancelled before it started: the body never runs (asyncio does the same).
+        self->m_cancel_requested = false;
+        self->m_frame.destroy();
+        self->m_frame = {};
+        self->finish(std::make_exception_ptr(cancelled_error{}));
+        return;
+    }
+    const std::coroutine_handle<> frame = self->m_frame;
+    self->m_slot = nullptr;  // the union's other member from now on
+    self->m_status = status::running;
+    self->m_loop->resume(self, frame);
+}
+
+inline bool state_base::request_cancel() noexcept {
+    if (done()) return false;
+    if (!m_is_task) {
+        finish(std::make_exception_ptr(cancelled_error{}));
+        return true;
+    }
+    m_cancel_requested = true;
+    if (m_status == status::running) {
+        if (ready_node* leaf = std::exchange(m_slot, nullptr)) leaf->cancel();
+    }
+    return true;
+}
+
+inline void state_base::finish(std::exception_ptr error) noexcept {
+    m_exception = std::move(error);
+    m_cancelled = is_cancellation(m_exception);
+    m_status = status::finished;
+    m_slot = nullptr;
+    m_cancel_requested = false;
+    if (m_loop != nullptr) {
+        m_loop->m_handoffs_left = 0;  // run_until may be done: the iteration ends with its batch
+        if (m_is_task) --m_loop->m_unfinished_tasks;
+        while (completion_waiter* waiter = m_waiters.pop_front()) {
+            if (waiter->m_ops->immediate)
+                waiter->run();
+            else
+                m_loop->schedule(*waiter);
+        }
+    }
+    if (m_is_task) release();  // the loop's reference: may destroy *this
+}
+
+inline void state_base::release() noexcept {
+    if (--m_refs != 0) return;
+    if (done() && m_exception && !m_retrieved && !m_cancelled) {
+        exception_context context{m_is_task ? "Task exception was never retrieved" : "Future exception was never retrieved",
+                                  m_exception, name(), m_site};
+        if (m_loop != nullptr)
+            m_loop->call_exception_handler(context);
+        else
+            print_report(context);
+    }
+    delete this;
 }
 
 }  // namespace coring::detail

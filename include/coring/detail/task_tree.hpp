@@ -12,8 +12,8 @@
 // tasks in a waiting cycle (a deadlock) follow, as further roots.
 
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/scheduler.hpp>
 #include <coring/detail/state_base.hpp>
-#include <coring/event_loop.hpp>
 
 #include <algorithm>
 #include <map>
@@ -35,7 +35,7 @@ struct task_snapshot {
     std::vector<const state_base*> awaits;
 };
 
-inline std::vector<task_snapshot> snapshot_tasks(event_loop& loop) {
+inline std::vector<task_snapshot> snapshot_tasks(scheduler& loop) {
     std::vector<task_snapshot> tasks;
     const state_base* running = loop.current_task_state();
     loop.for_each_state([&](state_base& s) {
@@ -106,27 +106,10 @@ inline void print_task_tree(const std::vector<task_snapshot>& tasks, std::ostrea
         if (printed.count(t.state) == 0) print(print, t, "", "");
 }
 
-inline std::string format_task_tree(event_loop& loop) {
+inline std::string format_task_tree(scheduler& loop) {
     std::ostringstream out;
     print_task_tree(snapshot_tasks(loop), out);
     return out.str();
 }
 
 }  // namespace coring::detail
-
-namespace coring {
-
-inline void event_loop::report_pending_at_close() {
-    std::string tree;
-    try {
-        tree = detail::format_task_tree(*this);
-    } catch (...) {
-    }
-    call_exception_handler({"closing the event loop with " + std::to_string(m_unfinished_tasks) +
-                                " unfinished task(s), which will be cancelled; what each one awaits:\n" + tree,
-                            nullptr,
-                            {},
-                            {}});
-}
-
-}  // namespace coring

@@ -7,6 +7,7 @@
 
 #include <coring/clock.hpp>
 #include <coring/detail/frame_pool.hpp>
+#include <coring/detail/scheduler.hpp>
 #include <coring/detail/timer_heap.hpp>
 
 #include <cstdint>
@@ -32,32 +33,37 @@ public:
     }
 
 protected:
-    timer_callback_base(event_loop& loop, clock::time_point when) noexcept
+    timer_callback_base(scheduler& loop, clock::time_point when) noexcept
         : timer_node(operations_), m_loop(&loop), m_when(when) {}
     virtual ~timer_callback_base() = default;
     virtual void invoke() = 0;
 
 private:
-    void operator()() { invoke(); }  // run by event_loop::run_callback
+    void operator()() { invoke(); }  // run by scheduler::run_callback
 
-    static void fire(ready_node* node, action what) noexcept;  // event_loop.hpp
+    static void fire(ready_node* node, action what) noexcept {
+        auto* self = static_cast<timer_callback_base*>(node);
+        if (what == action::run && !self->m_cancelled) self->m_loop->run_callback(*self);
+        self->m_finished = true;
+        self->release();  // the loop's reference
+    }
     static constexpr operations operations_{&fire};
 
-    event_loop* m_loop;
+    scheduler* m_loop;
     clock::time_point m_when;
     std::uint32_t m_refs = 1;  // the loop's reference
     bool m_cancelled = false;
     bool m_finished = false;  // ran, or was dropped when the loop closed
 
     friend class coring::timer_handle;
-    friend class coring::event_loop;
+    friend class scheduler;  // run_callback calls it
 };
 
 template <class F>
 class timer_callback final : public timer_callback_base {
 public:
     template <class G>
-    timer_callback(event_loop& loop, clock::time_point when, G&& function)
+    timer_callback(scheduler& loop, clock::time_point when, G&& function)
         : timer_callback_base(loop, when), m_function(std::forward<G>(function)) {}
 
 private:
@@ -85,7 +91,16 @@ public:
     }
 
     /// Stops the callback from running. No effect once it has run.
-    void cancel() noexcept;  // event_loop.hpp
+    void cancel() noexcept {
+        if (m_timer == nullptr || m_timer->m_cancelled || m_timer->m_finished) return;
+        m_timer->m_cancelled = true;
+        if (m_timer->scheduled()) {
+            // Still in the heap: take it out now. (Expired and queued: fire() skips it.)
+            m_timer->m_loop->remove_timer(*m_timer);
+            m_timer->m_finished = true;
+            m_timer->release();
+        }
+    }
     [[nodiscard]] bool cancelled() const noexcept { return m_timer != nullptr && m_timer->m_cancelled; }
     /// The time the callback is (or was) due, on the loop's clock.
     [[nodiscard]] clock::time_point when() const noexcept { return m_timer ? m_timer->m_when : clock::time_point{}; }

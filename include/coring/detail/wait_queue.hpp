@@ -21,7 +21,7 @@
 // (docs/internals.md, rule 4), so handing a lock to 100,000 queued tasks one after another runs
 // at constant stack depth, one hand-off per loop iteration. A waiter that suspends ends its
 // await_suspend with switch_away: the next ready task may run at once, by symmetric transfer
-// (event_loop.hpp, "Hand-off"), a bounded number of times in a row.
+// (detail/scheduler.hpp, "Hand-off"), a bounded number of times in a row.
 //
 // Cancellation (rules 1 and 2 of docs/internals.md), sync_waiter::cancel_wait for every
 // awaiter but the condition's:
@@ -39,8 +39,8 @@
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
+#include <coring/detail/scheduler.hpp>
 #include <coring/errors.hpp>
-#include <coring/event_loop.hpp>
 
 #include <cassert>
 #include <cstddef>
@@ -277,7 +277,7 @@ public:
             erase(*waiter);
             waiter->m_phase = sync_waiter::phase::orphaned;
             // Without a task and outside the loop there is nobody to wake it; it stays suspended.
-            if (was_waiting && (waiter->task() != nullptr || t_running_loop != nullptr)) waiter->wake();
+            if (was_waiting && (waiter->task() != nullptr || t_running_scheduler != nullptr)) waiter->wake();
         }
     }
 

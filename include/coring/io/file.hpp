@@ -26,7 +26,7 @@
 // it in the kernel; the task resumes, with cancelled_error, only once the kernel has let go of
 // the buffer.
 
-#include <coring/detail/owned_fd.hpp>
+#include <coring/io/owned_fd.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/errors.hpp>
 #include <coring/io/ops.hpp>

@@ -110,7 +110,7 @@ protected:
 private:
     bool suspend(std::coroutine_handle<> frame, const __kernel_timespec* timeout) {
         if (!begin_suspend(frame)) return false;
-        event_loop& loop = this->loop();
+        scheduler& loop = this->loop();
         if (timeout == nullptr) {
             io_uring_sqe* sqe = loop.get_sqe();
             static_cast<Derived*>(this)->prepare(sqe);
@@ -607,7 +607,7 @@ public:
     /// Arms the SQE if it is not armed and accepting is allowed: the queue has room and no error
     /// waits to be reported (an error ends the multishot; the next next() starts it again, so a
     /// server out of descriptors (EMFILE) backs off instead of spinning).
-    void maybe_arm(event_loop& loop) {
+    void maybe_arm(scheduler& loop) {
         m_loop = &loop;
         if (m_armed || m_detached || m_paused || m_queue.size() >= m_max_queued) return;
         io_uring_sqe* sqe = loop.get_sqe();
@@ -649,7 +649,7 @@ public:
     [[nodiscard]] bool armed() const noexcept { return m_armed; }
     [[nodiscard]] unsigned arm_count() const noexcept { return m_arm_count; }
     [[nodiscard]] int listen_fd() const noexcept { return m_listen_fd; }
-    [[nodiscard]] event_loop* loop() const noexcept { return m_loop; }
+    [[nodiscard]] scheduler* loop() const noexcept { return m_loop; }
 
 private:
     static void on_cqe(io_completion* base, int result, unsigned flags) noexcept;
@@ -668,7 +668,7 @@ private:
 
     circular_buffer<int> m_queue;  // accepted descriptors, or -errno, in arrival order
     intrusive_list<multishot_accept_waiter, multishot_accept_waiter_tag> m_waiters;
-    event_loop* m_loop = nullptr;
+    scheduler* m_loop = nullptr;
     int m_listen_fd;
     int m_flags;
     std::size_t m_max_queued;

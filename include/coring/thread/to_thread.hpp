@@ -55,7 +55,7 @@ public:
 
     bool await_suspend(std::coroutine_handle<> frame) {
         if (!begin_suspend(frame)) return false;  // a pending cancel: the call never starts
-        m_loop = &loop();
+        m_loop = &get_running_loop();  // the task's loop: it suspends while running
         m_pool = &m_loop->default_executor();
         m_pool->submit(*this);
         arm();

@@ -1,6 +1,7 @@
 #pragma once
 // detail::owned_fd: the descriptor ownership that coring::file and coring::socket share. Move-only;
-// the destructor (and move assignment) closes synchronously, close() through the kernel.
+// the destructor (and move assignment) closes synchronously, close() through the kernel. It
+// lives in the I/O layer, beside the IORING_OP_CLOSE it awaits, because it is built on it.
 
 #include <coring/io/ops.hpp>
 
