@@ -185,7 +185,6 @@ public:
     /// std::invalid_argument for SIGKILL, SIGSTOP or a number out of range.
     void add_signal_handler(int sig, std::function<void()> handler) {
         check_thread("add_signal_handler");
-        prepared_internal_sqe();  // the signal read's SQE comes from the ring directly
         m_signals.add(sig, std::move(handler), owned_ring());
     }
 

@@ -119,6 +119,10 @@ public:
     /// sleep(0) round trip on the 2-core benchmark VM. An SQE that the kernel left unconsumed after a
     /// submit is not counted here: the loop polls anyway while user operations are in flight.
     [[nodiscard]] bool has_unsubmitted() const noexcept { return m_ring.sq.sqe_tail != m_ring.sq.sqe_head; }
+    /// The submission queue's local tail: it moves with every SQE prepared, through get_sqe()
+    /// or on native() (liburing's io_uring_get_sqe), so comparing two readings tells whether
+    /// any SQE was prepared in between (wrapping is harmless for that).
+    [[nodiscard]] unsigned sq_tail() const noexcept { return m_ring.sq.sqe_tail; }
     [[nodiscard]] io_uring* native() noexcept { return &m_ring; }
 
     /// SQEs handed out and CQEs reaped since the ring was created (loop statistics).

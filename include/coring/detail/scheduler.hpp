@@ -121,14 +121,13 @@ public:
     /// loop's own tasks prepare comes from here.
     [[nodiscard]] io_uring_sqe* get_sqe() {
         check_thread("an I/O operation");
-        m_handoffs_left = 0;  // the next iteration submits it, and polls for its completion (see Hand-off)
         return m_ring.get_sqe();
     }
     /// Marks a prepared SQE as `op`'s and counts it in flight. The SQE goes to the kernel on the
     /// next iteration (or sooner, when the submission queue fills up).
     void submit(io_uring_sqe* sqe, io_completion& op) noexcept {
         io_uring_sqe_set_data(sqe, &op);
-        ++m_user_ops_in_flight;  // (get_sqe, where the SQE came from, stopped the hand-offs)
+        ++m_user_ops_in_flight;
         if (CORING_UNLIKELY(m_options.eager_submit)) io_uring_submit(m_ring.native());  // errors resurface on the loop's next submit
     }
     /// Asks the kernel to cancel `op` (IORING_OP_ASYNC_CANCEL). `op` still completes with its own
@@ -145,8 +144,7 @@ public:
     [[nodiscard]] unsigned ring_setup_flags() const noexcept { return m_ring.setup_flags(); }
     /// The underlying ring, for operations coring does not wrap. Completions of SQEs you submit
     /// yourself must carry user_data 0 (ignored) or a detail::io_completion. An SQE prepared
-    /// here and not submitted goes to the kernel with the loop's next poll; get_sqe() makes
-    /// that the next iteration.
+    /// here and not submitted goes to the kernel with the loop's next iteration.
     [[nodiscard]] io_uring* native_ring() noexcept { return m_ring.native(); }
 
     // ------------------------------------------------------------------ hand-off
@@ -221,15 +219,12 @@ protected:
     /// Finishes the current iteration, then makes run_until return.
     void request_stop() noexcept {
         m_stopping = true;
-        m_handoffs_left = 0;  // the iteration ends with its batch
+        ++m_loop_events;  // (see Hand-off)
     }
     void set_debug_mode(bool enabled) noexcept {
         m_options.debug = enabled;
-        m_handoffs_left = 0;  // debug mode times every step (see Hand-off)
+        ++m_loop_events;
     }
-    /// The loop's own reads (signals) take their SQE from the ring directly: the next iteration
-    /// must poll for them.
-    void prepared_internal_sqe() noexcept { m_handoffs_left = 0; }
 
     /// Queues a node pushed by another thread.
     void push_from_any_thread(ready_node* node) noexcept { m_inbox.push(node); }
@@ -286,39 +281,43 @@ private:
     // ready queue (and the inbox and expired timers, which the hand-off takes as it does).
     // The first node of the new batch, if it resumes a frame, is readied as resume() readies
     // it and transferred to (leaf_awaiter::switch_away); otherwise the loop runs the batch. So
-    // the order of work, the iteration count and the batches are the loop's own. What allows
-    // it, kept in m_handoffs_left so that the check is one load (run_once leaves it "not
-    // counted", and the first hand-off of the iteration counts it, so that an iteration
-    // without one pays nothing):
+    // the order of work, the iteration count and the batches are the loop's own.
+    //
+    // Whether it may happen is decided by hand_off and count_handoffs alone, from the state of
+    // the scheduler (nothing else resets a budget):
     //   - something is ready (checked at each hand-off);
-    //   - nothing is left to submit and no operation is in flight (the iteration would poll):
-    //     counted (SQEs prepared before the batch, such as the inbox's re-arm), and get_sqe(),
-    //     which every operation and cancel_io() take their SQE from, zeroes it, as does
-    //     prepared_internal_sqe() (the signal read's SQE comes from the ring);
-    //   - the loop is not stopping: counted, and request_stop() zeroes it;
-    //   - run_until is not done: its condition depends only on states finishing, and
-    //     state_base::finish zeroes it;
-    //   - no forced poll falls due (poll_if_needed's count);
-    //   - debug mode is off: it times each step from run_once;
+    //   - nothing is left to submit and no operation is in flight (run_once would poll): no
+    //     SQE was prepared since the batch began, however it was prepared (the ring's tail has
+    //     not moved; checked at each hand-off), and none was pending or in flight then
+    //     (counted at the first hand-off);
+    //   - no loop event since the batch began (m_loop_events: a state finished, which may
+    //     have made run_until's condition true; stop(); set_debug()); checked at each hand-off;
+    //   - the loop is not stopping, and not in debug mode (run_once times each step): counted;
+    //   - no forced poll falls due (poll_if_needed's count): counted;
     //   - at most max_handoffs in a row per run_once: where the compiler does not make
     //     symmetric transfer a tail call (g++ 12 at -O0, ASan), each one nests a frame.
+    // The counted conditions become m_handoffs_left at the iteration's first hand-off
+    // (run_once leaves it "not counted", so that an iteration without one pays nothing).
     static constexpr unsigned max_handoffs = 32;
     static constexpr unsigned handoffs_not_counted = ~0u;
-    // The usual case (the budget is counted, and nothing arrived from other threads or the
-    // timer heap) makes no call, so it needs no stack frame; the rest goes through
-    // hand_off_counting_arrivals.
+    // The usual case (counted, nothing new since the batch began, nothing arrived from other
+    // threads or the timer heap) makes no call, so it needs no stack frame.
     CORING_ALWAYS_INLINE ready_node* hand_off() noexcept {
         ready_node* first = m_ready.front();
         if (first == nullptr) return nullptr;  // the iteration would wait
         // One test for "counted, and some left": 0 and handoffs_not_counted both wrap past it.
-        if (CORING_UNLIKELY(m_handoffs_left - 1 >= max_handoffs || m_inbox.has_items() || !m_timers.empty()))
+        if (CORING_UNLIKELY(m_handoffs_left - 1 >= max_handoffs || changed_since_batch_began() || m_inbox.has_items() || !m_timers.empty()))
             return hand_off_counting_arrivals(first);
         --m_handoffs_left;
         return start_handed_batch(first);
     }
-    // hand_off's other cases: the iteration's first hand-off (counts the budget), or arrivals
-    // to take (inbox, expired timers) before the batch starts.
+    [[nodiscard]] bool changed_since_batch_began() const noexcept {
+        return m_ring.sq_tail() != m_sq_tail_before_batch || m_loop_events != m_loop_events_before_batch;
+    }
+    // hand_off's other cases: something changed, the iteration's first hand-off (counts the
+    // budget), or arrivals to take (inbox, expired timers) before the batch starts.
     CORING_NOINLINE ready_node* hand_off_counting_arrivals(ready_node* first) noexcept {
+        if (changed_since_batch_began()) return nullptr;
         if (m_handoffs_left == 0 || (m_handoffs_left == handoffs_not_counted && count_handoffs() == 0)) return nullptr;
         --m_handoffs_left;
         take_arrivals();  // queued after `first`, as in run_once
@@ -383,6 +382,10 @@ private:
     std::coroutine_handle<> m_step_frame;  // the frame the running step resumed (null between steps)
     unsigned m_handoffs_left = 0;
     bool m_stopping = false;
+    // Hand-off: what the batch began with (see there).
+    std::uint64_t m_loop_events = 0;  // states finished, stop(), set_debug(): ever
+    std::uint64_t m_loop_events_before_batch = 0;
+    unsigned m_sq_tail_before_batch = 0;
     std::size_t m_ran_in_batch = 0;
     std::size_t m_ready_high_water = 0;
     std::uint64_t m_iterations = 0;           // run_once's and the hand-offs'
@@ -434,6 +437,8 @@ inline void scheduler::run_once() {
     m_batch = m_ready.front();
     m_ready.clear();
     m_handoffs_left = handoffs_not_counted;  // counted at the first hand-off, if there is one
+    m_loop_events_before_batch = m_loop_events;
+    m_sq_tail_before_batch = m_ring.sq_tail();
     while (ready_node* node = m_batch) {
         m_batch = node->m_next;
         ++m_ran_in_batch;

@@ -297,7 +297,7 @@ inline void state_base::finish(std::exception_ptr error) noexcept {
     m_slot = nullptr;
     m_cancel_requested = false;
     if (m_loop != nullptr) {
-        m_loop->m_handoffs_left = 0;  // run_until may be done: the iteration ends with its batch
+        ++m_loop->m_loop_events;  // run_until may be done (see scheduler.hpp, "Hand-off")
         if (m_is_task) --m_loop->m_unfinished_tasks;
         while (completion_waiter* waiter = m_waiters.pop_front()) {
             if (waiter->m_ops->immediate)
