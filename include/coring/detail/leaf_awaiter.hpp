@@ -83,7 +83,7 @@ protected:
     }
 
     /// The end of an await_suspend that returns a handle, once registered and armed: the frame
-    /// that runs next (event_loop::next_frame_after), or the loop.
+    /// that runs next (scheduler::start_next_batch_after), or the loop.
     std::coroutine_handle<> switch_away(std::coroutine_handle<> frame) noexcept;
 
     /// Schedules the frame to resume on the loop's next run phase.
