@@ -18,6 +18,7 @@
 // bench/echo/compare.sh measures both against a C liburing server and Boost.Asio.
 #include <coring/coring.hpp>
 #include <coring/io/buffer_ring.hpp>
+#include <coring/io/multishot_recv.hpp>
 #include <coring/net/server.hpp>
 #include <coring/net/stream.hpp>
 

@@ -11,6 +11,8 @@
 #include <coring/gather.hpp>
 #include <coring/io/buffer_ring.hpp>
 #include <coring/io/file.hpp>
+#include <coring/io/multishot_accept.hpp>
+#include <coring/io/multishot_recv.hpp>
 #include <coring/io/ops.hpp>
 #include <coring/net/address.hpp>
 #include <coring/net/resolve.hpp>

@@ -1,5 +1,6 @@
 // Tests of coring/io/buffer_ring.hpp: provided-buffer rings and multishot receive.
 #include <coring/io/buffer_ring.hpp>
+#include <coring/io/multishot_recv.hpp>
 
 #include <coring/net/socket.hpp>
 #include <coring/run.hpp>

@@ -1,6 +1,8 @@
 // Tests of the multishot operations (io::multishot_accept in coring/io/ops.hpp, io::multishot_recv
 // in coring/io/buffer_ring.hpp): what happens to a task awaiting next() when the handle goes.
 #include <coring/io/buffer_ring.hpp>
+#include <coring/io/multishot_accept.hpp>
+#include <coring/io/multishot_recv.hpp>
 #include <coring/io/ops.hpp>
 
 #include <coring/net/socket.hpp>

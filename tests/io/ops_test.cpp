@@ -1,6 +1,7 @@
 // Tests of coring/io/ops.hpp: the awaitable io_uring operations, link timeouts, multishot accept.
 #include <coring/io/ops.hpp>
 
+#include <coring/io/multishot_accept.hpp>
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>

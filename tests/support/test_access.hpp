@@ -4,6 +4,8 @@
 
 #include <coring/event_loop.hpp>
 #include <coring/io/buffer_ring.hpp>
+#include <coring/io/multishot_accept.hpp>
+#include <coring/io/multishot_recv.hpp>
 #include <coring/io/ops.hpp>
 
 #include <atomic>

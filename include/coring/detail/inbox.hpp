@@ -9,8 +9,9 @@
 //
 // The poll is the loop's model multishot operation: whenever a CQE arrives without
 // IORING_CQE_F_MORE (the kernel ends multishot requests when its completion queue is full, and
-// kernels before 5.13 only do single shots) it is armed again.
+// kernels before 5.13 only do single shots) it is armed again (detail/internal_operation.hpp).
 
+#include <coring/detail/internal_operation.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/errors.hpp>
@@ -24,9 +25,9 @@
 
 namespace coring::detail {
 
-class inbox final : public io_completion {
+class inbox final : public internal_operation {
 public:
-    inbox() : io_completion(&on_wake, /*internal=*/true) {
+    inbox() : internal_operation(&on_wake) {
         m_eventfd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (m_eventfd < 0) throw_errno(errno, "coring: eventfd for call_soon_threadsafe");
     }
@@ -74,28 +75,15 @@ public:
         m_sleeping = false;
     }
 
-    [[nodiscard]] bool armed() const noexcept { return m_armed; }
-
     /// Loop thread: (re)arms the poll on the eventfd.
     void arm(ring& r) {
-        m_ring = &r;
         io_uring_sqe* sqe = r.get_sqe();
         if (m_multishot)
             io_uring_prep_poll_multishot(sqe, m_eventfd, POLLIN);
         else
             io_uring_prep_poll_add(sqe, m_eventfd, POLLIN);
-        io_uring_sqe_set_data(sqe, static_cast<io_completion*>(this));
-        m_armed = true;
+        armed_with(r, sqe);
         ++m_arm_count;
-    }
-
-    /// Loop thread, at close: stop re-arming and cancel the poll; its CQE still arrives.
-    void disarm(ring& r) {
-        m_closing = true;
-        if (!m_armed) return;
-        io_uring_sqe* sqe = r.get_sqe();
-        io_uring_prep_cancel(sqe, static_cast<io_completion*>(this), 0);
-        io_uring_sqe_set_data64(sqe, 0);
     }
 
     /// How many times the poll was armed (1 + the number of re-arms): for tests.
@@ -111,8 +99,7 @@ private:
             self->m_multishot = false;  // a kernel without multishot poll: single shots from now on
         }
         if ((flags & IORING_CQE_F_MORE) == 0) {
-            self->m_armed = false;
-            if (!self->m_closing) {
+            if (self->ended()) {
                 try {
                     self->arm(*self->m_ring);
                 } catch (...) {
@@ -128,9 +115,6 @@ private:
     bool m_sleeping = false;   // guarded by m_mutex
     bool m_wake_sent = false;  // guarded by m_mutex
     int m_eventfd = -1;
-    ring* m_ring = nullptr;
-    bool m_armed = false;
-    bool m_closing = false;
     bool m_multishot = true;
     unsigned m_arm_count = 0;
 };

@@ -10,6 +10,7 @@
 // signals in those threads too; the loop's own worker threads block every signal.
 
 #include <coring/detail/callback_node.hpp>
+#include <coring/detail/internal_operation.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/scheduler.hpp>
 #include <coring/errors.hpp>
@@ -27,9 +28,9 @@
 
 namespace coring::detail {
 
-class signal_watcher final : public io_completion {
+class signal_watcher final : public internal_operation {
 public:
-    explicit signal_watcher(scheduler& loop) noexcept : io_completion(&on_read, /*internal=*/true), m_loop(&loop) {
+    explicit signal_watcher(scheduler& loop) noexcept : internal_operation(&on_read), m_loop(&loop) {
         sigemptyset(&m_mask);
     }
     signal_watcher(const signal_watcher&) = delete;
@@ -63,7 +64,7 @@ public:
         m_fd = fd;
         m_handlers.push_back({sig, std::move(handler)});
         if (!sigismember(&previous, sig)) m_unblock_on_remove.push_back(sig);
-        if (!m_armed) arm(r);
+        if (!armed()) arm(r);
     }
 
     bool remove(int sig) {
@@ -86,17 +87,6 @@ public:
         while (!m_handlers.empty()) remove(m_handlers.back().first);
     }
 
-    [[nodiscard]] bool armed() const noexcept { return m_armed; }
-
-    /// At close: stop re-arming and cancel the read; its CQE still arrives.
-    void disarm(ring& r) {
-        m_closing = true;
-        if (!m_armed) return;
-        io_uring_sqe* sqe = r.get_sqe();
-        io_uring_prep_cancel(sqe, static_cast<io_completion*>(this), 0);
-        io_uring_sqe_set_data64(sqe, 0);
-    }
-
 private:
     using entry = std::pair<int, std::function<void()>>;
 
@@ -105,17 +95,15 @@ private:
     }
 
     void arm(ring& r) {
-        m_ring = &r;
         io_uring_sqe* sqe = r.get_sqe();
         io_uring_prep_read(sqe, m_fd, &m_info, sizeof m_info, 0);
-        io_uring_sqe_set_data(sqe, static_cast<io_completion*>(this));
-        m_armed = true;
+        armed_with(r, sqe);
     }
 
     // Hands the handler to the loop as a callback, and reads again.
     static void on_read(io_completion* base, int result, unsigned) noexcept {
         auto* self = static_cast<signal_watcher*>(base);
-        self->m_armed = false;
+        const bool rearm = self->ended() && result != -ECANCELED;  // a single-shot read: every CQE ends it
         if (result == static_cast<int>(sizeof(signalfd_siginfo))) {
             const int sig = static_cast<int>(self->m_info.ssi_signo);
             if (auto it = self->find(sig); it != self->m_handlers.end()) {
@@ -127,7 +115,7 @@ private:
                 }
             }
         }
-        if (!self->m_closing && result != -ECANCELED) {
+        if (rearm) {
             try {
                 self->arm(*self->m_ring);
             } catch (...) {
@@ -137,14 +125,11 @@ private:
     }
 
     scheduler* m_loop;
-    ring* m_ring = nullptr;
     int m_fd = -1;
     sigset_t m_mask;
     std::vector<entry> m_handlers;
     std::vector<int> m_unblock_on_remove;  // signals that were not blocked before we blocked them
     signalfd_siginfo m_info{};
-    bool m_armed = false;
-    bool m_closing = false;
 };
 
 }  // namespace coring::detail

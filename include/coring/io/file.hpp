@@ -26,10 +26,10 @@
 // it in the kernel; the task resumes, with cancelled_error, only once the kernel has let go of
 // the buffer.
 
-#include <coring/io/owned_fd.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/errors.hpp>
 #include <coring/io/ops.hpp>
+#include <coring/io/owned_fd.hpp>
 #include <coring/task.hpp>
 
 #include <fcntl.h>

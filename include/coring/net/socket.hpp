@@ -42,9 +42,10 @@
 // operation must stay valid until the await returns (they do when the co_await is one
 // expression); the awaiters below copy the address they are given.
 
-#include <coring/io/owned_fd.hpp>
 #include <coring/errors.hpp>
+#include <coring/io/multishot_accept.hpp>
 #include <coring/io/ops.hpp>
+#include <coring/io/owned_fd.hpp>
 #include <coring/net/address.hpp>
 #include <coring/task.hpp>
 
