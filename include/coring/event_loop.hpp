@@ -206,7 +206,7 @@ public:
     // ------------------------------------------------------------------ introspection
 
     [[nodiscard]] const loop_options& options() const noexcept { return m_loop_options; }
-    [[nodiscard]] bool get_debug() const noexcept { return m_loop_options.debug; }
+    [[nodiscard]] bool get_debug() const noexcept { return debug_mode(); }
     void set_debug(bool enabled) noexcept {
         m_loop_options.debug = enabled;
         set_debug_mode(enabled);
@@ -282,7 +282,7 @@ inline detail::scheduler_options event_loop::scheduler_options_of(const loop_opt
 }
 
 inline event_loop::event_loop(loop_options options) : scheduler(scheduler_options_of(options)), m_loop_options(options) {
-    m_loop_options.debug = m_options.debug;  // CORING_DEBUG
+    m_loop_options.debug = debug_mode();  // CORING_DEBUG
 }
 
 inline event_loop::~event_loop() {
@@ -394,7 +394,7 @@ inline void event_loop::close() {
     if (m_closed) return;
     if (m_running) throw std::logic_error("coring: close() called on a running event loop");
     check_thread("close");
-    if (m_options.debug && m_unfinished_tasks > 0) report_pending_at_close();
+    if (debug_mode() && m_unfinished_tasks > 0) report_pending_at_close();
     cancel_remaining_tasks();
     // No task waits for a worker any more: join the pool before the inbox the workers report to
     // is emptied (a late report is discarded with the other leftovers).

@@ -26,13 +26,12 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using coring_test::virtual_clock;
 using coring::detail::ready_node;
 using coring::detail::scheduler;
 using coring::detail::state_base;
 
 namespace {
-
-constexpr coring::loop_options virtual_clock{.virtual_time = true};
 
 class manual_event;
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using coring_test::virtual_clock;
 using coring::detail::completion_waiter;
 using coring::detail::ready_node;
 using coring::detail::state_base;
@@ -32,8 +33,6 @@ using coring::detail::waiter_list;
 using coring_test::live_frames;
 
 namespace {
-
-constexpr coring::loop_options virtual_clock{.virtual_time = true};
 
 /// A completion waiter that logs its id when it runs, and minus its id when it is discarded.
 struct logging_waiter : completion_waiter {

@@ -27,13 +27,12 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using coring_test::virtual_clock;
 using coring::detail::ready_node;
 using coring::detail::sync_waiter;
 using coring::detail::wait_queue;
 
 namespace {
-
-constexpr coring::loop_options virtual_clock{.virtual_time = true};
 
 inline constexpr char owner_name[] = "test::handoff_owner";
 

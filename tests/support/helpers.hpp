@@ -21,6 +21,9 @@ inline double ms_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
 }
 
+/// A loop on virtual time: for tests about the order of events, not about time.
+inline constexpr coring::loop_options virtual_clock{.virtual_time = true};
+
 /// Collects the exception handler's reports of a loop.
 struct captured_reports {
     std::vector<coring::exception_context> reports;

@@ -171,12 +171,19 @@ child<child_t<A>> adopt(A&& a, const source_location& site) {
 /// set). Throws invalid_state_error, naming `who`, for an empty handle.
 template <class Handle>
 std::vector<Handle> distinct_tasks(std::vector<Handle> handles, const char* who) {
+    for (const Handle& h : handles)
+        if (!h) throw invalid_state_error(std::string(who) + ": an empty task handle in the set");
+    // A few handles (the usual wait): compare pairs, allocating nothing.
+    constexpr std::size_t few = 16;
+    if (handles.size() <= few) {
+        bool repeated = false;
+        for (std::size_t i = 1; i < handles.size() && !repeated; ++i)
+            for (std::size_t j = 0; j < i && !repeated; ++j) repeated = handles[i].native_state() == handles[j].native_state();
+        if (!repeated) return handles;
+    }
     std::vector<const state_base*> sorted;
     sorted.reserve(handles.size());
-    for (const Handle& h : handles) {
-        if (!h) throw invalid_state_error(std::string(who) + ": an empty task handle in the set");
-        sorted.push_back(h.native_state());
-    }
+    for (const Handle& h : handles) sorted.push_back(h.native_state());
     std::sort(sorted.begin(), sorted.end());
     if (std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end()) return handles;  // the usual case
     std::unordered_set<const state_base*> seen;

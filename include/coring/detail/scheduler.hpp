@@ -66,7 +66,7 @@ inline scheduler& running_scheduler() {
     return *t_running_scheduler;
 }
 
-/// What the scheduler reads of loop_options.
+/// What the scheduler reads of loop_options (debug: the initial mode; see debug_mode()).
 struct scheduler_options {
     unsigned queue_depth = 256;
     unsigned completion_queue_depth = 0;  // 0: four times queue_depth
@@ -183,6 +183,7 @@ public:
         m_states.for_each(f);
     }
 
+    [[nodiscard]] bool debug_mode() const noexcept { return m_debug; }
     /// In debug mode, throws std::logic_error when called from a thread other than the loop's.
     void check_thread(const char* what) const {
         if (CORING_UNLIKELY(m_debug) && std::this_thread::get_id() != m_thread) report_wrong_thread(what);
@@ -224,7 +225,6 @@ protected:
         ++m_loop_events;  // (see Hand-off)
     }
     void set_debug_mode(bool enabled) noexcept {
-        m_options.debug = enabled;
         m_debug = enabled;
         ++m_loop_events;
     }
@@ -388,7 +388,7 @@ private:
     std::uint64_t m_loop_events = 0;      // states finished, stop(), set_debug(): ever (see Hand-off)
     std::uint64_t m_loop_events_before_batch = 0;
     bool m_stopping = false;
-    bool m_debug;  // m_options.debug, read on every step
+    bool m_debug;  // debug mode, read on every step (m_options.debug is only where it started)
     std::size_t m_ran_in_batch = 0;
     std::uint64_t m_iterations = 0;           // run_once's and the hand-offs'
     std::uint64_t m_run_once_iterations = 0;  // m_iterations less the hand-offs
