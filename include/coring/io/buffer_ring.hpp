@@ -32,7 +32,7 @@
 // - Kernels without multishot recv (before 6.0) answer -EINVAL before any data: the receive then
 //   runs as single shots (IORING_OP_RECV with IOSQE_BUFFER_SELECT), re-armed after each CQE.
 // - Kernels without buffer rings (before 5.19): buffer_ring::create throws std::system_error
-//   with EINVAL, and buffer_ring::try_create returns null; net/stream.hpp then receives with
+//   with EINVAL, and buffer_ring::try_create returns null; streams then receive with
 //   plain recv into the reader's own buffer.
 //
 // Lifetimes: a buffer ring is reference counted (buffer_ring_ptr, not atomic: loop thread only).
@@ -321,7 +321,7 @@ private:
 namespace detail {
 
 /// The kernel side of a multishot receive on a buffer ring, shared by io::multishot_recv and the
-/// stream reader (net/stream.hpp). Derived (CRTP) provides:
+/// streams' socket transport (net/socket_transport.hpp). Derived (CRTP) provides:
 ///   void on_chunk(std::uint16_t bid, std::size_t size) noexcept;  // the buffer is Derived's now:
 ///                                                                  // it must recycle it
 ///   void on_end(int result) noexcept;   // 0: end of stream; -errno: an error. Final.

@@ -34,7 +34,7 @@
 //   connections keep being served.
 // - Every connection receives through one provided-buffer ring that the server shares between
 //   them (server_options::buffer_count buffers of stream.recv_buffer_size bytes) where the kernel
-//   has buffer rings; see net/stream.hpp.
+//   has buffer rings; see net/socket_transport.hpp.
 // - The server object owns the listeners: destroying it closes it (without waiting).
 
 #include <coring/detail/intrusive_list.hpp>
