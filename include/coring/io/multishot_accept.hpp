@@ -2,15 +2,13 @@
 // io::multishot_accept: one multishot IORING_OP_ACCEPT kept armed on a listening socket, its
 // connections handed out in order through next() (see the class comment below).
 
-#include <coring/detail/circular_buffer.hpp>
 #include <coring/detail/detaching_ptr.hpp>
-#include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
+#include <coring/detail/multishot_handoff.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/scheduler.hpp>
 #include <coring/detail/test_access.hpp>
-#include <coring/detail/waiter_pins.hpp>
 #include <coring/errors.hpp>
 #include <coring/io/ops.hpp>
 
@@ -38,33 +36,33 @@ class multishot_accept;
 namespace detail {
 
 class multishot_accept_waiter;
-struct multishot_accept_waiter_tag;
 
 /// The state of a multishot accept, shared by the io::multishot_accept handle and the kernel.
 /// It is the one heap object here: the armed SQE outlives any single await (and, after the
 /// handle is destroyed, lives on until its last CQE), so it cannot live in an awaiting frame.
 ///
-/// Invariants: m_armed is true from an arm() until the CQE without IORING_CQE_F_MORE; while a
-/// waiter waits, m_queue is empty (a result goes to the first waiter if there is one); m_queue
+/// Results (a descriptor, or -errno) go through multishot_handoff (detail/multishot_handoff.hpp).
+///
+/// Invariants: m_armed is true from an arm() until the CQE without IORING_CQE_F_MORE; the queue
 /// holds at most m_max_queued results, plus those that were already completed when the cancel
 /// that stops accepting was sent and one given back by a cancelled waiter.
-class multishot_accept_state final : public io_completion, public pinned_by_waiters<multishot_accept_state> {
+class multishot_accept_state final : public io_completion, public multishot_handoff<multishot_accept_state, int> {
 public:
     multishot_accept_state(int listen_fd, std::size_t max_queued, int flags) noexcept
         : io_completion(&on_cqe), m_listen_fd(listen_fd), m_flags(flags), m_max_queued(max_queued == 0 ? 1 : max_queued) {}
-    multishot_accept_state(const multishot_accept_state&) = delete;
-    multishot_accept_state& operator=(const multishot_accept_state&) = delete;
-    ~multishot_accept_state() {
-        while (!m_queue.empty())
-            if (const int result = m_queue.pop_front(); result >= 0) ::close(result);
+
+    // ---- multishot_handoff's interface
+    static void discard(int& result) noexcept {
+        if (result >= 0) ::close(result);  // a connection nobody will take
     }
+    static bool is_final(int) noexcept { return false; }
 
     /// Arms the SQE if it is not armed and accepting is allowed: the queue has room and no error
     /// waits to be reported (an error ends the multishot; the next next() starts it again, so a
     /// server out of descriptors (EMFILE) backs off instead of spinning).
     void maybe_arm(scheduler& loop) {
         m_loop = &loop;
-        if (m_armed || m_detached || m_paused || m_queue.size() >= m_max_queued) return;
+        if (m_armed || detached() || m_paused || queued() >= m_max_queued) return;
         io_uring_sqe* sqe = loop.get_sqe();
         if (m_multishot)
             io_uring_prep_multishot_accept(sqe, m_listen_fd, nullptr, nullptr, m_flags);
@@ -80,7 +78,7 @@ public:
     /// no suspended waiter points here (pinned_by_waiters).
     void detach() noexcept;
     void free_if_unused() noexcept {
-        if (m_detached && !m_armed && !pinned()) delete this;
+        if (detached() && !m_armed && !pinned()) delete this;
     }
 
     /// Ends the armed request as the kernel may (its last CQE is -ECANCELED), which re-arms it.
@@ -88,19 +86,9 @@ public:
         if (m_armed) m_loop->cancel_io(*this);
     }
 
-    // Waiters: an intrusive FIFO.
-    void add_waiter(multishot_accept_waiter& w) noexcept;
-    void remove_waiter(multishot_accept_waiter& w) noexcept;
-    /// A result that a cancelled waiter had been handed: to the next waiter, or back to the
-    /// front of the queue.
-    void give_back(int result) noexcept;
-
-    [[nodiscard]] bool has_queued() const noexcept { return !m_queue.empty(); }
-    int pop_queued() noexcept { return m_queue.pop_front(); }
     /// A next() call found the queue empty: an error that paused accepting has been reported.
     void resume_accepting() noexcept { m_paused = false; }
 
-    [[nodiscard]] std::size_t queued() const noexcept { return m_queue.size(); }
     [[nodiscard]] bool armed() const noexcept { return m_armed; }
     [[nodiscard]] unsigned arm_count() const noexcept { return m_arm_count; }
     [[nodiscard]] int listen_fd() const noexcept { return m_listen_fd; }
@@ -108,7 +96,7 @@ public:
 
 private:
     static void on_cqe(io_completion* base, int result, unsigned flags) noexcept;
-    void deliver(int result) noexcept;
+    void deliver_result(int result) noexcept;
     /// Cancels the armed request (its last CQE still arrives).
     void stop() noexcept {
         if (m_stopping) return;
@@ -121,8 +109,6 @@ private:
         }
     }
 
-    circular_buffer<int> m_queue;  // accepted descriptors, or -errno, in arrival order
-    intrusive_list<multishot_accept_waiter, multishot_accept_waiter_tag> m_waiters;
     scheduler* m_loop = nullptr;
     int m_listen_fd;
     int m_flags;
@@ -131,7 +117,6 @@ private:
     bool m_armed = false;
     bool m_stopping = false;   // a cancel was sent because the queue is full or the handle left
     bool m_paused = false;     // an error ended the multishot; re-armed by the next next()
-    bool m_detached = false;   // the handle is gone
     bool m_multishot = true;   // false on kernels without IORING_ACCEPT_MULTISHOT (before 5.19)
 };
 
@@ -139,10 +124,10 @@ private:
 /// when a connection arrives (or at once when one is queued). A cancel while waiting wins and
 /// takes nothing: a descriptor already handed to this waiter goes to the next waiter or back to
 /// the front of the queue.
-class multishot_accept_waiter final : public leaf_awaiter<ready_node>, public list_hook<multishot_accept_waiter_tag> {
+class multishot_accept_waiter final : public multishot_waiter<multishot_accept_state, int> {
 public:
-    explicit multishot_accept_waiter(multishot_accept_state* state) noexcept : leaf_awaiter(operations_), m_state(state) {}
-    multishot_accept_waiter(multishot_accept_waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_state(other.m_state) {}
+    explicit multishot_accept_waiter(multishot_accept_state* state) noexcept : multishot_waiter(operations_, state) {}
+    multishot_accept_waiter(multishot_accept_waiter&& other) noexcept = default;
 
     bool await_ready() {
         if (m_state == nullptr) throw std::logic_error("coring: next() on a moved-from io::multishot_accept");
@@ -150,51 +135,28 @@ public:
             m_state->resume_accepting();  // an error that paused accepting has been reported
             return false;
         }
-        m_result = m_state->pop_queued();
-        if (m_result >= 0) m_state->maybe_arm(get_running_loop());  // there is room again
+        m_item = m_state->pop_queued();
+        if (m_item >= 0) m_state->maybe_arm(get_running_loop());  // there is room again
         return true;
     }
 
     bool await_suspend(std::coroutine_handle<> frame) {
         if (!begin_suspend(frame)) return false;
         m_state->maybe_arm(loop());
-        m_state->add_waiter(*this);
-        m_pin.pin(*m_state);
+        wait_for_result();
         arm();
         return true;
     }
 
     int await_resume() const {
         throw_if_cancelled();
-        if (m_result == multishot_accept_state::detached_result)
+        if (m_item == multishot_accept_state::detached_result)
             throw invalid_state_error("coring: io::multishot_accept destroyed while a task awaited next()");
-        if (m_result < 0) throw_errno(-m_result, describe_fd_op("accept", m_state->listen_fd()));
-        return m_result;
+        if (m_item < 0) throw_errno(-m_item, describe_fd_op("accept", m_state->listen_fd()));
+        return m_item;
     }
 
 private:
-    friend class multishot_accept_state;
-
-    /// The state hands this waiter `result` and schedules it.
-    void hand(int result) noexcept {
-        m_result = result;
-        m_handed = true;
-        wake();
-    }
-
-    static void on_cancel(ready_node* node) noexcept {
-        auto* self = static_cast<multishot_accept_waiter*>(node);
-        self->take_cancel_request();
-        self->mark_cancelled();
-        if (self->m_handed) {
-            self->m_handed = false;
-            self->m_state->give_back(self->m_result);  // already scheduled: it throws when it runs
-        } else {
-            self->m_state->remove_waiter(*self);
-            self->wake();
-        }
-    }
-
     static void describe(const ready_node* node, await_description& out) {
         const auto* self = static_cast<const multishot_accept_waiter*>(node);
         out.what = describe_fd_op("multishot accept", self->m_state->listen_fd());
@@ -202,54 +164,18 @@ private:
     }
 
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
-
-    multishot_accept_state* m_state;
-    int m_result = 0;
-    bool m_handed = false;  // a result was handed over and the frame is queued to resume
-    state_pin<multishot_accept_state> m_pin;  // keeps the state alive while this is suspended
 };
 
 inline void multishot_accept_state::detach() noexcept {
-    m_detached = true;
-    while (multishot_accept_waiter* w = m_waiters.pop_front()) w->hand(detached_result);
+    detach_waiters(detached_result);
     if (m_armed) stop();
     free_if_unused();
 }
 
-inline void multishot_accept_state::add_waiter(multishot_accept_waiter& w) noexcept { m_waiters.push_back(w); }
-
-inline void multishot_accept_state::remove_waiter(multishot_accept_waiter& w) noexcept { m_waiters.erase(w); }
-
-inline void multishot_accept_state::deliver(int result) noexcept {
-    if (multishot_accept_waiter* w = m_waiters.pop_front()) {
-        w->hand(result);
-        return;
-    }
-    try {
-        m_queue.push_back(std::move(result));
-    } catch (...) {
-        if (result >= 0) ::close(result);  // out of memory: the connection is lost
-        return;
-    }
+inline void multishot_accept_state::deliver_result(int result) noexcept {
     // Full: stop accepting; the listen backlog holds the next connections until next() makes
     // room and re-arms.
-    if (m_armed && m_queue.size() >= m_max_queued) stop();
-}
-
-inline void multishot_accept_state::give_back(int result) noexcept {
-    if (m_detached) {
-        if (result >= 0) ::close(result);
-        return;
-    }
-    if (multishot_accept_waiter* w = m_waiters.pop_front()) {
-        w->hand(result);
-        return;
-    }
-    try {
-        m_queue.push_front(std::move(result));
-    } catch (...) {
-        if (result >= 0) ::close(result);  // out of memory: the connection is lost
-    }
+    if (deliver(result) && m_armed && queued() >= m_max_queued) stop();
 }
 
 inline void multishot_accept_state::on_cqe(io_completion* base, int result, unsigned flags) noexcept {
@@ -259,8 +185,8 @@ inline void multishot_accept_state::on_cqe(io_completion* base, int result, unsi
         self->m_armed = false;
         self->m_stopping = false;
     }
-    if (self->m_detached) {
-        if (result >= 0) ::close(result);
+    if (self->detached()) {
+        discard(result);
         if (last) self->free_if_unused();
         return;
     }
@@ -270,15 +196,15 @@ inline void multishot_accept_state::on_cqe(io_completion* base, int result, unsi
         self->m_multishot = false;  // no multishot accept on this kernel: single shots from now on
     } else {
         if (result < 0 && last) self->m_paused = true;
-        self->deliver(result);
+        self->deliver_result(result);
     }
     if (last) {
         try {
             self->maybe_arm(*self->m_loop);
         } catch (const std::system_error& e) {
-            self->deliver(-e.code().value());  // the ring is unusable: report it to next()
+            self->deliver_result(-e.code().value());  // the ring is unusable: report it to next()
         } catch (...) {
-            self->deliver(-ENOMEM);
+            self->deliver_result(-ENOMEM);
         }
     }
 }
