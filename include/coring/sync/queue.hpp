@@ -370,10 +370,7 @@ public:
         return true;  // the phase stays idle: await_resume reads that as "put"
     }
 
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) {
-        m_put = false;
-        return suspend_on(m_queue->m_putters, frame, operations_);
-    }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_putters, frame, operations_); }
 
     void await_resume() {
         if (m_phase == phase::idle) return;  // put without waiting
@@ -396,7 +393,7 @@ private:
 
     basic_queue* m_queue;
     T m_item;
-    bool m_put;  // once suspended: the item entered the queue (a put that did not wait leaves it unset)
+    bool m_put = false;  // it suspended, and its item then entered the queue
 };
 
 // ---------------------------------------------------------------------- get
@@ -408,22 +405,12 @@ class basic_queue<T, Storage>::get_awaiter final : public detail::sync_waiter {
 public:
     explicit get_awaiter(basic_queue& q) noexcept : m_queue(&q) {}
     get_awaiter(get_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_queue(other.m_queue) {}
-    /// A handed item the getter never took goes with it: its queue was destroyed before it
-    /// resumed (orphaned), or its frame was.
-    ~get_awaiter() {
-        if constexpr (!std::is_trivially_destructible_v<T>) {
-            if (m_phase != phase::idle && m_handed) m_item.~T();
-        }
-    }
 
     /// No suspension when an item is there (or when the queue is shut down and empty:
     /// await_resume throws).
     [[nodiscard]] bool await_ready() const noexcept { return !m_queue->m_items.empty() || m_queue->m_shut_down; }
 
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) {
-        m_handed = false;
-        return suspend_on(m_queue->m_getters, frame, operations_);
-    }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_queue->m_getters, frame, operations_); }
 
     T await_resume() {
         if (m_phase != phase::idle) {  // it suspended
@@ -438,16 +425,12 @@ public:
 private:
     friend class basic_queue;
 
-    void hand(T&& item) noexcept {
-        std::construct_at(&m_item, std::move(item));
-        m_handed = true;
-    }
+    void hand(T&& item) noexcept { m_handed.emplace(std::move(item)); }
 
     /// The item a putter handed over; the slot is empty again.
     T take_handed() noexcept {
-        T item = std::move(m_item);
-        std::destroy_at(&m_item);
-        m_handed = false;
+        T item = std::move(*m_handed);
+        m_handed.reset();
         return item;
     }
 
@@ -462,13 +445,10 @@ private:
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_get_text>};
 
     basic_queue* m_queue;
-    // Written once it suspends (a get that does not wait, the usual one, writes neither): the
-    // item handed over by a putter (or by a cancelled getter's give_back), and whether there is
-    // one.
-    union {
-        T m_item;
-    };
-    bool m_handed;
+    // The item handed over by a putter (or by a cancelled getter's give_back) while it waited.
+    // It goes with the awaiter if the getter never takes it (its queue or its frame was
+    // destroyed first).
+    std::optional<T> m_handed;
 };
 
 /// asyncio.Queue: first in, first out.
