@@ -228,7 +228,7 @@ TEST_CASE("process - cancelling wait and communicate leaves no helper running", 
         t.cancel();
         const bool communicate_cancelled = co_await coring_test::throws<coring::cancelled_error>(t);
         CHECK(communicate_cancelled);
-        CHECK(coring::get_running_loop().unfinished_tasks() == 1);  // only this test's task
+        CHECK(coring::detail::scheduler_of(coring::get_running_loop()).unfinished_tasks() == 1);  // only this test's task
         p.kill();
         const int code = co_await p.wait();
         CHECK(code == -SIGKILL);

@@ -494,14 +494,14 @@ TEST_CASE("cancel - a kernel operation is cancelled in the kernel and resumes on
             try {
                 co_return co_await coring::io::read(fd, buf);
             } catch (const coring::cancelled_error&) {
-                in_flight_at_resume = coring::get_running_loop().user_ops_in_flight();
+                in_flight_at_resume = coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight();
                 throw;
             }
         };
         std::size_t in_flight_at_resume = 99;
         auto h = coring::create_task(reader(fds[0], buffer, in_flight_at_resume));
         co_await coring::sleep(2ms);
-        CHECK(coring::get_running_loop().user_ops_in_flight() == 1);
+        CHECK(coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight() == 1);
         h.cancel();
         const bool was_cancelled = co_await throws_cancelled(h);
         CHECK(was_cancelled);

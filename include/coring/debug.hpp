@@ -28,13 +28,13 @@
 namespace coring {
 
 /// Prints the live task tree of `loop` to `out`.
-inline void dump_tasks(event_loop& loop, std::ostream& out) { detail::print_task_tree(detail::snapshot_tasks(loop), out); }
+inline void dump_tasks(event_loop& loop, std::ostream& out) { detail::print_task_tree(detail::snapshot_tasks(detail::scheduler_of(loop)), out); }
 
 /// Prints the running loop's live task tree to `out` (std::logic_error outside a running loop).
 inline void dump_tasks(std::ostream& out) { dump_tasks(get_running_loop(), out); }
 
 /// The live task tree of `loop`, as text.
-[[nodiscard]] inline std::string format_tasks(event_loop& loop) { return detail::format_task_tree(loop); }
+[[nodiscard]] inline std::string format_tasks(event_loop& loop) { return detail::format_task_tree(detail::scheduler_of(loop)); }
 
 /// The statistics as one line: "iterations=... submissions=... ...".
 [[nodiscard]] inline std::string format_stats(const loop_stats& s) {

@@ -88,7 +88,15 @@ struct loop_stats {
 /// The loop running in this thread, or throws std::logic_error.
 [[nodiscard]] event_loop& get_running_loop();
 
-class event_loop : public detail::scheduler {
+namespace detail {
+/// The scheduler underneath a loop: for the library's awaiters and I/O states.
+[[nodiscard]] scheduler& scheduler_of(event_loop& loop) noexcept;
+}  // namespace detail
+
+/// The loop is a detail::scheduler (detail/scheduler.hpp) underneath; that base is private, so
+/// a user sees asyncio's loop methods only. The library's awaiters reach the scheduler through
+/// detail::scheduler_of(loop) or leaf_awaiter::loop().
+class event_loop : private detail::scheduler {
 public:
     using exception_handler = std::function<void(event_loop&, const exception_context&)>;
 
@@ -221,8 +229,16 @@ public:
         return *m_thread_pool;
     }
 
+    // The scheduler's public face: asyncio's loop.time(), is_closed(), and the raw ring.
+    using detail::scheduler::is_closed;
+    using detail::scheduler::native_ring;
+    using detail::scheduler::ring_setup_flags;
+    using detail::scheduler::time;
+
 private:
     friend struct detail::test_access;
+    friend detail::scheduler& detail::scheduler_of(event_loop& loop) noexcept;
+    friend event_loop& get_running_loop();
 
     class running_scope;
 
@@ -449,6 +465,8 @@ inline void event_loop::cancel_remaining_tasks() {
         });
     }
 }
+
+inline detail::scheduler& detail::scheduler_of(event_loop& loop) noexcept { return loop; }
 
 inline event_loop& get_running_loop() {
     if (detail::t_running_scheduler == nullptr) throw std::logic_error(detail::no_running_loop_text);

@@ -37,7 +37,7 @@ public:
     // loop's task, or on the awaiting task, would never end.
     bool await_suspend(std::coroutine_handle<> frame) {
         if (state().loop() == nullptr) throw invalid_state_error("coring::shield: awaiting " + state().name() + ", whose event loop is closed");
-        if (&state() == get_running_loop().current_task_state()) throw invalid_state_error("coring::shield: " + state().name() + " awaits itself");
+        if (&state() == detail::running_scheduler().current_task_state()) throw invalid_state_error("coring::shield: " + state().name() + " awaits itself");
         if (!begin_suspend(frame)) return false;
         state().add_waiter(*this);
         arm();

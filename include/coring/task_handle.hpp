@@ -76,7 +76,7 @@ public:
     // forwarded after registering: a future cancelled on the spot then wakes this node.
     void await_suspend(std::coroutine_handle<> frame) {
         if (m_awaited->loop() == nullptr) throw invalid_state_error("coring: awaiting " + m_awaited->name() + ", whose event loop is closed");
-        if (m_awaited == get_running_loop().current_task_state()) throw invalid_state_error("coring: " + m_awaited->name() + " awaits itself");
+        if (m_awaited == loop().current_task_state()) throw invalid_state_error("coring: " + m_awaited->name() + " awaits itself");
         const bool cancel_pending = !begin_suspend(frame);
         m_awaited->add_ref();
         m_holds_reference = true;
@@ -326,7 +326,7 @@ public:
 
     /// A pending future on the running loop (throws std::logic_error if none runs).
     future() : future(get_running_loop()) {}
-    explicit future(event_loop& loop) : base(new detail::state<T>(loop)) {}
+    explicit future(event_loop& loop) : base(new detail::state<T>(detail::scheduler_of(loop))) {}
     /// A handle that refers to no future.
     explicit future(detail::empty_handle_t) noexcept {}
 
@@ -362,14 +362,14 @@ task_handle<T> create_task(task<T> body, std::string_view name = {}, source_loca
 /// The task running now; an empty handle inside a callback. Throws std::logic_error when no
 /// loop runs in this thread.
 [[nodiscard]] inline any_task_handle current_task() {
-    detail::state_base* s = get_running_loop().current_task_state();
+    detail::state_base* s = detail::running_scheduler().current_task_state();
     return s != nullptr ? any_task_handle::from_state(s) : any_task_handle{};
 }
 
 /// The tasks of the running loop that have not finished, oldest first.
 [[nodiscard]] inline std::vector<any_task_handle> all_tasks() {
     std::vector<any_task_handle> tasks;
-    get_running_loop().for_each_state([&](detail::state_base& s) {
+    detail::running_scheduler().for_each_state([&](detail::state_base& s) {
         if (s.is_task() && !s.done()) tasks.push_back(any_task_handle::from_state(&s));
     });
     return tasks;

@@ -105,7 +105,7 @@ void wake_up(manual_slot& slot, int value) {
 }
 
 /// The running loop, as the scheduler that awaiters see.
-scheduler* the_running_loop() { return &coring::get_running_loop(); }
+scheduler* the_running_loop() { return &coring::detail::running_scheduler(); }
 
 /// A coroutine that is not a coring::task: it starts at once and frees itself at the end. A
 /// frame of it runs with no task state.

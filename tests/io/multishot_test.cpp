@@ -59,7 +59,7 @@ struct waiting_receiver {
 // After the handle went: its cancel's CQE ends the kernel request and frees the state.
 coring::task<> request_ended() {
     co_await coring::sleep(5ms);
-    CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+    CHECK(coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight() == 0);
 }
 
 }  // namespace

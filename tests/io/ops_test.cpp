@@ -356,7 +356,7 @@ TEST_CASE("io ops - cancelling a task blocked in recv: prompt, and the buffer is
         const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
         CHECK(ended.by_cancelled_error);
         CHECK(ended.ms_after_cancel < 1000);
-        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        CHECK(coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight() == 0);
         REQUIRE(::write(sv[1], "late", 4) == 4);
         co_await coring::sleep(5ms);
         CHECK(buffer[0] == std::byte{0x5a});  // the kernel did not write into it
@@ -402,7 +402,7 @@ TEST_CASE("io ops - with_timeout: a link timeout that fires throws timeout_error
         const double took = coring_test::ms_since(start);
         CHECK(took >= 15);
         CHECK(took < 2000);
-        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        CHECK(coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight() == 0);
         // Not written after: data sent now stays in the socket.
         REQUIRE(::write(sv[1], "x", 1) == 1);
         co_await coring::sleep(2ms);
@@ -484,7 +484,7 @@ TEST_CASE("io ops - with_timeout with eager_submit: the pair is submitted togeth
             CHECK(timed_out);
             CHECK(took >= 15);
             CHECK(took < 1000);
-            CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+            CHECK(coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight() == 0);
             rescue.cancel();
             (void)co_await coring_test::throws<coring::cancelled_error>(rescue);
             ::close(sv[0]);
@@ -506,7 +506,7 @@ TEST_CASE("io ops - with_timeout: cancelling the task still gives cancelled_erro
         h.cancel();
         const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(h);
         CHECK(cancelled);
-        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        CHECK(coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight() == 0);
         ::close(sv[0]);
         ::close(sv[1]);
     }());
@@ -591,7 +591,7 @@ TEST_CASE("io ops - multishot accept queues while nobody awaits, bounded, and re
             CHECK(acceptor.queued() == 2);
         }
         co_await coring::sleep(5ms);  // the cancel's CQE frees the state
-        CHECK(coring::get_running_loop().user_ops_in_flight() == 0);
+        CHECK(coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight() == 0);
         for (int c : clients) ::close(c);
         CHECK(count_open_fds() == fds_before);
     }());

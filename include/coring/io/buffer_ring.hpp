@@ -335,7 +335,7 @@ template <class Derived>
 class multishot_recv_core : public io_completion, public buffer_waiter {
 public:
     multishot_recv_core(event_loop& loop, int fd, io::buffer_ring_ptr ring) noexcept
-        : io_completion(&on_cqe), buffer_waiter(&on_buffer), m_loop(&loop), m_ring(std::move(ring)), m_fd(fd) {}
+        : io_completion(&on_cqe), buffer_waiter(&on_buffer), m_loop(&scheduler_of(loop)), m_ring(std::move(ring)), m_fd(fd) {}
     multishot_recv_core(const multishot_recv_core&) = delete;
     multishot_recv_core& operator=(const multishot_recv_core&) = delete;
     ~multishot_recv_core() { buffer_ring_unlink(); }
@@ -368,7 +368,7 @@ public:
     [[nodiscard]] int fd() const noexcept { return m_fd; }
     [[nodiscard]] io::buffer_ring& ring() const noexcept { return *m_ring; }
     [[nodiscard]] bool has_ring() const noexcept { return static_cast<bool>(m_ring); }
-    [[nodiscard]] event_loop& loop() const noexcept { return *m_loop; }
+    [[nodiscard]] scheduler& loop() const noexcept { return *m_loop; }
 
     /// Ends the armed request as the kernel does on a completion queue overflow: for tests.
     /// The request ends with ECANCELED and, unlike after stop(), is re-armed.
@@ -462,7 +462,7 @@ private:
         core.rearm_or_idle(false);
     }
 
-    event_loop* m_loop;
+    scheduler* m_loop;
     io::buffer_ring_ptr m_ring;
     int m_fd;
     unsigned m_arm_count = 0;

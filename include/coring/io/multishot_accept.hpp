@@ -136,7 +136,7 @@ public:
             return false;
         }
         m_item = m_state->pop_queued();
-        if (m_item >= 0) m_state->maybe_arm(get_running_loop());  // there is room again
+        if (m_item >= 0) m_state->maybe_arm(running_scheduler());  // there is room again
         return true;
     }
 
