@@ -30,7 +30,7 @@ struct fake_transport final : coring::detail::byte_transport {
     std::string sent;                                // bytes that went out
     bool sending = false;
     int shutdown_calls = 0;
-    bool receiving_stopped = false;
+    bool closing = false;
 
     /// Bytes arrive from the peer into the reader (as a receive completion would bring them).
     void arrive(std::string_view bytes) {
@@ -78,8 +78,8 @@ struct fake_transport final : coring::detail::byte_transport {
     }
     [[nodiscard]] std::size_t unsent() const noexcept override { return in_flight.size(); }
     void shutdown_write() noexcept override { ++shutdown_calls; }
-    void stop_receiving() noexcept override {
-        receiving_stopped = true;
+    void begin_close() noexcept override {
+        closing = true;
         held.clear();
     }
     [[nodiscard]] bool busy() const noexcept override { return sending; }

@@ -59,8 +59,10 @@ public:
     /// Ends the sending direction (TCP's FIN) once everything given to send() is sent.
     virtual void shutdown_write() noexcept = 0;
 
-    /// Stops receiving for good: the held-back bytes are dropped, an armed receive is cancelled.
-    virtual void stop_receiving() noexcept = 0;
+    /// The stream closes: receiving stops for good (held-back bytes are dropped, an armed receive
+    /// is cancelled) and the transport sends what ends its session (TLS: close_notify). The
+    /// stream calls close() once busy() is false.
+    virtual void begin_close() noexcept = 0;
     /// A kernel operation is still in flight: the transport may not be closed or destroyed.
     [[nodiscard]] virtual bool busy() const noexcept = 0;
     /// Closes the descriptor. Only once busy() is false; once.

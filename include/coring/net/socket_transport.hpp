@@ -38,7 +38,7 @@ namespace coring::detail {
 /// Invariants:
 /// - A chunk is held back only if the client had no room, or chunks were held back already,
 ///   when it arrived; held-back chunks follow the client's bytes, in order.
-/// - After stop_receiving() nothing is held back and no receive is armed again.
+/// - After begin_close() nothing is held back and no receive is armed again.
 /// - A send is in flight whenever m_sending has bytes after m_send_pos and no send failed.
 /// - The descriptor is shut down for writing (m_shut_down) only once nothing is in flight to send.
 class socket_transport final : public byte_transport, public multishot_recv_core<socket_transport> {
@@ -75,7 +75,7 @@ public:
         m_shutdown_requested = true;
         if (!m_send_in_flight) shut_down();
     }
-    void stop_receiving() noexcept override;
+    void begin_close() noexcept override;
     [[nodiscard]] bool busy() const noexcept override { return active() || m_plain_in_flight || m_send_in_flight; }
     void close() noexcept override {
         assert(!busy());
@@ -84,6 +84,9 @@ public:
     [[nodiscard]] int native_fd() const noexcept override { return fd(); }
     [[nodiscard]] bool uses_buffer_ring() const noexcept override { return has_ring(); }
 
+    /// From now on, another client gets the bytes (a TLS session sits between the socket and the
+    /// stream).
+    void set_client(transport_client& client) noexcept { m_client = &client; }
     /// Bytes per plain recv (or the size of the ring's buffers).
     [[nodiscard]] std::size_t receive_size() const noexcept { return m_recv_size; }
 
@@ -212,7 +215,7 @@ inline void socket_transport::on_plain_recv(io_completion* base, int result, uns
     self->m_client->settle();
 }
 
-inline void socket_transport::stop_receiving() noexcept {
+inline void socket_transport::begin_close() noexcept {
     if (m_receive_stopped) return;
     m_receive_stopped = true;
     if (has_ring()) {

@@ -175,7 +175,7 @@ private:
     void request_close() noexcept {
         if (m_close_requested) return;
         m_close_requested = true;
-        m_transport->stop_receiving();
+        m_transport->begin_close();
         m_reader.close();
         m_writer.close();
     }
