@@ -74,6 +74,20 @@ coring::task<> echo_lines(coring::stream_reader reader, coring::stream_writer wr
     }
 }
 
+// Echoes one line, but throws on "boom\n".
+coring::task<> echo_or_boom(coring::stream_reader reader, coring::stream_writer writer) {
+    std::string line = co_await reader.readline();
+    if (line == "boom\n") throw std::runtime_error("the handler failed");
+    writer.write(line);
+}
+
+// Sends "boom\n" to an echo_or_boom server and reads until the server closes the connection.
+coring::task<std::string> make_the_handler_throw(std::uint16_t port) {
+    auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
+    writer.write("boom\n");
+    co_return co_await reader.read();
+}
+
 // Sends `data` through a new connection and reads the echo back, concurrently.
 coring::task<bool> echo_through(std::uint16_t port, std::string data, coring::stream_options options = {}) {
     auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port, options);
@@ -286,7 +300,7 @@ TEST_CASE("server - close() cancels the accept and every handler; no descriptor 
     CHECK(coring_test::live_frames() == frames_before);
 }
 
-TEST_CASE("server - serve_forever returns once closed; cancelling it closes the server", "[server]") {
+TEST_CASE("server - serve_forever returns once the server is closed", "[server]") {
     coring::run([]() -> coring::task<> {
         coring::server srv = co_await coring::start_server(echo_lines, "127.0.0.1", 0);
         auto closer = [](coring::server& s) -> coring::task<> {
@@ -299,7 +313,11 @@ TEST_CASE("server - serve_forever returns once closed; cancelling it closes the 
         CHECK_FALSE(srv.is_serving());
         const bool again = co_await coring_test::throws<coring::invalid_state_error>(srv.serve_forever());
         CHECK(again);
+    }());
+}
 
+TEST_CASE("server - cancelling serve_forever closes the server", "[server]") {
+    coring::run([]() -> coring::task<> {
         coring::server other = co_await coring::start_server(echo_lines, "127.0.0.1", 0);
         auto serving = coring::create_task(other.serve_forever());
         co_await coring::sleep(5ms);
@@ -311,27 +329,14 @@ TEST_CASE("server - serve_forever returns once closed; cancelling it closes the 
     }());
 }
 
-TEST_CASE("server - a handler that throws is reported; the server keeps serving", "[server]") {
+TEST_CASE("server - a handler that throws is reported, and its connection closed", "[server]") {
     coring_test::captured_reports captured;
     coring::event_loop loop;
     captured.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
-        auto handler = [](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
-            std::string line = co_await reader.readline();
-            if (line == "boom\n") throw std::runtime_error("the handler failed");
-            writer.write(line);
-        };
-        coring::server srv = co_await coring::start_server(handler, "127.0.0.1", 0);
-        {
-            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port());
-            writer.write("boom\n");
-            const std::string rest = co_await reader.read();
-            CHECK(rest.empty());  // that connection was closed
-        }
-        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port());
-        writer.write("fine\n");
-        const std::string line = co_await reader.readline();
-        CHECK(line == "fine\n");
+        coring::server srv = co_await coring::start_server(echo_or_boom, "127.0.0.1", 0);
+        const std::string rest = co_await make_the_handler_throw(srv.port());
+        CHECK(rest.empty());
         srv.close();
         co_await srv.wait_closed();
     }());
@@ -341,7 +346,23 @@ TEST_CASE("server - a handler that throws is reported; the server keeps serving"
     CHECK(coring::detail::describe_exception(captured.reports[0].exception).find("the handler failed") != std::string::npos);
 }
 
-TEST_CASE("server - bind errors name the address; every interface on one port", "[server]") {
+TEST_CASE("server - after a handler threw, the server serves the next connection", "[server]") {
+    coring_test::captured_reports captured;  // the failure's report, kept off stderr
+    coring::event_loop loop;
+    captured.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        coring::server srv = co_await coring::start_server(echo_or_boom, "127.0.0.1", 0);
+        (void)co_await make_the_handler_throw(srv.port());
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port());
+        writer.write("fine\n");
+        const std::string line = co_await reader.readline();
+        CHECK(line == "fine\n");
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("server - a bind error names the address", "[server]") {
     coring::run([]() -> coring::task<> {
         coring::server first = co_await coring::start_server(echo_lines, "127.0.0.1", 0);
         int code = 0;
@@ -354,7 +375,13 @@ TEST_CASE("server - bind errors name the address; every interface on one port", 
         }
         CHECK(code == EADDRINUSE);
         CHECK(what.find("bind(127.0.0.1:" + std::to_string(first.port()) + ")") != std::string::npos);
+        first.close();
+        co_await first.wait_closed();
+    }());
+}
 
+TEST_CASE("server - an empty host listens on every interface, all on one port", "[server]") {
+    coring::run([]() -> coring::task<> {
         coring::server everywhere = co_await coring::start_server(echo_lines, "", 0);
         REQUIRE_FALSE(everywhere.addresses().empty());
         for (const coring::address& a : everywhere.addresses()) CHECK(a.port() == everywhere.port());
@@ -364,9 +391,7 @@ TEST_CASE("server - bind errors name the address; every interface on one port", 
         CHECK(line == "x\n");
         writer.close();
         everywhere.close();
-        first.close();
         co_await everywhere.wait_closed();
-        co_await first.wait_closed();
     }());
 }
 
