@@ -31,6 +31,13 @@ using coring_test::count_open_fds;
 using coring_test::temp_dir;
 using coring_test::text;
 
+// A megabyte of the alphabet, over and over.
+std::string alphabet_megabyte() {
+    std::string big(1 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    return big;
+}
+
 }  // namespace
 
 TEST_CASE("file - open, write_at, read_at, size, sync, close", "[file]") {
@@ -83,7 +90,7 @@ TEST_CASE("file - read and write use and advance the file position", "[file]") {
     }());
 }
 
-TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
+TEST_CASE("file - write_all and read_full go on through short writes and reads", "[file]") {
     coring::run([]() -> coring::task<> {
         // A pipe gives short reads (the reader sees what was written so far) and, with a full
         // pipe buffer, short writes: write_all / read_full must loop.
@@ -91,8 +98,7 @@ TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
         REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
         coring::file reader(fds[0]);
         coring::file writer(fds[1]);
-        std::string big(1 << 20, '\0');
-        for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+        const std::string big = alphabet_megabyte();
         auto write_side = [](coring::file& w, const std::string& data) -> coring::task<> {
             co_await w.write_all(data);
             co_await w.close();
@@ -104,7 +110,12 @@ TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
         CHECK(n == big.size());  // fewer than asked only at end of file
         got.resize(n);
         CHECK(got == big);
+    }());
+}
 
+TEST_CASE("file - write_all_at and read_full_at move whole buffers at an offset; a hole reads as zeros", "[file]") {
+    coring::run([]() -> coring::task<> {
+        const std::string big = alphabet_megabyte();
         temp_dir dir;
         coring::file f = co_await coring::file::open(dir.file("big"), O_RDWR | O_CREAT);
         co_await f.write_all_at(big, 4096);
@@ -117,7 +128,7 @@ TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
     }());
 }
 
-TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
+TEST_CASE("file - open of a missing path: ENOENT naming the path", "[file]") {
     coring::run([]() -> coring::task<> {
         temp_dir dir;
         const std::string missing = dir.file("missing/file");
@@ -128,6 +139,13 @@ TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
             CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
             CHECK(std::string(e.what()).find("open(\"" + missing + "\")") == 0);
         }
+    }());
+}
+
+TEST_CASE("file - read_file of a missing path: ENOENT naming the path", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string missing = dir.file("missing/file");
         try {
             (void)co_await coring::read_file(missing);
             FAIL("no exception");
@@ -135,6 +153,12 @@ TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
             CHECK(e.code().value() == ENOENT);
             CHECK(std::string(e.what()).find(missing) != std::string::npos);
         }
+    }());
+}
+
+TEST_CASE("file - read_file of a directory: EISDIR naming the read and the path", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
         try {
             (void)co_await coring::read_file(dir.path);  // a directory opens, but cannot be read
             FAIL("no exception");
@@ -142,12 +166,19 @@ TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
             CHECK(e.code().value() == EISDIR);
             CHECK(std::string(e.what()).find("read(\"" + dir.path + "\")") == 0);
         }
+    }());
+}
+
+TEST_CASE("file - write_file into a missing directory throws system_error", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string missing = dir.file("missing/file");
         const bool threw = co_await coring_test::throws<std::system_error>(coring::write_file(missing, "x"));
         CHECK(threw);
     }());
 }
 
-TEST_CASE("file - read_file and write_file round trip whole files", "[file]") {
+TEST_CASE("file - read_file gives back what write_file wrote", "[file]") {
     coring::run([]() -> coring::task<> {
         temp_dir dir;
         const int fds_before = count_open_fds();
@@ -157,13 +188,34 @@ TEST_CASE("file - read_file and write_file round trip whole files", "[file]") {
         co_await coring::write_file(path, content);
         const std::string back = co_await coring::read_file(path);
         CHECK(back == content);
-        co_await coring::write_file(path, "short");  // truncates
+        CHECK(count_open_fds() == fds_before);
+    }());
+}
+
+TEST_CASE("file - write_file truncates a longer file", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string path = dir.file("whole");
+        co_await coring::write_file(path, std::string(1000, 'l'));
+        co_await coring::write_file(path, "short");
         const std::string again = co_await coring::read_file(path);
         CHECK(again == "short");
+    }());
+}
+
+TEST_CASE("file - read_file of an empty file is empty", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string path = dir.file("whole");
         co_await coring::write_file(path, "");
         const std::string empty = co_await coring::read_file(path);
         CHECK(empty.empty());
-        // Files whose size statx does not know.
+    }());
+}
+
+TEST_CASE("file - read_file reads a file whose size statx does not know", "[file]") {
+    coring::run([]() -> coring::task<> {
+        const int fds_before = count_open_fds();
         const std::string status = co_await coring::read_file("/proc/self/status");
         CHECK(status.find("Pid:") != std::string::npos);
         CHECK(count_open_fds() == fds_before);
