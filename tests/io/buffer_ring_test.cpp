@@ -97,20 +97,28 @@ TEST_CASE("buffer_ring - a kernel without buffer rings is an EINVAL system_error
     }());
 }
 
-TEST_CASE("multishot_recv - one SQE receives every chunk in order; end of stream is an empty lease", "[buffer_ring][multishot]") {
+TEST_CASE("multishot_recv - one SQE receives every chunk, in order", "[buffer_ring][multishot]") {
     coring::run([]() -> coring::task<> {
         auto [a, b] = coring::socket::pair();
         auto ring = coring::io::buffer_ring::create(16, 4096);
         coring::io::multishot_recv rx(b.fd(), ring);
-        std::string expected;
         for (int i = 0; i < 50; ++i) {
             const std::string msg = "message " + std::to_string(i) + "\n";
-            expected += msg;
             co_await a.send_all(msg);
             coring::io::received chunk = co_await rx.next();
             CHECK(chunk.view() == msg);
         }
         CHECK(coring_test::test_access::arm_count(rx) == 1);
+    }());
+}
+
+TEST_CASE("multishot_recv - the end of the stream is an empty lease", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(16, 4096);
+        coring::io::multishot_recv rx(b.fd(), ring);
+        co_await a.send_all("message\n");
+        (void)co_await rx.next();
         co_await a.shutdown();
         coring::io::received end = co_await rx.next();
         CHECK(end.empty());
@@ -237,22 +245,41 @@ TEST_CASE("multishot_recv - re-arms when the kernel ends the request", "[buffer_
     }());
 }
 
-TEST_CASE("multishot_recv - queues while nobody awaits, bounded, and re-arms when drained", "[buffer_ring][multishot]") {
+namespace {
+
+// Arms `rx` (max_queued 4, on a ring of 8-byte buffers) with a first chunk, then sends `data`,
+// 100 chunks' worth, while nobody awaits: 4 chunks, plus those the kernel delivered before the
+// cancel landed, are queued; the rest waits in the socket.
+coring::task<> send_while_nobody_awaits(const coring::socket& a, coring::io::multishot_recv& rx, const std::string& data) {
+    co_await a.send_all("12345678");
+    coring::io::received first = co_await rx.next();
+    first.release();
+    co_await a.send_all(data);
+    co_await coring::sleep(10ms);
+}
+
+}  // namespace
+
+TEST_CASE("multishot_recv - queues up to its bound while nobody awaits, then stops receiving", "[buffer_ring][multishot]") {
     coring::run([]() -> coring::task<> {
         auto [a, b] = coring::socket::pair();
         auto ring = coring::io::buffer_ring::create(64, 8);
         coring::io::multishot_recv rx(b.fd(), ring, 4);
-        // Arm it, then send 100 chunks' worth while nobody awaits: 4 chunks, plus those the
-        // kernel delivered before the cancel landed, are queued; the rest waits in the socket.
-        co_await a.send_all("12345678");
-        coring::io::received first = co_await rx.next();
-        first.release();
         const std::string data = pattern(0, 800);
-        co_await a.send_all(data);
-        co_await coring::sleep(10ms);
+        co_await send_while_nobody_awaits(a, rx, data);
         CHECK(rx.queued() >= 4);
         CHECK(rx.queued() < 100);
         CHECK_FALSE(rx.armed());
+    }());
+}
+
+TEST_CASE("multishot_recv - re-arms once its full queue is drained, losing nothing", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(64, 8);
+        coring::io::multishot_recv rx(b.fd(), ring, 4);
+        const std::string data = pattern(0, 800);
+        co_await send_while_nobody_awaits(a, rx, data);
         std::string got;
         while (got.size() < data.size()) {
             coring::io::received chunk = co_await rx.next();
