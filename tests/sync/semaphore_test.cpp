@@ -81,16 +81,28 @@ TEST_CASE("semaphore - at most N of 1,000 tasks hold a permit at a time", "[sema
     CHECK(live_frames() == frames_before);
 }
 
-TEST_CASE("semaphore - waiters get permits first-in first-out; release hands over, no barging", "[semaphore]") {
+TEST_CASE("semaphore - a release with a waiter hands the permit over: no barging", "[semaphore]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore s(0);
+        std::vector<int> order;
+        auto waiter = coring::create_task(acquirer(s, order, 0));
+        co_await coring::sleep(0s);
+        s.release();  // handed to the waiter, which has not resumed yet
+        CHECK(s.value() == 0);
+        CHECK_FALSE(s.try_acquire());
+        co_await waiter;
+        CHECK(order == std::vector<int>{0});
+    }());
+}
+
+TEST_CASE("semaphore - waiters get permits first-in first-out", "[semaphore]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(0);
         std::vector<int> order;
         std::vector<coring::task_handle<>> tasks;
         for (int i = 0; i < 20; ++i) tasks.push_back(coring::create_task(acquirer(s, order, i)));
         co_await coring::sleep(0s);
-        s.release();  // handed to task 0, which has not resumed yet
-        CHECK(s.value() == 0);
-        CHECK_FALSE(s.try_acquire());
+        s.release();
         for (auto& t : tasks) co_await t;
         std::vector<int> expected;
         for (int i = 0; i < 20; ++i) expected.push_back(i);
