@@ -38,7 +38,7 @@ coring::task<> locker(coring::mutex& m, std::vector<int>& order, int id, int hol
 
 }  // namespace
 
-TEST_CASE("mutex - try_lock, locked and unlock", "[mutex]") {
+TEST_CASE("mutex - try_lock takes a free mutex and fails on a locked one", "[mutex]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         CHECK_FALSE(m.locked());
@@ -46,7 +46,23 @@ TEST_CASE("mutex - try_lock, locked and unlock", "[mutex]") {
         CHECK(m.locked());
         CHECK_FALSE(m.try_lock());
         m.unlock();
+        co_return;
+    }());
+}
+
+TEST_CASE("mutex - unlock frees the mutex", "[mutex]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
+        REQUIRE(m.try_lock());
+        m.unlock();
         CHECK_FALSE(m.locked());
+        co_return;
+    }());
+}
+
+TEST_CASE("mutex - unlock of a mutex nobody holds is an invalid_state_error", "[mutex]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
         CHECK_THROWS_AS(m.unlock(), coring::invalid_state_error);
         co_return;
     }());
