@@ -44,10 +44,13 @@ TEST_CASE("address - IPv6", "[address]") {
     CHECK_THROWS_AS(coring::address::ipv6("127.0.0.1", 1), std::invalid_argument);
 }
 
-TEST_CASE("address - parse takes either family, brackets too; not host names", "[address]") {
+TEST_CASE("address - parse takes IPv4 and IPv6 text, IPv6 in brackets too", "[address]") {
     CHECK(coring::address::parse("10.1.2.3", 80).to_string() == "10.1.2.3:80");
     CHECK(coring::address::parse("::1", 80).to_string() == "[::1]:80");
     CHECK(coring::address::parse("[fe80::1]", 80).to_string() == "[fe80::1]:80");
+}
+
+TEST_CASE("address - parse does not resolve host names: try_parse is empty, parse throws", "[address]") {
     CHECK_FALSE(coring::address::try_parse("example.com", 80).has_value());
     CHECK_FALSE(coring::address::try_parse("", 80).has_value());
     CHECK_THROWS_AS(coring::address::parse("example.com", 80), std::invalid_argument);
