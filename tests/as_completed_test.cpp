@@ -80,7 +80,7 @@ TEST_CASE("as_completed - a timeout raises timeout_error and leaves the tasks ru
         CHECK(timed_out);
         CHECK_FALSE(slow.done());
         slow.cancel();
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("as_completed - cancelling the consumer leaves the tasks running", "[as_completed][cancel]") {

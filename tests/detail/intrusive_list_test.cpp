@@ -37,7 +37,19 @@ TEST_CASE("intrusive_list - FIFO, unlink from the middle, relink", "[intrusive_l
     CHECK(list.empty());
 }
 
-TEST_CASE("ready_queue - FIFO and take_all", "[ready_queue]") {
+TEST_CASE("ready_queue - pops in the order of the pushes", "[ready_queue]") {
+    coring::detail::ready_queue q;
+    qnode a(1), b(2), c(3);
+    q.push(&a);
+    q.push(&b);
+    q.push(&c);
+    CHECK(static_cast<qnode*>(q.pop())->value == 1);
+    CHECK(static_cast<qnode*>(q.pop())->value == 2);
+    CHECK(static_cast<qnode*>(q.pop())->value == 3);
+    CHECK(q.pop() == nullptr);
+}
+
+TEST_CASE("ready_queue - take_all moves the queued nodes into a batch; later pushes stay queued", "[ready_queue]") {
     coring::detail::ready_queue q;
     qnode a(1), b(2), c(3);
     q.push(&a);
