@@ -360,12 +360,17 @@ TEST_CASE("event_loop - setup flags are recorded", "[event_loop][ring]") {
     if (defer) CHECK((flags & IORING_SETUP_SINGLE_ISSUER) != 0);
 }
 
-TEST_CASE("event_loop - close cancels pending tasks and timers and frees every frame", "[event_loop][shutdown]") {
-    const auto before = live_frames();
+namespace {
+
+// A loop that run_until_complete left with work pending: 100 tasks asleep for an hour, each
+// counting its cancellation in `cleaned`, a timer an hour away that would set `timer_ran`, and
+// a callback queued.
+struct loop_with_pending_work {
     int cleaned = 0;
     bool timer_ran = false;
-    {
-        coring::event_loop loop;
+    coring::event_loop loop;  // declared last: destroyed first, while the flags still exist
+
+    loop_with_pending_work() {
         loop.run_until_complete([](int& c, bool& t) -> coring::task<> {
             auto sleeper = [](int& count) -> coring::task<> {
                 try {
@@ -380,13 +385,32 @@ TEST_CASE("event_loop - close cancels pending tasks and timers and frees every f
             coring::get_running_loop().call_soon([] {});
             co_await coring::sleep(1ms);
         }(cleaned, timer_ran));
-        CHECK(loop.unfinished_tasks() == 100);
-        CHECK(live_frames() > before);
-        loop.close();
-        CHECK(cleaned == 100);
-        CHECK(loop.unfinished_tasks() == 0);
     }
-    CHECK_FALSE(timer_ran);
+};
+
+}  // namespace
+
+TEST_CASE("event_loop - close cancels the pending tasks, each handling its cancellation", "[event_loop][shutdown]") {
+    loop_with_pending_work pending;
+    CHECK(pending.loop.unfinished_tasks() == 100);
+    pending.loop.close();
+    CHECK(pending.cleaned == 100);
+    CHECK(pending.loop.unfinished_tasks() == 0);
+}
+
+TEST_CASE("event_loop - close drops the pending timers without running them", "[event_loop][shutdown]") {
+    loop_with_pending_work pending;
+    pending.loop.close();
+    CHECK_FALSE(pending.timer_ran);
+}
+
+TEST_CASE("event_loop - close frees every frame", "[event_loop][shutdown]") {
+    const auto before = live_frames();
+    {
+        loop_with_pending_work pending;
+        CHECK(live_frames() > before);
+        pending.loop.close();
+    }
     CHECK(live_frames() == before);
 }
 
