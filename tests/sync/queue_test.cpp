@@ -406,7 +406,18 @@ TEST_CASE("queue - after shutdown the items already queued can still be taken, t
     }());
 }
 
-TEST_CASE("queue - shutdown(immediate) discards the items and releases join", "[queue][shutdown]") {
+TEST_CASE("queue - shutdown(immediate) discards the queued items; get then throws", "[queue][shutdown]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::queue<int> q;
+        for (int i = 0; i < 5; ++i) co_await q.put(i);
+        q.shutdown(true);
+        CHECK(q.empty());
+        const bool get_throws = co_await coring_test::throws<coring::queue_shut_down>(q.get());
+        CHECK(get_throws);
+    }());
+}
+
+TEST_CASE("queue - after shutdown(immediate) join returns once the items already taken are done", "[queue][shutdown]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         for (int i = 0; i < 5; ++i) co_await q.put(i);
@@ -424,8 +435,6 @@ TEST_CASE("queue - shutdown(immediate) discards the items and releases join", "[
         q.task_done();
         co_await joiner;
         CHECK(joined);
-        const bool get_throws = co_await coring_test::throws<coring::queue_shut_down>(q.get());
-        CHECK(get_throws);
     }(), on_virtual_time);
 }
 
