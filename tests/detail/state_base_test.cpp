@@ -210,7 +210,7 @@ TEST_CASE("state_base - remove_waiter takes back a registered waiter, which then
         virtual_clock);
 }
 
-TEST_CASE("state_base - remove_waiter of a woken waiter returns false; the waiter still runs", "[detail][state_base]") {
+TEST_CASE("state_base - remove_waiter refuses a woken waiter, which still runs", "[detail][state_base]") {
     coring::run(
         []() -> coring::task<> {
             std::vector<int> log;

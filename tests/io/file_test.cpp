@@ -113,7 +113,7 @@ TEST_CASE("file - write_all and read_full go on through short writes and reads",
     }());
 }
 
-TEST_CASE("file - write_all_at and read_full_at move whole buffers at an offset; a hole reads as zeros", "[file]") {
+TEST_CASE("file - write_all_at and read_full_at round trip a large buffer at an offset", "[file]") {
     coring::run([]() -> coring::task<> {
         const std::string big = alphabet_megabyte();
         temp_dir dir;

@@ -362,7 +362,7 @@ TEST_CASE("stream - two tasks reading at once is an invalid_state_error", "[stre
     }());
 }
 
-TEST_CASE("stream - under a small SO_SNDBUF the kernel takes writes in parts; drain waits for the low-water mark", "[stream][drain]") {
+TEST_CASE("stream - drain waits for the low-water mark while a small SO_SNDBUF takes the data in parts", "[stream][drain]") {
     coring::run([]() -> coring::task<> {
         stream_pair p = co_await connect_pair();
         const int small = 4096;
