@@ -248,53 +248,107 @@ TEST_CASE("server - single-shot receives where the kernel has no multishot recv"
     }());
 }
 
-TEST_CASE("server - close() cancels the accept and every handler; no descriptor is leaked", "[server][shutdown]") {
+namespace {
+
+// A server whose 20 clients are connected, each served by a handler that echoes lines and
+// counts in `cancelled_handlers` the cancellations it sees.
+struct server_with_clients {
+    coring::server server;
+    std::vector<std::pair<coring::stream_reader, coring::stream_writer>> clients;
+};
+
+coring::task<server_with_clients> start_server_with_clients(int& cancelled_handlers) {
+    auto handler = [&cancelled_handlers](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
+        bool cancelled = false;
+        try {
+            for (;;) {
+                std::string line = co_await reader.readline();
+                if (line.empty()) break;
+                writer.write(line);
+            }
+        } catch (const coring::cancelled_error&) {
+            cancelled = true;
+        }
+        if (cancelled) {
+            ++cancelled_handlers;
+            throw coring::cancelled_error{};
+        }
+    };
+    coring::server server = co_await coring::start_server(handler, "127.0.0.1", 0);
+    server_with_clients s{std::move(server), {}};
+    for (int i = 0; i < 20; ++i) {
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", s.server.port());
+        writer.write("hi\n");
+        const std::string line = co_await reader.readline();
+        CHECK(line == "hi\n");
+        s.clients.emplace_back(std::move(reader), std::move(writer));
+    }
+    co_return s;
+}
+
+// Reads each client to its end, then closes it; true if every one ended without more data.
+coring::task<bool> every_client_sees_the_end(server_with_clients& s) {
+    bool all_ended = true;
+    for (auto& [reader, writer] : s.clients) {
+        const std::string rest = co_await reader.read();
+        all_ended = all_ended && rest.empty();
+        writer.close();
+        co_await writer.wait_closed();
+    }
+    s.clients.clear();
+    co_return all_ended;
+}
+
+}  // namespace
+
+TEST_CASE("server - close() cancels every handler", "[server][shutdown]") {
+    coring::run([]() -> coring::task<> {
+        int cancelled_handlers = 0;
+        server_with_clients s = co_await start_server_with_clients(cancelled_handlers);
+        CHECK(s.server.connections() == 20);
+        s.server.close();
+        co_await s.server.wait_closed();
+        CHECK(cancelled_handlers == 20);
+        CHECK(s.server.connections() == 0);
+        (void)co_await every_client_sees_the_end(s);
+    }());
+}
+
+TEST_CASE("server - close() closes the listener: a new connection is refused", "[server][shutdown]") {
+    coring::run([]() -> coring::task<> {
+        int cancelled_handlers = 0;
+        server_with_clients s = co_await start_server_with_clients(cancelled_handlers);
+        const std::uint16_t port = s.server.port();
+        s.server.close();
+        co_await s.server.wait_closed();
+        const bool refused = co_await coring_test::throws<std::system_error>(coring::open_connection("127.0.0.1", port));
+        CHECK(refused);
+        (void)co_await every_client_sees_the_end(s);
+    }());
+}
+
+TEST_CASE("server - close() ends every client's connection", "[server][shutdown]") {
+    coring::run([]() -> coring::task<> {
+        int cancelled_handlers = 0;
+        server_with_clients s = co_await start_server_with_clients(cancelled_handlers);
+        s.server.close();
+        co_await s.server.wait_closed();
+        const bool all_ended = co_await every_client_sees_the_end(s);
+        CHECK(all_ended);
+    }());
+}
+
+TEST_CASE("server - close() leaves no descriptor and no frame behind", "[server][shutdown]") {
     const std::size_t frames_before = coring_test::live_frames();
     coring::run([]() -> coring::task<> {
         const int fds_before = count_open_fds();
-        int cancelled_handlers = 0;
-        auto handler = [&cancelled_handlers](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
-            bool cancelled = false;
-            try {
-                for (;;) {
-                    std::string line = co_await reader.readline();
-                    if (line.empty()) break;
-                    writer.write(line);
-                }
-            } catch (const coring::cancelled_error&) {
-                cancelled = true;
-            }
-            if (cancelled) {
-                ++cancelled_handlers;
-                throw coring::cancelled_error{};
-            }
-        };
-        coring::server srv = co_await coring::start_server(handler, "127.0.0.1", 0);
-        const std::uint16_t port = srv.port();
-        std::vector<std::pair<coring::stream_reader, coring::stream_writer>> clients;
-        for (int i = 0; i < 20; ++i) {
-            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
-            writer.write("hi\n");
-            const std::string line = co_await reader.readline();
-            CHECK(line == "hi\n");
-            clients.emplace_back(std::move(reader), std::move(writer));
+        {
+            int cancelled_handlers = 0;
+            server_with_clients s = co_await start_server_with_clients(cancelled_handlers);
+            s.server.close();
+            co_await s.server.wait_closed();
+            (void)co_await every_client_sees_the_end(s);
         }
-        CHECK(srv.connections() == 20);
-        srv.close();
-        co_await srv.wait_closed();
-        CHECK(cancelled_handlers == 20);
-        CHECK(srv.connections() == 0);
-        // The listener is closed: a new connection is refused.
-        const bool refused = co_await coring_test::throws<std::system_error>(coring::open_connection("127.0.0.1", port));
-        CHECK(refused);
-        // Every client sees its connection end.
-        for (auto& [reader, writer] : clients) {
-            const std::string rest = co_await reader.read();
-            CHECK(rest.empty());
-            writer.close();
-            co_await writer.wait_closed();
-        }
-        clients.clear();
         CHECK(count_open_fds() == fds_before);
     }());
     CHECK(coring_test::live_frames() == frames_before);
