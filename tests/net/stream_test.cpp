@@ -145,7 +145,7 @@ TEST_CASE("stream - readexactly gathers its bytes across segments", "[stream]") 
     }(ring));
 }
 
-TEST_CASE("stream - read(n), read() to EOF, read(0), at_eof, readline at EOF", "[stream]") {
+TEST_CASE("stream - read(0) returns nothing", "[stream]") {
     const bool ring = GENERATE(true, false);
     CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
@@ -153,29 +153,56 @@ TEST_CASE("stream - read(n), read() to EOF, read(0), at_eof, readline at EOF", "
         co_await p.server.send_all("abcdef");
         const std::string nothing = co_await p.reader.read(0);
         CHECK(nothing.empty());
+    }(ring));
+}
+
+TEST_CASE("stream - read(n) returns at most n bytes, not waiting for more", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await p.server.send_all("abcdef");
         const std::string some = co_await p.reader.read(4);
         CHECK(some == "abcd");
         const std::string more = co_await p.reader.read(100);
         CHECK(more == "ef");
         CHECK_FALSE(p.reader.at_eof());
+    }(ring));
+}
+
+TEST_CASE("stream - readexactly of more than the reader's limit keeps reading", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
         const std::string big = pattern(0, 300'000);
-        auto sender = [](const coring::socket& s, const std::string& data) -> coring::task<> {
-            co_await s.send_all(data);  // more than the reader's limit: it must keep reading
-            co_await s.send_all("partial line");
-            co_await s.shutdown();
-        };
-        auto sending = coring::create_task(sender(p.server, big));
+        auto sending = coring::create_task([](const coring::socket& s, const std::string& data) -> coring::task<> { co_await s.send_all(data); }(p.server, big));
         const std::string first_line = co_await p.reader.readexactly(300'000);
         CHECK(first_line == big);
         co_await sending;
+    }(ring));
+}
+
+TEST_CASE("stream - at EOF, readline returns the partial last line, then nothing", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await p.server.send_all("partial line");
+        co_await p.server.shutdown();
         const std::string last = co_await p.reader.readline();
-        CHECK(last == "partial line");  // the partial last line at EOF
+        CHECK(last == "partial line");
         const std::string after = co_await p.reader.readline();
         CHECK(after.empty());
         CHECK(p.reader.at_eof());
         const std::string at_end = co_await p.reader.read(10);
         CHECK(at_end.empty());
     }(ring));
+}
+
+TEST_CASE("stream - read() returns everything up to EOF, past the reader's limit", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
         stream_pair p = co_await connect_pair(options_for(use_ring));
         const std::string big = pattern(3, 1 << 20);
@@ -184,7 +211,7 @@ TEST_CASE("stream - read(n), read() to EOF, read(0), at_eof, readline at EOF", "
             co_await s.shutdown();
         };
         auto sending = coring::create_task(sender(p.server, big));
-        const std::string all = co_await p.reader.read();  // read(-1): everything up to EOF, past the limit
+        const std::string all = co_await p.reader.read();  // read(-1)
         co_await sending;
         CHECK(all.size() == big.size());
         CHECK(all == big);
