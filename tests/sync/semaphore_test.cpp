@@ -32,7 +32,7 @@ coring::task<> acquirer(coring::semaphore& s, std::vector<int>& order, int id) {
 
 }  // namespace
 
-TEST_CASE("semaphore - counting, try_acquire, value, locked", "[semaphore]") {
+TEST_CASE("semaphore - acquiring counts the permits down to locked", "[semaphore]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(2);
         CHECK(s.value() == 2);
@@ -42,16 +42,27 @@ TEST_CASE("semaphore - counting, try_acquire, value, locked", "[semaphore]") {
         CHECK(s.value() == 0);
         CHECK(s.locked());
         CHECK_FALSE(s.try_acquire());
-        s.release();
-        s.release();
-        s.release();  // an unbounded semaphore may go above its initial value
-        CHECK(s.value() == 3);
-
-        coring::semaphore defaulted;
-        CHECK(defaulted.value() == 1);
-        CHECK_THROWS_AS(coring::semaphore(-1), std::invalid_argument);
-        CHECK_THROWS_AS(coring::bounded_semaphore(-1), std::invalid_argument);
     }());
+}
+
+TEST_CASE("semaphore - an unbounded semaphore may be released above its initial value", "[semaphore]") {
+    coring::semaphore s(2);
+    REQUIRE(s.try_acquire());
+    REQUIRE(s.try_acquire());
+    s.release();
+    s.release();
+    s.release();
+    CHECK(s.value() == 3);
+}
+
+TEST_CASE("semaphore - a default semaphore has one permit", "[semaphore]") {
+    coring::semaphore defaulted;
+    CHECK(defaulted.value() == 1);
+}
+
+TEST_CASE("semaphore - a negative initial value is an invalid_argument", "[semaphore]") {
+    CHECK_THROWS_AS(coring::semaphore(-1), std::invalid_argument);
+    CHECK_THROWS_AS(coring::bounded_semaphore(-1), std::invalid_argument);
 }
 
 TEST_CASE("semaphore - at most N of 1,000 tasks hold a permit at a time", "[semaphore]") {
@@ -111,7 +122,7 @@ TEST_CASE("semaphore - waiters get permits first-in first-out", "[semaphore]") {
     }());
 }
 
-TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[semaphore]") {
+TEST_CASE("semaphore_permit - the permit of scoped_acquire is released at scope exit", "[semaphore]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(1);
         {
@@ -120,6 +131,12 @@ TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[se
             CHECK(s.value() == 0);
         }
         CHECK(s.value() == 1);
+    }());
+}
+
+TEST_CASE("semaphore_permit - release() gives the permit back early, once", "[semaphore]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore s(1);
         {
             auto permit = co_await s.scoped_acquire();
             permit.release();
@@ -128,23 +145,33 @@ TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[se
             CHECK_THROWS_AS(permit.release(), coring::invalid_state_error);
         }
         CHECK(s.value() == 1);
+    }());
+}
+
+TEST_CASE("semaphore_permit - a move carries the permit; it is released once", "[semaphore]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore s(1);
         {
             auto first = co_await s.scoped_acquire();
             coring::semaphore_permit second(std::move(first));
-            CHECK_FALSE(first.owns_permit());
+            CHECK_FALSE(first.owns_permit());  // NOLINT(bugprone-use-after-move): moved-from state is specified
             coring::semaphore_permit third;
             third = std::move(second);
             CHECK(third.owns_permit());
             CHECK(s.value() == 0);
         }
         CHECK(s.value() == 1);
-        {
-            REQUIRE(s.try_acquire());
-            coring::semaphore_permit adopted(s);
-            CHECK(s.value() == 0);
-        }
-        CHECK(s.value() == 1);
     }());
+}
+
+TEST_CASE("semaphore_permit - a permit made from a semaphore adopts a permit already taken", "[semaphore]") {
+    coring::semaphore s(1);
+    {
+        REQUIRE(s.try_acquire());
+        coring::semaphore_permit adopted(s);
+        CHECK(s.value() == 0);
+    }
+    CHECK(s.value() == 1);
 }
 
 TEST_CASE("bounded_semaphore - releasing more than acquired throws std::logic_error", "[semaphore]") {
