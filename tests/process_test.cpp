@@ -69,26 +69,41 @@ coring::task<coring::process> start_sleeper(coring::subprocess_options options =
 
 }  // namespace
 
-TEST_CASE("process - exit codes, wait, returncode", "[process]") {
+TEST_CASE("process - wait returns the exit code", "[process]") {
     coring::run([]() -> coring::task<> {
-        const int fds_before = count_open_fds();
-        {
-            auto ok = co_await coring::create_subprocess_exec(args("true"));
-            CHECK(ok.pid() > 0);
-            CHECK_FALSE(ok.returncode().has_value());
-            const int code = co_await ok.wait();
-            CHECK(code == 0);
-            CHECK(ok.returncode() == 0);
-            const int again = co_await ok.wait();  // known: at once
-            CHECK(again == 0);
-
-            auto three = co_await coring::create_subprocess_exec(args("sh", "-c", "exit 3"));
-            const int c3 = co_await three.wait();
-            CHECK(c3 == 3);
-        }
-        CHECK(count_open_fds() == fds_before);
-        CHECK_FALSE(has_unreaped_child());
+        auto ok = co_await coring::create_subprocess_exec(args("true"));
+        CHECK(ok.pid() > 0);
+        const int code = co_await ok.wait();
+        CHECK(code == 0);
+        auto three = co_await coring::create_subprocess_exec(args("sh", "-c", "exit 3"));
+        const int c3 = co_await three.wait();
+        CHECK(c3 == 3);
     }());
+}
+
+TEST_CASE("process - returncode is empty until wait reaps the child, then its exit code", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto ok = co_await coring::create_subprocess_exec(args("true"));
+        CHECK_FALSE(ok.returncode().has_value());
+        (void)co_await ok.wait();
+        CHECK(ok.returncode() == 0);
+    }());
+}
+
+TEST_CASE("process - wait on a reaped child returns its code again", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto ok = co_await coring::create_subprocess_exec(args("true"));
+        (void)co_await ok.wait();
+        const int again = co_await ok.wait();  // known: at once
+        CHECK(again == 0);
+    }());
+}
+
+TEST_CASE("process - a child waited for leaves no descriptor and no zombie", "[process]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto ok = co_await coring::create_subprocess_exec(args("true"));
+        (void)co_await ok.wait();
+    }()));
 }
 
 TEST_CASE("process - a program that does not exist: ENOENT with its errno", "[process]") {
