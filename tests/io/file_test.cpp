@@ -40,33 +40,86 @@ std::string alphabet_megabyte() {
 
 }  // namespace
 
-TEST_CASE("file - open, write_at, read_at, size, sync, close", "[file]") {
+namespace {
+
+// Opens (creating) `path` read-write and writes "0123456789" at offset 0.
+coring::task<coring::file> open_with_ten_digits(std::string path) {
+    coring::file f = co_await coring::file::open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    const std::size_t w = co_await f.write_at("0123456789", 0);
+    CHECK(w == 10);
+    co_return f;
+}
+
+}  // namespace
+
+TEST_CASE("file - open creates the file with the mode given, close-on-exec", "[file]") {
     coring::run([]() -> coring::task<> {
         temp_dir dir;
-        const int fds_before = count_open_fds();
         coring::file f = co_await coring::file::open(dir.file("a"), O_RDWR | O_CREAT | O_TRUNC, 0600);
         CHECK(f.is_open());
         CHECK((::fcntl(f.fd(), F_GETFD) & FD_CLOEXEC) != 0);
-        const std::size_t w = co_await f.write_at("0123456789", 0);
-        CHECK(w == 10);
+        struct stat st {};
+        REQUIRE(::stat(dir.file("a").c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0600);
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - write_at and read_at address the file at their offsets", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
         const std::size_t w2 = co_await f.write_at(bytes("xy"), 3);
         CHECK(w2 == 2);
         std::array<std::byte, 16> buf{};
         const std::size_t r = co_await f.read_at(buf, 2);
         CHECK(text(std::span(buf).first(r)) == "2xy56789");
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - read_at past the end returns 0", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
+        std::array<std::byte, 16> buf{};
         const std::size_t past_end = co_await f.read_at(buf, 100);
         CHECK(past_end == 0);
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - size is the file's size", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
         const std::uint64_t size = co_await f.size();
         CHECK(size == 10);
-        co_await f.sync();
-        co_await f.sync_data();
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - sync and sync_data succeed on a written file", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
+        const bool sync_threw = co_await coring_test::throws<std::system_error>(f.sync());
+        const bool sync_data_threw = co_await coring_test::throws<std::system_error>(f.sync_data());
+        CHECK_FALSE(sync_threw);
+        CHECK_FALSE(sync_data_threw);
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - close frees the descriptor, and only once", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const int fds_before = count_open_fds();
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
         co_await f.close();
         CHECK_FALSE(f.is_open());
-        co_await f.close();  // closing twice does nothing
+        co_await f.close();
         CHECK(count_open_fds() == fds_before);
-        struct stat st {};
-        REQUIRE(::stat(dir.file("a").c_str(), &st) == 0);
-        CHECK((st.st_mode & 0777) == 0600);
     }());
 }
 
