@@ -111,7 +111,7 @@ TEST_CASE("file - sync and sync_data succeed on a written file", "[file]") {
     }());
 }
 
-TEST_CASE("file - close frees the descriptor, and only once", "[file]") {
+TEST_CASE("file - close is idempotent: the descriptor is freed once", "[file]") {
     coring::run([]() -> coring::task<> {
         temp_dir dir;
         const int fds_before = count_open_fds();
