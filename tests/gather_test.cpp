@@ -96,7 +96,7 @@ TEST_CASE("gather - void results are std::monostate", "[gather]") {
         auto results = co_await coring::gather(nothing_after(1ms), value_after(1ms, 5));
         STATIC_REQUIRE(std::is_same_v<std::tuple_element_t<0, decltype(results)>, std::monostate>);
         CHECK(std::get<1>(results) == 5);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("gather - of handles and futures gives their results in argument order", "[gather]") {
@@ -153,7 +153,7 @@ TEST_CASE("gather - move-only results are moved out of the children", "[gather]"
         REQUIRE(a);
         REQUIRE(b);
         CHECK(*a + *b == 3);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("gather - of nothing completes at once", "[gather]") {

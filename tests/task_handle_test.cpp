@@ -67,7 +67,7 @@ TEST_CASE("create_task - handles are awaitable any number of times, by any task"
         CHECK(via_w2 == 11);
         CHECK(h.result() == 11);
         CHECK(h.exception() == nullptr);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("create_task - the loop owns a task whose handles were all dropped", "[task_handle]") {
@@ -142,7 +142,7 @@ TEST_CASE("task_handle - result() and exception() before the task is done throw 
         CHECK_THROWS_AS(h.exception(), coring::invalid_state_error);
         const int value = co_await h;
         CHECK(value == 3);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("task_handle - an empty handle is false and its done() throws invalid_state_error", "[task_handle]") {
@@ -160,11 +160,11 @@ TEST_CASE("task_handle - a task's exception keeps its type through await, except
         REQUIRE(e);
         CHECK_THROWS_AS(std::rethrow_exception(e), std::invalid_argument);
         CHECK_THROWS_WITH(h.result(), "bad input");
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("task_handle - an exception retrieved by awaiting one handle is not reported", "[task_handle]") {
-    coring::event_loop loop;
+    coring::event_loop loop(coring_test::virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
@@ -189,7 +189,7 @@ TEST_CASE("task_handle - a move-only result is moved out by the first retrieval"
 }
 
 TEST_CASE("task_handle - an exception nobody retrieved is reported with the task's name and site", "[task_handle]") {
-    coring::event_loop loop;
+    coring::event_loop loop(coring_test::virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
@@ -210,7 +210,7 @@ TEST_CASE("task_handle - an exception nobody retrieved is reported with the task
 }
 
 TEST_CASE("task_handle - a cancelled task is not reported as an unretrieved exception", "[task_handle]") {
-    coring::event_loop loop;
+    coring::event_loop loop(coring_test::virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
@@ -238,7 +238,7 @@ TEST_CASE("task_handle - done callbacks run on the loop in registration order", 
         CHECK(log.size() == 2);
         co_await coring::sleep(0s);
         CHECK(log == std::vector<std::string>{"a8", "b", "c"});
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("task_handle - a task cannot await itself", "[task_handle]") {
@@ -295,7 +295,7 @@ TEST_CASE("all_tasks - lists the live tasks in creation order, finished ones no 
         CHECK(tasks[1].name() == "child");
         co_await h;
         CHECK(coring::all_tasks().size() == 1);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 // ------------------------------------------------------------------------- future
@@ -500,7 +500,7 @@ TEST_CASE("cancel - reaches the leaf two levels down through nested tasks", "[ca
         const bool was_cancelled = co_await throws_cancelled(h);
         CHECK(was_cancelled);
         CHECK(unwound == std::vector<std::string>{"leaf", "middle", "top"});
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("cancel - reaches a task awaited through handles two levels down", "[cancel]") {
@@ -525,7 +525,7 @@ TEST_CASE("cancel - reaches a task awaited through handles two levels down", "[c
         CHECK(b.cancelled());
         CHECK(c.cancelled());
         CHECK(leaf_cancelled);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("cancel - a running task that cancels itself stops at its next suspension point", "[cancel]") {
@@ -693,7 +693,7 @@ TEST_CASE("cancel - a pending request is forwarded to the task a handle awaits",
         const bool waiter_cancelled = co_await throws_cancelled(w);
         CHECK(waiter_cancelled);
         CHECK(sleeper.cancelled());
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("cancel - a pending request is forwarded to the future a task awaits", "[cancel][future]") {
@@ -731,7 +731,7 @@ TEST_CASE("cancel - a forwarded pending request that the awaited task swallows y
         const int v = co_await w;
         CHECK(v == 42);
         CHECK_FALSE(stubborn.cancelled());
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 // CPython test_tasks.py: test_cancel_at_end. A task that is cancelled while
@@ -761,7 +761,7 @@ TEST_CASE("cancel - a task cancelled while running that then returns a value end
 
 // asyncio's Task.cancel() clears _log_traceback even when the task is done.
 TEST_CASE("cancel - on a task that already failed: false, and the failure is no longer reported", "[cancel]") {
-    coring::event_loop loop;
+    coring::event_loop loop(coring_test::virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
