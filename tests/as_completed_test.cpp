@@ -27,7 +27,7 @@ TEST_CASE("as_completed - yields results in completion order", "[as_completed]")
             order.push_back(v);
         }
         CHECK(order == std::vector<int>{1, 3, 2, 0});
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("as_completed - tasks already finished come first, in input order", "[as_completed]") {
@@ -43,7 +43,7 @@ TEST_CASE("as_completed - tasks already finished come first, in input order", "[
             order.push_back(v);
         }
         CHECK(order == std::vector<int>{2, 1, 3});
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("as_completed - an exception is rethrown by its element only", "[as_completed]") {
@@ -64,7 +64,7 @@ TEST_CASE("as_completed - an exception is rethrown by its element only", "[as_co
         }
         CHECK(errors == 1);
         CHECK(seen == 5);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("as_completed - a timeout raises timeout_error and leaves the tasks running", "[as_completed]") {
@@ -80,7 +80,7 @@ TEST_CASE("as_completed - a timeout raises timeout_error and leaves the tasks ru
         CHECK(timed_out);
         CHECK_FALSE(slow.done());
         slow.cancel();
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("as_completed - cancelling the consumer leaves the tasks running", "[as_completed][cancel]") {
@@ -96,7 +96,7 @@ TEST_CASE("as_completed - cancelling the consumer leaves the tasks running", "[a
         CHECK(cancelled);
         const int v = co_await h;
         CHECK(v == 3);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 // Regression: the range kept one waiting awaitable; a second one awaited at the same time
@@ -124,7 +124,7 @@ TEST_CASE("as_completed - awaitables awaited at the same time each get one resul
             CHECK(vx + vy == 3);
             CHECK(vx != vy);
         }
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("as_completed - of two waiting awaitables, cancelling the first hands the result to the second", "[as_completed][cancel]") {
@@ -140,7 +140,7 @@ TEST_CASE("as_completed - of two waiting awaitables, cancelling the first hands 
         CHECK(x_cancelled);
         const int vy = co_await y;
         CHECK(vy == 7);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("as_completed - a task given twice is reported once, as asyncio takes a set", "[as_completed]") {
@@ -155,5 +155,5 @@ TEST_CASE("as_completed - a task given twice is reported once, as asyncio takes 
             order.push_back(v);
         }
         CHECK(order == std::vector<int>{2, 1});
-    }());
+    }(), coring_test::virtual_clock);
 }

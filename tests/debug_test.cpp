@@ -106,25 +106,24 @@ TEST_CASE("debug - a step that busy-waits past slow_callback_duration is reporte
     CHECK(std::string(r.task_site.file_name()).find("debug_test.cpp") != std::string::npos);
 }
 
-TEST_CASE("debug - slow callbacks are reported too, and nothing is reported outside debug mode", "[debug]") {
-    {
-        coring::event_loop loop(coring::loop_options{.debug = true, .slow_callback_duration = 20ms});
-        coring_test::captured_reports reports;
-        reports.install(loop);
-        loop.call_soon([] { busy_wait(30ms); });
-        loop.run_until_complete([]() -> coring::task<> { co_await coring::sleep(1ms); }());
-        REQUIRE(reports.reports.size() == 1);
-        CHECK(reports.reports[0].message.rfind("Executing a callback took 0.0", 0) == 0);
-        CHECK(reports.reports[0].task_name.empty());
-    }
-    {
-        coring::event_loop loop(coring::loop_options{.debug = false, .slow_callback_duration = 20ms});
-        coring_test::captured_reports reports;
-        reports.install(loop);
-        loop.call_soon([] { busy_wait(30ms); });
-        loop.run_until_complete([]() -> coring::task<> { co_await coring::sleep(1ms); }());
-        CHECK(reports.reports.empty());
-    }
+TEST_CASE("debug - a slow callback is reported in debug mode", "[debug]") {
+    coring::event_loop loop(coring::loop_options{.debug = true, .slow_callback_duration = 20ms});
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.call_soon([] { busy_wait(30ms); });
+    loop.run_until_complete([]() -> coring::task<> { co_await coring::sleep(1ms); }());
+    REQUIRE(reports.reports.size() == 1);
+    CHECK(reports.reports[0].message.rfind("Executing a callback took 0.0", 0) == 0);
+    CHECK(reports.reports[0].task_name.empty());
+}
+
+TEST_CASE("debug - nothing slow is reported outside debug mode", "[debug]") {
+    coring::event_loop loop(coring::loop_options{.debug = false, .slow_callback_duration = 20ms});
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.call_soon([] { busy_wait(30ms); });
+    loop.run_until_complete([]() -> coring::task<> { co_await coring::sleep(1ms); }());
+    CHECK(reports.reports.empty());
 }
 
 TEST_CASE("debug - a loop member called from another thread throws in debug mode", "[debug]") {
@@ -212,32 +211,69 @@ TEST_CASE("dump_tasks - a gather inside a task_group inside a task, line by line
     }
 }
 
-TEST_CASE("dump_tasks - a task awaiting another task, a pending task, and a kernel operation", "[debug][dump]") {
+namespace {
+
+struct dumped_tree {
+    std::string dump;
+    int read_fd;  // the descriptor the reader's read waits on
+};
+
+// Dumps, with dump_tasks, the tree of: the main task (Task-1, running), "reader" (Task-2)
+// blocked in a read of a pipe, "waiter" (Task-3) awaiting the reader, and "not yet started"
+// (Task-4), created just before the dump. Ends them all before it returns.
+coring::task<dumped_tree> dump_a_small_tree() {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    auto reader = [](int fd) -> coring::task<> {
+        std::array<std::byte, 4> buf{};
+        (void)co_await coring::io::read(fd, buf);
+    };
+    auto waiter = [](coring::task_handle<> t) -> coring::task<> { co_await t; };
+    auto r = coring::create_task(reader(fds[0]), "reader");
+    auto w = coring::create_task(waiter(r), "waiter");
+    co_await coring::sleep(1ms);
+    auto p = coring::create_task(sleeper(1ms), "not yet started");
+    std::ostringstream out;
+    coring::dump_tasks(out);
+    REQUIRE(::write(fds[1], "x", 1) == 1);
+    co_await w;
+    co_await p;
+    ::close(fds[0]);
+    ::close(fds[1]);
+    co_return dumped_tree{out.str(), fds[0]};
+}
+
+}  // namespace
+
+TEST_CASE("dump_tasks - the tree starts with the running task", "[debug][dump]") {
     coring::run([]() -> coring::task<> {
-        int fds[2];
-        REQUIRE(::pipe(fds) == 0);
-        auto reader = [](int fd) -> coring::task<> {
-            std::array<std::byte, 4> buf{};
-            (void)co_await coring::io::read(fd, buf);
-        };
-        auto waiter = [](coring::task_handle<> t) -> coring::task<> { co_await t; };
-        auto r = coring::create_task(reader(fds[0]), "reader");
-        auto w = coring::create_task(waiter(r), "waiter");
-        co_await coring::sleep(1ms);
-        auto p = coring::create_task(sleeper(1ms), "not yet started");
-        std::ostringstream out;
-        coring::dump_tasks(out);
-        const std::string dump = out.str();
-        CAPTURE(dump);
-        CHECK(dump.find("Task-1 (running)") == 0);
-        CHECK(dump.find("Task-3 \"waiter\" (awaiting task reader)") != std::string::npos);
-        CHECK(dump.find("└── Task-2 \"reader\" (awaiting read(fd " + std::to_string(fds[0]) + "))") != std::string::npos);
-        CHECK(dump.find("Task-4 \"not yet started\" (pending)") != std::string::npos);
-        REQUIRE(::write(fds[1], "x", 1) == 1);
-        co_await w;
-        co_await p;
-        ::close(fds[0]);
-        ::close(fds[1]);
+        const dumped_tree tree = co_await dump_a_small_tree();
+        CAPTURE(tree.dump);
+        CHECK(tree.dump.find("Task-1 (running)") == 0);
+    }());
+}
+
+TEST_CASE("dump_tasks - a task awaiting another task names it", "[debug][dump]") {
+    coring::run([]() -> coring::task<> {
+        const dumped_tree tree = co_await dump_a_small_tree();
+        CAPTURE(tree.dump);
+        CHECK(tree.dump.find("Task-3 \"waiter\" (awaiting task reader)") != std::string::npos);
+    }());
+}
+
+TEST_CASE("dump_tasks - a task in a kernel operation names the operation, under its awaiter", "[debug][dump]") {
+    coring::run([]() -> coring::task<> {
+        const dumped_tree tree = co_await dump_a_small_tree();
+        CAPTURE(tree.dump);
+        CHECK(tree.dump.find("└── Task-2 \"reader\" (awaiting read(fd " + std::to_string(tree.read_fd) + "))") != std::string::npos);
+    }());
+}
+
+TEST_CASE("dump_tasks - a task not yet started is pending", "[debug][dump]") {
+    coring::run([]() -> coring::task<> {
+        const dumped_tree tree = co_await dump_a_small_tree();
+        CAPTURE(tree.dump);
+        CHECK(tree.dump.find("Task-4 \"not yet started\" (pending)") != std::string::npos);
     }());
 }
 

@@ -34,6 +34,7 @@
 using namespace std::chrono_literals;
 using coring_test::live_frames;
 using coring_test::ms_since;
+using coring_test::virtual_clock;
 
 TEST_CASE("event_loop - run_until_complete returns the value, rethrows the exception", "[event_loop]") {
     coring::event_loop loop;
@@ -92,42 +93,73 @@ TEST_CASE("event_loop - call_soon runs callbacks in FIFO order on the next itera
     }());
 }
 
-TEST_CASE("event_loop - call_later and call_at, and timer_handle::cancel", "[event_loop]") {
+TEST_CASE("event_loop - call_later runs the callback once the delay has passed", "[event_loop]") {
     coring::run([]() -> coring::task<> {
         auto& loop = coring::get_running_loop();
-        std::vector<std::string> log;
         const auto start = std::chrono::steady_clock::now();
         double fired_at = 0;
-        auto h1 = loop.call_later(20ms, [&] {
-            log.push_back("later");
-            fired_at = ms_since(start);
-        });
-        auto h2 = loop.call_at(loop.time() + 10ms, [&] { log.push_back("at"); });
-        auto h3 = loop.call_later(15ms, [&] { log.push_back("cancelled"); });
-        CHECK(h3.when() > loop.time());
-        h3.cancel();
-        CHECK(h3.cancelled());
+        (void)loop.call_later(20ms, [&] { fired_at = ms_since(start); });
         co_await coring::sleep(40ms);
-        CHECK(log == std::vector<std::string>{"at", "later"});
         CHECK(fired_at >= 20.0);
         CHECK(fired_at < 60.0);
-        h1.cancel();  // after it ran: no effect
-        CHECK_FALSE(h1.cancelled());
-        CHECK_FALSE(h2.cancelled());
     }());
+}
+
+TEST_CASE("event_loop - call_at and call_later callbacks run in deadline order", "[event_loop]") {
+    coring::run(
+        []() -> coring::task<> {
+            auto& loop = coring::get_running_loop();
+            std::vector<std::string> log;
+            (void)loop.call_later(20ms, [&] { log.push_back("later"); });
+            (void)loop.call_at(loop.time() + 10ms, [&] { log.push_back("at"); });
+            co_await coring::sleep(40ms);
+            CHECK(log == std::vector<std::string>{"at", "later"});
+        }(),
+        virtual_clock);
+}
+
+TEST_CASE("event_loop - timer_handle::cancel before the deadline: the callback never runs", "[event_loop]") {
+    coring::run(
+        []() -> coring::task<> {
+            auto& loop = coring::get_running_loop();
+            bool ran = false;
+            auto h3 = loop.call_later(15ms, [&] { ran = true; });
+            CHECK(h3.when() > loop.time());
+            h3.cancel();
+            CHECK(h3.cancelled());
+            co_await coring::sleep(40ms);
+            CHECK_FALSE(ran);
+        }(),
+        virtual_clock);
+}
+
+TEST_CASE("event_loop - timer_handle::cancel after the callback ran has no effect", "[event_loop]") {
+    coring::run(
+        []() -> coring::task<> {
+            auto& loop = coring::get_running_loop();
+            auto h1 = loop.call_later(20ms, [] {});
+            auto h2 = loop.call_at(loop.time() + 10ms, [] {});
+            co_await coring::sleep(40ms);
+            h1.cancel();
+            CHECK_FALSE(h1.cancelled());
+            CHECK_FALSE(h2.cancelled());
+        }(),
+        virtual_clock);
 }
 
 TEST_CASE("event_loop - a timer whose handles are dropped still fires", "[event_loop]") {
-    coring::run([]() -> coring::task<> {
-        bool fired = false;
-        (void)coring::get_running_loop().call_later(1ms, [&] { fired = true; });
-        co_await coring::sleep(10ms);
-        CHECK(fired);
-    }());
+    coring::run(
+        []() -> coring::task<> {
+            bool fired = false;
+            (void)coring::get_running_loop().call_later(1ms, [&] { fired = true; });
+            co_await coring::sleep(10ms);
+            CHECK(fired);
+        }(),
+        virtual_clock);
 }
 
 TEST_CASE("event_loop - callback exceptions go to the exception handler and the loop goes on", "[event_loop]") {
-    coring::event_loop loop;
+    coring::event_loop loop(virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     int after = 0;
@@ -215,7 +247,7 @@ TEST_CASE("event_loop - the wake-up poll is re-armed when the kernel ends it", "
     }());
 }
 
-TEST_CASE("event_loop - stop and run_forever", "[event_loop]") {
+TEST_CASE("event_loop - run_forever runs until a callback calls stop()", "[event_loop]") {
     coring::event_loop loop;
     int iterations = 0;
     std::function<void()> tick = [&] {
@@ -227,16 +259,20 @@ TEST_CASE("event_loop - stop and run_forever", "[event_loop]") {
     loop.call_soon(tick);
     loop.run_forever();
     CHECK(iterations == 5);
+}
 
-    // stop() before run_forever lets exactly one iteration run.
+TEST_CASE("event_loop - stop() before run_forever lets exactly one iteration run", "[event_loop]") {
+    coring::event_loop loop;
     int ran = 0;
     loop.call_soon([&] { ++ran; });
     loop.call_soon([&] { loop.call_soon([&] { ++ran; }); });
     loop.stop();
     loop.run_forever();
     CHECK(ran == 1);
+}
 
-    // run_until_complete that is stopped before its task finishes throws.
+TEST_CASE("event_loop - run_until_complete stopped before its task finishes throws", "[event_loop]") {
+    coring::event_loop loop;
     loop.call_soon([&] { loop.stop(); });
     CHECK_THROWS_AS(loop.run_until_complete([]() -> coring::task<> { co_await coring::sleep(1h); }()), std::runtime_error);
 }
@@ -324,12 +360,17 @@ TEST_CASE("event_loop - setup flags are recorded", "[event_loop][ring]") {
     if (defer) CHECK((flags & IORING_SETUP_SINGLE_ISSUER) != 0);
 }
 
-TEST_CASE("event_loop - close cancels pending tasks and timers and frees every frame", "[event_loop][shutdown]") {
-    const auto before = live_frames();
+namespace {
+
+// A loop that run_until_complete left with work pending: 100 tasks asleep for an hour, each
+// counting its cancellation in `cleaned`, a timer an hour away that would set `timer_ran`, and
+// a callback queued.
+struct loop_with_pending_work {
     int cleaned = 0;
     bool timer_ran = false;
-    {
-        coring::event_loop loop;
+    coring::event_loop loop;  // declared last: destroyed first, while the flags still exist
+
+    loop_with_pending_work() {
         loop.run_until_complete([](int& c, bool& t) -> coring::task<> {
             auto sleeper = [](int& count) -> coring::task<> {
                 try {
@@ -344,13 +385,32 @@ TEST_CASE("event_loop - close cancels pending tasks and timers and frees every f
             coring::get_running_loop().call_soon([] {});
             co_await coring::sleep(1ms);
         }(cleaned, timer_ran));
-        CHECK(coring::detail::scheduler_of(loop).unfinished_tasks() == 100);
-        CHECK(live_frames() > before);
-        loop.close();
-        CHECK(cleaned == 100);
-        CHECK(coring::detail::scheduler_of(loop).unfinished_tasks() == 0);
     }
-    CHECK_FALSE(timer_ran);
+};
+
+}  // namespace
+
+TEST_CASE("event_loop - close cancels the pending tasks, each handling its cancellation", "[event_loop][shutdown]") {
+    loop_with_pending_work pending;
+    CHECK(coring::detail::scheduler_of(pending.loop).unfinished_tasks() == 100);
+    pending.loop.close();
+    CHECK(pending.cleaned == 100);
+    CHECK(coring::detail::scheduler_of(pending.loop).unfinished_tasks() == 0);
+}
+
+TEST_CASE("event_loop - close drops the pending timers without running them", "[event_loop][shutdown]") {
+    loop_with_pending_work pending;
+    pending.loop.close();
+    CHECK_FALSE(pending.timer_ran);
+}
+
+TEST_CASE("event_loop - close frees every frame", "[event_loop][shutdown]") {
+    const auto before = live_frames();
+    {
+        loop_with_pending_work pending;
+        CHECK(live_frames() > before);
+        pending.loop.close();
+    }
     CHECK(live_frames() == before);
 }
 
@@ -401,10 +461,29 @@ TEST_CASE("event_loop - a task created during shutdown is cancelled too", "[even
     CHECK(live_frames() == before);
 }
 
-TEST_CASE("event_loop - busy_poll: I/O completes and timers still fire on time", "[event_loop][ring]") {
+TEST_CASE("event_loop - busy_poll: operations complete", "[event_loop][ring]") {
     coring::event_loop loop(coring::loop_options{.busy_poll = 1ms});
     loop.run_until_complete([]() -> coring::task<> {
         for (int i = 0; i < 3; ++i) co_await coring::io::nop();
+        int fds[2];
+        REQUIRE(::pipe(fds) == 0);
+        auto reader = coring::create_task([](int fd) -> coring::task<std::size_t> {
+            std::array<std::byte, 8> buf{};
+            co_return co_await coring::io::read(fd, buf);
+        }(fds[0]));
+        co_await coring::sleep(0s);
+        REQUIRE(::write(fds[1], "abc", 3) == 3);
+        const std::size_t got = co_await reader;
+        CHECK(got == 3);
+        CHECK(coring::detail::scheduler_of(coring::get_running_loop()).user_ops_in_flight() == 0);
+        ::close(fds[0]);
+        ::close(fds[1]);
+    }());
+}
+
+TEST_CASE("event_loop - busy_poll: a sleep while a read is in flight is neither late nor early", "[event_loop][ring]") {
+    coring::event_loop loop(coring::loop_options{.busy_poll = 1ms});
+    loop.run_until_complete([]() -> coring::task<> {
         int fds[2];
         REQUIRE(::pipe(fds) == 0);
         // A read in flight makes the loop spin before it waits; the sleep must not be late by
@@ -577,20 +656,44 @@ handoff_trace run_mixed_workload(bool debug) {
 
 }  // namespace
 
-TEST_CASE("event_loop - hand-offs keep the loop's order, batches, iterations and stop()", "[event_loop][handoff]") {
+// Each case runs the workload in both modes: debug mode sends every switch through the loop.
+
+TEST_CASE("event_loop - the mixed workload switches by hand-offs, and by none in debug mode", "[event_loop][handoff]") {
     const handoff_trace with = run_mixed_workload(false);
-    const handoff_trace without = run_mixed_workload(true);  // debug mode: every switch goes through the loop
+    const handoff_trace without = run_mixed_workload(true);
     CHECK(without.handoffs == 0);
     CHECK(with.handoffs > 10);  // 134 today: most switches here share their iteration with other work
+}
+
+TEST_CASE("event_loop - hand-offs keep the order of events", "[event_loop][handoff]") {
+    const handoff_trace with = run_mixed_workload(false);
+    const handoff_trace without = run_mixed_workload(true);
     CHECK(with.events == without.events);
+}
+
+TEST_CASE("event_loop - hand-offs keep the number of iterations", "[event_loop][handoff]") {
+    const handoff_trace with = run_mixed_workload(false);
+    const handoff_trace without = run_mixed_workload(true);
     CHECK(with.iterations == without.iterations);
+}
+
+TEST_CASE("event_loop - hand-offs keep the ready queue's high-water mark (the batches)", "[event_loop][handoff]") {
+    const handoff_trace with = run_mixed_workload(false);
+    const handoff_trace without = run_mixed_workload(true);
     CHECK(with.high_water == without.high_water);
-    // The loop stopped where the consumer asked, in both modes: the rest ran after "stopped".
-    const auto stopped = std::find_if(with.events.begin(), with.events.end(), [](const std::string& e) { return e.starts_with("stopped"); });
-    REQUIRE(stopped != with.events.end());
-    CHECK(std::find(with.events.begin(), stopped, "got45") != stopped);
-    CHECK(std::find(with.events.begin(), stopped, "got47") == stopped);
-    CHECK(std::find(stopped, with.events.end(), "got59") != with.events.end());
+}
+
+TEST_CASE("event_loop - stop() amid hand-offs stops the loop where it was asked", "[event_loop][handoff]") {
+    for (const bool debug : {false, true}) {
+        INFO("debug mode: " << debug);
+        const handoff_trace trace = run_mixed_workload(debug);
+        // The consumer stops the loop at 45: the rest ran after "stopped".
+        const auto stopped = std::find_if(trace.events.begin(), trace.events.end(), [](const std::string& e) { return e.starts_with("stopped"); });
+        REQUIRE(stopped != trace.events.end());
+        CHECK(std::find(trace.events.begin(), stopped, "got45") != stopped);
+        CHECK(std::find(trace.events.begin(), stopped, "got47") == stopped);
+        CHECK(std::find(stopped, trace.events.end(), "got59") != trace.events.end());
+    }
 }
 
 TEST_CASE("event_loop - tasks switching without end do not hold up timers, I/O or other threads", "[event_loop][handoff]") {

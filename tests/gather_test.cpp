@@ -26,6 +26,7 @@ using coring_test::live_frames;
 using coring_test::ms_since;
 using coring_test::throws_after;
 using coring_test::value_after;
+using coring_test::virtual_clock;
 
 namespace {
 
@@ -64,7 +65,7 @@ TEST_CASE("gather - results keep argument order whatever the completion order", 
         for (int i = 0; i < 10; ++i) tasks.push_back(value_after(std::chrono::milliseconds(20 - 2 * i), i));
         std::vector<int> all = co_await coring::gather(std::move(tasks));
         CHECK(all == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
-    }());
+    }(), virtual_clock);
 }
 
 TEST_CASE("gather - children start in argument order, as asyncio creates them", "[gather]") {
@@ -77,7 +78,7 @@ TEST_CASE("gather - children start in argument order, as asyncio creates them", 
         };
         co_await coring::gather(child(started, 1), child(started, 2), child(started, 3));
         CHECK(started == std::vector<int>{1, 2, 3});
-    }());
+    }(), virtual_clock);
 }
 
 TEST_CASE("gather - children run concurrently: three 100 ms sleeps take about 100 ms", "[gather][timing]") {
@@ -95,26 +96,43 @@ TEST_CASE("gather - void results are std::monostate", "[gather]") {
         auto results = co_await coring::gather(nothing_after(1ms), value_after(1ms, 5));
         STATIC_REQUIRE(std::is_same_v<std::tuple_element_t<0, decltype(results)>, std::monostate>);
         CHECK(std::get<1>(results) == 5);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
-TEST_CASE("gather - of handles and futures, awaitable again afterwards", "[gather]") {
-    coring::run([]() -> coring::task<> {
-        auto h1 = coring::create_task(value_after(10ms, 1));
-        auto h2 = coring::create_task(value_after(5ms, 2));
-        coring::future<std::string> f;
-        coring::get_running_loop().call_later(8ms, [f]() mutable { f.set_result("future"); });
-        auto [a, b, c] = co_await coring::gather(h1, h2, f);
-        CHECK(a == 1);
-        CHECK(b == 2);
-        CHECK(c == "future");
-        const int again = co_await h1;  // the handles are still the caller's
-        CHECK(again == 1);
+TEST_CASE("gather - of handles and futures gives their results in argument order", "[gather]") {
+    coring::run(
+        []() -> coring::task<> {
+            auto h1 = coring::create_task(value_after(10ms, 1));
+            auto h2 = coring::create_task(value_after(5ms, 2));
+            coring::future<std::string> f;
+            coring::get_running_loop().call_later(8ms, [f]() mutable { f.set_result("future"); });
+            auto [a, b, c] = co_await coring::gather(h1, h2, f);
+            CHECK(a == 1);
+            CHECK(b == 2);
+            CHECK(c == "future");
+        }(),
+        virtual_clock);
+}
 
-        std::vector<coring::task_handle<int>> hs{coring::create_task(value_after(2ms, 7)), coring::create_task(value_after(1ms, 8))};
-        std::vector<int> from_handles = co_await coring::gather(hs);
-        CHECK(from_handles == std::vector<int>{7, 8});
-    }());
+TEST_CASE("gather - a gathered handle stays awaitable afterwards", "[gather]") {
+    coring::run(
+        []() -> coring::task<> {
+            auto h1 = coring::create_task(value_after(10ms, 1));
+            (void)co_await coring::gather(h1);
+            const int again = co_await h1;  // the handles are still the caller's
+            CHECK(again == 1);
+        }(),
+        virtual_clock);
+}
+
+TEST_CASE("gather - of a vector of handles gives their results in vector order", "[gather]") {
+    coring::run(
+        []() -> coring::task<> {
+            std::vector<coring::task_handle<int>> hs{coring::create_task(value_after(2ms, 7)), coring::create_task(value_after(1ms, 8))};
+            std::vector<int> from_handles = co_await coring::gather(hs);
+            CHECK(from_handles == std::vector<int>{7, 8});
+        }(),
+        virtual_clock);
 }
 
 TEST_CASE("gather - of other awaitables (sleep, io ops) wraps them in tasks", "[gather]") {
@@ -135,14 +153,21 @@ TEST_CASE("gather - move-only results are moved out of the children", "[gather]"
         REQUIRE(a);
         REQUIRE(b);
         CHECK(*a + *b == 3);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
-TEST_CASE("gather - nothing, and an empty vector, complete at once", "[gather]") {
+TEST_CASE("gather - of nothing completes at once", "[gather]") {
     coring::run([]() -> coring::task<> {
         const auto start = std::chrono::steady_clock::now();
         std::tuple<> none = co_await coring::gather();
         (void)none;
+        CHECK(ms_since(start) < 20.0);
+    }());
+}
+
+TEST_CASE("gather - of an empty vector completes at once with an empty vector", "[gather]") {
+    coring::run([]() -> coring::task<> {
+        const auto start = std::chrono::steady_clock::now();
         std::vector<int> empty = co_await coring::gather(std::vector<coring::task<int>>{});
         CHECK(empty.empty());
         CHECK(ms_since(start) < 20.0);
@@ -195,11 +220,11 @@ TEST_CASE("gather - a cancelled child fails the gather with cancelled_error", "[
         const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(coring::gather(victim, value_after(1h, 2)));
         CHECK(cancelled);
         CHECK(coring::all_tasks().size() == 1);
-    }());
+    }(), virtual_clock);
 }
 
 TEST_CASE("gather - the other failures are not reported as unretrieved", "[gather]") {
-    coring::event_loop loop;
+    coring::event_loop loop(virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
@@ -218,7 +243,7 @@ TEST_CASE("gather - the other failures are not reported as unretrieved", "[gathe
 }
 
 TEST_CASE("gather - of children that all failed already: the first rethrown, none reported", "[gather]") {
-    coring::event_loop loop;
+    coring::event_loop loop(virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
@@ -238,24 +263,32 @@ TEST_CASE("gather - of children that all failed already: the first rethrown, non
     CHECK(reports.reports.empty());
 }
 
-TEST_CASE("gather - return_exceptions reports every outcome and cancels nothing", "[gather]") {
-    coring::run([]() -> coring::task<> {
-        auto [a, b, c] = co_await coring::gather(coring::return_exceptions, value_after(20ms, 1), throws_after<boom>(1ms), nothing_after(10ms));
-        REQUIRE(a.has_value());
-        CHECK(a.value() == 1);
-        CHECK_FALSE(b.has_value());
-        CHECK_THROWS_AS(b.value(), boom);
-        CHECK(b.error() != nullptr);
-        CHECK(c.has_value());
+TEST_CASE("gather - return_exceptions gives every child's outcome, a failure cancelling none", "[gather]") {
+    coring::run(
+        []() -> coring::task<> {
+            auto [a, b, c] = co_await coring::gather(coring::return_exceptions, value_after(20ms, 1), throws_after<boom>(1ms), nothing_after(10ms));
+            REQUIRE(a.has_value());
+            CHECK(a.value() == 1);
+            CHECK_FALSE(b.has_value());
+            CHECK_THROWS_AS(b.value(), boom);
+            CHECK(b.error() != nullptr);
+            CHECK(c.has_value());
+        }(),
+        virtual_clock);
+}
 
-        std::vector<coring::task<int>> ts;
-        ts.push_back(throws_after<boom>(1ms));
-        ts.push_back(value_after(2ms, 9));
-        auto rs = co_await coring::gather(coring::return_exceptions, std::move(ts));
-        REQUIRE(rs.size() == 2);
-        CHECK_FALSE(rs[0].has_value());
-        CHECK(rs[1].value() == 9);
-    }());
+TEST_CASE("gather - return_exceptions over a vector gives every child's outcome in order", "[gather]") {
+    coring::run(
+        []() -> coring::task<> {
+            std::vector<coring::task<int>> ts;
+            ts.push_back(throws_after<boom>(1ms));
+            ts.push_back(value_after(2ms, 9));
+            auto rs = co_await coring::gather(coring::return_exceptions, std::move(ts));
+            REQUIRE(rs.size() == 2);
+            CHECK_FALSE(rs[0].has_value());
+            CHECK(rs[1].value() == 9);
+        }(),
+        virtual_clock);
 }
 
 TEST_CASE("gather - cancelling the gatherer cancels every child and waits for them", "[gather][cancel]") {
@@ -272,7 +305,7 @@ TEST_CASE("gather - cancelling the gatherer cancels every child and waits for th
         const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(g);
         CHECK(cancelled);
         CHECK(r == 0);
-    }(running));
+    }(running), virtual_clock);
     CHECK(live_frames() == frames_before);
 }
 

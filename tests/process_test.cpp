@@ -45,28 +45,65 @@ std::vector<std::string> args(S... s) {
 // Feeding children: a child that exits early must not kill us with SIGPIPE (see process.hpp).
 const bool sigpipe_ignored = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
 
+// Awaits `body`, then checks that it left no descriptor open and no child unreaped.
+coring::task<> leaving_nothing_behind(coring::task<> body) {
+    const int fds_before = count_open_fds();
+    {
+        coring::task<> b = std::move(body);
+        co_await std::move(b);
+    }
+    CHECK(count_open_fds() == fds_before);
+    CHECK_FALSE(has_unreaped_child());
+}
+
+// A child that writes "out" to stdout and "err" to stderr, then exits with 7; both are pipes.
+coring::task<coring::process> start_out_err_exit_7() {
+    co_return co_await coring::create_subprocess_exec(args("sh", "-c", "echo out; echo err >&2; exit 7"),
+                                                      {.std_out = coring::stdio::pipe, .std_err = coring::stdio::pipe});
+}
+
+// A child that runs until a signal ends it.
+coring::task<coring::process> start_sleeper(coring::subprocess_options options = {}) {
+    co_return co_await coring::create_subprocess_exec(args("sleep", "30"), options);
+}
+
 }  // namespace
 
-TEST_CASE("process - exit codes, wait, returncode", "[process]") {
+TEST_CASE("process - wait returns the exit code", "[process]") {
     coring::run([]() -> coring::task<> {
-        const int fds_before = count_open_fds();
-        {
-            auto ok = co_await coring::create_subprocess_exec(args("true"));
-            CHECK(ok.pid() > 0);
-            CHECK_FALSE(ok.returncode().has_value());
-            const int code = co_await ok.wait();
-            CHECK(code == 0);
-            CHECK(ok.returncode() == 0);
-            const int again = co_await ok.wait();  // known: at once
-            CHECK(again == 0);
-
-            auto three = co_await coring::create_subprocess_exec(args("sh", "-c", "exit 3"));
-            const int c3 = co_await three.wait();
-            CHECK(c3 == 3);
-        }
-        CHECK(count_open_fds() == fds_before);
-        CHECK_FALSE(has_unreaped_child());
+        auto ok = co_await coring::create_subprocess_exec(args("true"));
+        CHECK(ok.pid() > 0);
+        const int code = co_await ok.wait();
+        CHECK(code == 0);
+        auto three = co_await coring::create_subprocess_exec(args("sh", "-c", "exit 3"));
+        const int c3 = co_await three.wait();
+        CHECK(c3 == 3);
     }());
+}
+
+TEST_CASE("process - returncode is empty until wait reaps the child, then its exit code", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto ok = co_await coring::create_subprocess_exec(args("true"));
+        CHECK_FALSE(ok.returncode().has_value());
+        (void)co_await ok.wait();
+        CHECK(ok.returncode() == 0);
+    }());
+}
+
+TEST_CASE("process - wait on a reaped child returns its code again", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto ok = co_await coring::create_subprocess_exec(args("true"));
+        (void)co_await ok.wait();
+        const int again = co_await ok.wait();  // known: at once
+        CHECK(again == 0);
+    }());
+}
+
+TEST_CASE("process - a child waited for leaves no descriptor and no zombie", "[process]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto ok = co_await coring::create_subprocess_exec(args("true"));
+        (void)co_await ok.wait();
+    }()));
 }
 
 TEST_CASE("process - a program that does not exist: ENOENT with its errno", "[process]") {
@@ -84,80 +121,137 @@ TEST_CASE("process - a program that does not exist: ENOENT with its errno", "[pr
     }());
 }
 
-TEST_CASE("process - stdout and stderr pipes", "[process]") {
+TEST_CASE("process - stdout as a pipe carries what the child writes to its stdout", "[process]") {
     coring::run([]() -> coring::task<> {
-        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "echo out; echo err >&2; exit 7"),
-                                                         {.std_out = coring::stdio::pipe, .std_err = coring::stdio::pipe});
+        auto p = co_await start_out_err_exit_7();
         std::array<std::byte, 64> buf{};
         const std::size_t n = co_await p.stdout_pipe().read_full(buf);
         CHECK(text(std::span(buf).first(n)) == "out\n");
-        const std::size_t m = co_await p.stderr_pipe().read_full(buf);
-        CHECK(text(std::span(buf).first(m)) == "err\n");
         const int code = co_await p.wait();
         CHECK(code == 7);
-        CHECK_FALSE(p.stdin_pipe().is_open());  // inherited, not a pipe
     }());
 }
 
-TEST_CASE("process - communicate feeds stdin and collects stdout and stderr", "[process]") {
+TEST_CASE("process - stderr as a pipe carries what the child writes to its stderr", "[process]") {
     coring::run([]() -> coring::task<> {
-        const int fds_before = count_open_fds();
-        {
-            auto p = co_await coring::create_subprocess_exec(args("sort", "-r"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
-            auto [out, err] = co_await p.communicate("b\na\nc\n");
-            CHECK(out == "c\nb\na\n");
-            CHECK(err.empty());
-            CHECK(p.returncode() == 0);
-
-            // Large amounts both ways at once: a sequential write-then-read would deadlock.
-            std::string big;
-            for (int i = 0; i < 200000; ++i) big += "line " + std::to_string(i) + "\n";
-            auto cat = co_await coring::create_subprocess_exec(args("cat"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
-            auto r = co_await cat.communicate(big);
-            CHECK(r.stdout_data.size() == big.size());
-            CHECK(r.stdout_data == big);
-
-            auto merged = co_await coring::create_subprocess_exec(args("sh", "-c", "echo one; echo two >&2"),
-                                                                  {.std_out = coring::stdio::pipe, .std_err = coring::stdio::to_stdout});
-            auto m = co_await merged.communicate();
-            CHECK(m.stdout_data == "one\ntwo\n");
-
-            // A child that does not read its input: EPIPE is ignored, as asyncio does.
-            auto deaf = co_await coring::create_subprocess_exec(args("true"), {.std_in = coring::stdio::pipe});
-            auto d = co_await deaf.communicate(std::string(1 << 20, 'x'));
-            CHECK(d.stdout_data.empty());
-            CHECK(deaf.returncode() == 0);
-        }
-        CHECK(count_open_fds() == fds_before);
-        CHECK_FALSE(has_unreaped_child());
+        auto p = co_await start_out_err_exit_7();
+        std::array<std::byte, 64> buf{};
+        const std::size_t m = co_await p.stderr_pipe().read_full(buf);
+        CHECK(text(std::span(buf).first(m)) == "err\n");
+        (void)co_await p.wait();
     }());
 }
 
-TEST_CASE("process - devnull, environment and working directory", "[process]") {
+TEST_CASE("process - a stream left inherited has no pipe", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto p = co_await start_out_err_exit_7();
+        CHECK_FALSE(p.stdin_pipe().is_open());
+        (void)co_await p.wait();
+    }());
+}
+
+TEST_CASE("process - communicate feeds stdin and returns stdout and stderr", "[process]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sort", "-r"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        auto [out, err] = co_await p.communicate("b\na\nc\n");
+        CHECK(out == "c\nb\na\n");
+        CHECK(err.empty());
+        CHECK(p.returncode() == 0);
+    }()));
+}
+
+TEST_CASE("process - communicate moves large amounts both ways at once", "[process]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        // A sequential write-then-read would deadlock on the full pipes.
+        std::string big;
+        for (int i = 0; i < 200000; ++i) big += "line " + std::to_string(i) + "\n";
+        auto cat = co_await coring::create_subprocess_exec(args("cat"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        auto r = co_await cat.communicate(big);
+        CHECK(r.stdout_data.size() == big.size());
+        CHECK(r.stdout_data == big);
+    }()));
+}
+
+TEST_CASE("process - stderr to_stdout merges it into the stdout that communicate returns", "[process]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto merged = co_await coring::create_subprocess_exec(args("sh", "-c", "echo one; echo two >&2"),
+                                                              {.std_out = coring::stdio::pipe, .std_err = coring::stdio::to_stdout});
+        auto m = co_await merged.communicate();
+        CHECK(m.stdout_data == "one\ntwo\n");
+    }()));
+}
+
+TEST_CASE("process - communicate ignores EPIPE from a child that does not read its input", "[process]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        // As asyncio does.
+        auto deaf = co_await coring::create_subprocess_exec(args("true"), {.std_in = coring::stdio::pipe});
+        auto d = co_await deaf.communicate(std::string(1 << 20, 'x'));
+        CHECK(d.stdout_data.empty());
+        CHECK(deaf.returncode() == 0);
+    }()));
+}
+
+TEST_CASE("process - stdin from devnull reads as empty", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("cat"), {.std_in = coring::stdio::devnull, .std_out = coring::stdio::pipe});
+        auto r = co_await p.communicate();
+        CHECK(r.stdout_data.empty());
+        CHECK(p.returncode() == 0);
+    }());
+}
+
+TEST_CASE("process - env replaces the child's environment", "[process]") {
     coring::run([]() -> coring::task<> {
         const std::vector<std::string> env = args("CORING_VAR=set", "PATH=/usr/bin:/bin");
-        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "cat; echo \"$CORING_VAR $(pwd)\""),
-                                                         {.std_in = coring::stdio::devnull, .std_out = coring::stdio::pipe, .cwd = "/tmp", .env = &env});
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "echo \"$CORING_VAR\""), {.std_out = coring::stdio::pipe, .env = &env});
         auto r = co_await p.communicate();
-        CHECK(r.stdout_data == "set /tmp\n");
+        CHECK(r.stdout_data == "set\n");
     }());
 }
 
-TEST_CASE("process - kill, terminate, send_signal; returncode is minus the signal", "[process]") {
+TEST_CASE("process - cwd sets the child's working directory", "[process]") {
     coring::run([]() -> coring::task<> {
-        auto a = co_await coring::create_subprocess_exec(args("sleep", "30"));
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "pwd"), {.std_out = coring::stdio::pipe, .cwd = "/tmp"});
+        auto r = co_await p.communicate();
+        CHECK(r.stdout_data == "/tmp\n");
+    }());
+}
+
+TEST_CASE("process - kill ends the child with SIGKILL: returncode -SIGKILL", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto a = co_await start_sleeper();
         a.kill();
         const int ca = co_await a.wait();
         CHECK(ca == -SIGKILL);
-        auto b = co_await coring::create_subprocess_exec(args("sleep", "30"));
+    }());
+}
+
+TEST_CASE("process - terminate ends the child with SIGTERM: returncode -SIGTERM", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto b = co_await start_sleeper();
         b.terminate();
         const int cb = co_await b.wait();
         CHECK(cb == -SIGTERM);
-        auto c = co_await coring::create_subprocess_exec(args("sleep", "30"));
+    }());
+}
+
+TEST_CASE("process - send_signal delivers the signal: returncode is minus it", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto c = co_await start_sleeper();
         c.send_signal(SIGUSR1);
         const int cc = co_await c.wait();
         CHECK(cc == -SIGUSR1);
-        c.kill();  // after it was reaped: nothing happens
+    }());
+}
+
+TEST_CASE("process - kill after the child was reaped does nothing", "[process]") {
+    coring::run([]() -> coring::task<> {
+        auto c = co_await start_sleeper();
+        c.send_signal(SIGUSR1);
+        const int cc = co_await c.wait();
+        REQUIRE(cc == -SIGUSR1);
+        c.kill();
+        CHECK(c.returncode() == -SIGUSR1);
         CHECK_FALSE(has_unreaped_child());
     }());
 }
@@ -213,15 +307,25 @@ TEST_CASE("process - cancelling a task blocked reading a pipe: prompt, buffer no
     }());
 }
 
-TEST_CASE("process - cancelling wait and communicate leaves no helper running", "[process][cancel]") {
+TEST_CASE("process - cancelling wait leaves no helper running", "[process][cancel]") {
     coring::run([]() -> coring::task<> {
-        auto p = co_await coring::create_subprocess_exec(args("sleep", "30"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        auto p = co_await start_sleeper({.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
         auto waiter = [](coring::process& proc) -> coring::task<int> { co_return co_await proc.wait(); };
         auto w = coring::create_task(waiter(p));
         co_await coring::sleep(5ms);
         w.cancel();
         const bool wait_cancelled = co_await coring_test::throws<coring::cancelled_error>(w);
         CHECK(wait_cancelled);
+        CHECK(coring::detail::scheduler_of(coring::get_running_loop()).unfinished_tasks() == 1);  // only this test's task
+        p.kill();
+        const int code = co_await p.wait();
+        CHECK(code == -SIGKILL);
+    }());
+}
+
+TEST_CASE("process - cancelling communicate leaves no helper running", "[process][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto p = co_await start_sleeper({.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
         auto talker = [](coring::process& proc) -> coring::task<> { (void)co_await proc.communicate("x"); };
         auto t = coring::create_task(talker(p));
         co_await coring::sleep(5ms);

@@ -24,18 +24,22 @@ TEST_CASE("result - an exception in place of the value", "[result]") {
     CHECK(r.error() != nullptr);
 }
 
-TEST_CASE("result - void, references and move-only values", "[result]") {
+TEST_CASE("result - result<void> holds success or an exception", "[result]") {
     coring::result<void> ok(std::in_place);
     CHECK(ok.has_value());
     CHECK_NOTHROW(ok.value());
     coring::result<void> failed(std::make_exception_ptr(std::runtime_error("x")));
     CHECK_THROWS_AS(failed.value(), std::runtime_error);
+}
 
+TEST_CASE("result - result<T&> refers to the object", "[result]") {
     int target = 1;
     coring::result<int&> ref(std::in_place, target);
     ref.value() = 2;
     CHECK(target == 2);
+}
 
+TEST_CASE("result - a move-only value is moved out of an rvalue result", "[result]") {
     coring::result<std::unique_ptr<int>> owner(std::in_place, std::make_unique<int>(3));
     std::unique_ptr<int> p = std::move(owner).value();
     CHECK(*p == 3);

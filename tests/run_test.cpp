@@ -7,6 +7,8 @@
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
 
+#include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -14,8 +16,43 @@
 using namespace std::chrono_literals;
 using coring_test::live_frames;
 
-TEST_CASE("run - returns main's value and rethrows its exception", "[run]") {
+namespace {
+
+// Sets (or, given nullopt, unsets) an environment variable for a scope, then restores it.
+class scoped_env {
+public:
+    scoped_env(const char* name, std::optional<std::string> value) : m_name(name) {
+        if (const char* old = std::getenv(name)) m_old = old;
+        if (value)
+            ::setenv(name, value->c_str(), 1);
+        else
+            ::unsetenv(name);
+    }
+    ~scoped_env() {
+        if (m_old)
+            ::setenv(m_name, m_old->c_str(), 1);
+        else
+            ::unsetenv(m_name);
+    }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+
+private:
+    const char* m_name;
+    std::optional<std::string> m_old;
+};
+
+bool debug_of_a_default_run() {
+    return coring::run([]() -> coring::task<bool> { co_return coring::get_running_loop().get_debug(); }());
+}
+
+}  // namespace
+
+TEST_CASE("run - returns main's value", "[run]") {
     CHECK(coring::run([]() -> coring::task<std::string> { co_return "done"; }()) == "done");
+}
+
+TEST_CASE("run - rethrows main's exception", "[run]") {
     CHECK_THROWS_WITH(coring::run([]() -> coring::task<> {
                           co_await coring::sleep(1ms);
                           throw std::runtime_error("main failed");
@@ -30,8 +67,11 @@ TEST_CASE("run - cannot be nested inside a running loop", "[run]") {
     }());
 }
 
-TEST_CASE("run - cancels what is left, lets it clean up, and frees every frame", "[run][shutdown]") {
-    const auto before = live_frames();
+namespace {
+
+// Runs a main that leaves three workers asleep for an hour and a timer an hour away; each
+// worker, once cancelled, awaits a cleanup step and logs "cleaned <id>". Returns the log.
+std::vector<std::string> run_leaving_three_workers() {
     std::vector<std::string> log;
     coring::run([](std::vector<std::string>& l) -> coring::task<> {
         auto worker = [](std::vector<std::string>& lg, int id) -> coring::task<> {
@@ -49,7 +89,19 @@ TEST_CASE("run - cancels what is left, lets it clean up, and frees every frame",
         (void)coring::get_running_loop().call_later(1h, [] {});
         co_await coring::sleep(1ms);
     }(log));
+    return log;
+}
+
+}  // namespace
+
+TEST_CASE("run - cancels the tasks left and lets each finish its cleanup", "[run][shutdown]") {
+    const std::vector<std::string> log = run_leaving_three_workers();
     CHECK(log == std::vector<std::string>{"cleaned 0", "cleaned 1", "cleaned 2"});
+}
+
+TEST_CASE("run - frees every frame of the work it cancelled", "[run][shutdown]") {
+    const auto before = live_frames();
+    (void)run_leaving_three_workers();
     CHECK(live_frames() == before);
 }
 
@@ -74,7 +126,7 @@ TEST_CASE("run - shutdown after main throws still cleans up", "[run][shutdown]")
     CHECK(live_frames() == before);
 }
 
-TEST_CASE("run - loop_options reach the loop; CORING_DEBUG turns debug mode on", "[run]") {
+TEST_CASE("run - the loop_options given reach the loop", "[run]") {
     coring::run(
         []() -> coring::task<> {
             CHECK(coring::get_running_loop().options().queue_depth == 64);
@@ -82,9 +134,14 @@ TEST_CASE("run - loop_options reach the loop; CORING_DEBUG turns debug mode on",
             co_return;
         }(),
         coring::loop_options{.queue_depth = 64, .debug = true});
-    ::setenv("CORING_DEBUG", "1", 1);
-    const bool debug = coring::run([]() -> coring::task<bool> { co_return coring::get_running_loop().get_debug(); }());
-    ::unsetenv("CORING_DEBUG");
-    CHECK(debug);
-    CHECK_FALSE(coring::run([]() -> coring::task<bool> { co_return coring::get_running_loop().get_debug(); }()));
+}
+
+TEST_CASE("run - CORING_DEBUG=1 turns debug mode on", "[run]") {
+    const scoped_env env("CORING_DEBUG", "1");
+    CHECK(debug_of_a_default_run());
+}
+
+TEST_CASE("run - without CORING_DEBUG debug mode is off by default", "[run]") {
+    const scoped_env env("CORING_DEBUG", std::nullopt);
+    CHECK_FALSE(debug_of_a_default_run());
 }

@@ -18,7 +18,7 @@ TEST_CASE("shield - passes the value through", "[shield]") {
         auto h = coring::create_task(value_after(5ms, 8));
         const int v = co_await coring::shield(h);
         CHECK(v == 8);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("shield - cancelling the waiter does not cancel the shielded task", "[shield][cancel]") {
@@ -34,7 +34,7 @@ TEST_CASE("shield - cancelling the waiter does not cancel the shielded task", "[
         const int v = co_await h;
         CHECK(v == 9);
         CHECK_FALSE(h.cancelled());
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("shield - without shield, the same cancel reaches the awaited task", "[shield][cancel]") {
@@ -47,7 +47,7 @@ TEST_CASE("shield - without shield, the same cancel reaches the awaited task", "
         const bool cancelled = co_await throws<coring::cancelled_error>(w);
         CHECK(cancelled);
         CHECK(h.cancelled());
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("shield - an exception of the shielded task comes through", "[shield]") {
@@ -56,7 +56,7 @@ TEST_CASE("shield - an exception of the shielded task comes through", "[shield]"
         const bool threw = co_await throws<std::overflow_error>(coring::shield(h));
         CHECK(threw);
         CHECK_THROWS_AS(coring::shield(coring::task_handle<int>{}), coring::invalid_state_error);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("shield - a task shielding itself throws, as awaiting itself does", "[shield]") {

@@ -67,7 +67,7 @@ TEST_CASE("create_task - handles are awaitable any number of times, by any task"
         CHECK(via_w2 == 11);
         CHECK(h.result() == 11);
         CHECK(h.exception() == nullptr);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("create_task - the loop owns a task whose handles were all dropped", "[task_handle]") {
@@ -79,23 +79,51 @@ TEST_CASE("create_task - the loop owns a task whose handles were all dropped", "
         };
         for (int i = 0; i < 10; ++i) (void)coring::create_task(body(count));
         co_await coring::sleep(30ms);
-    }(ran));
+    }(ran), coring_test::virtual_clock);
     CHECK(ran == 10);
 }
 
-TEST_CASE("create_task - names, ids and the creation site", "[task_handle]") {
+TEST_CASE("create_task - a task created without a name is named Task-<n>", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::create_task(value_after(0ms, 1));
+        CHECK(a.name().rfind("Task-", 0) == 0);
+        co_await a;
+    }());
+}
+
+TEST_CASE("create_task - a task created with a name carries that name", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto b = coring::create_task(value_after(0ms, 2), "fetch");
+        CHECK(b.name() == "fetch");
+        co_await b;
+    }());
+}
+
+TEST_CASE("create_task - each task's id is one more than the previous task's", "[task_handle]") {
     coring::run([]() -> coring::task<> {
         auto a = coring::create_task(value_after(0ms, 1));
         auto b = coring::create_task(value_after(0ms, 2), "fetch");
-        const unsigned line = __LINE__ - 1;
-        CHECK(a.name().rfind("Task-", 0) == 0);
-        CHECK(b.name() == "fetch");
         CHECK(coring::any_task_handle(b).id() == coring::any_task_handle(a).id() + 1);
+        co_await a;
+        co_await b;
+    }());
+}
+
+TEST_CASE("create_task - the creation site is the caller's file and line", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto b = coring::create_task(value_after(0ms, 2), "fetch");
+        const unsigned line = __LINE__ - 1;
         CHECK(b.creation_site().line() == line);
         CHECK(std::string(b.creation_site().file_name()).find("task_handle_test.cpp") != std::string::npos);
+        co_await b;
+    }());
+}
+
+TEST_CASE("task_handle - set_name renames the task", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto b = coring::create_task(value_after(0ms, 2), "fetch");
         b.set_name("renamed");
         CHECK(b.name() == "renamed");
-        co_await a;
         co_await b;
     }());
 }
@@ -114,17 +142,17 @@ TEST_CASE("task_handle - result() and exception() before the task is done throw 
         CHECK_THROWS_AS(h.exception(), coring::invalid_state_error);
         const int value = co_await h;
         CHECK(value == 3);
-        coring::task_handle<int> empty;
-        CHECK_FALSE(empty);
-        CHECK_THROWS_AS(empty.done(), coring::invalid_state_error);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
-TEST_CASE("task_handle - an exception keeps its type through handles and is retrieved once for all", "[task_handle]") {
-    coring::event_loop loop;
-    coring_test::captured_reports reports;
-    reports.install(loop);
-    loop.run_until_complete([]() -> coring::task<> {
+TEST_CASE("task_handle - an empty handle is false and its done() throws invalid_state_error", "[task_handle]") {
+    coring::task_handle<int> empty;
+    CHECK_FALSE(empty);
+    CHECK_THROWS_AS(empty.done(), coring::invalid_state_error);
+}
+
+TEST_CASE("task_handle - a task's exception keeps its type through await, exception() and result()", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
         auto h = coring::create_task(coring_test::throws_after<std::invalid_argument>(1ms, "bad input"));
         const bool threw = co_await coring_test::throws<std::invalid_argument>(h);
         CHECK(threw);
@@ -132,6 +160,18 @@ TEST_CASE("task_handle - an exception keeps its type through handles and is retr
         REQUIRE(e);
         CHECK_THROWS_AS(std::rethrow_exception(e), std::invalid_argument);
         CHECK_THROWS_WITH(h.result(), "bad input");
+    }(), coring_test::virtual_clock);
+}
+
+TEST_CASE("task_handle - an exception retrieved by awaiting one handle is not reported", "[task_handle]") {
+    coring::event_loop loop(coring_test::virtual_clock);
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        auto h = coring::create_task(coring_test::throws_after<std::invalid_argument>(1ms, "bad input"));
+        const auto other_handle = h;  // a second handle, which never retrieves it
+        const bool threw = co_await coring_test::throws<std::invalid_argument>(h);
+        CHECK(threw);
     }());
     loop.close();
     CHECK(reports.reports.empty());
@@ -149,7 +189,7 @@ TEST_CASE("task_handle - a move-only result is moved out by the first retrieval"
 }
 
 TEST_CASE("task_handle - an exception nobody retrieved is reported with the task's name and site", "[task_handle]") {
-    coring::event_loop loop;
+    coring::event_loop loop(coring_test::virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
@@ -170,7 +210,7 @@ TEST_CASE("task_handle - an exception nobody retrieved is reported with the task
 }
 
 TEST_CASE("task_handle - a cancelled task is not reported as an unretrieved exception", "[task_handle]") {
-    coring::event_loop loop;
+    coring::event_loop loop(coring_test::virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
@@ -198,7 +238,7 @@ TEST_CASE("task_handle - done callbacks run on the loop in registration order", 
         CHECK(log.size() == 2);
         co_await coring::sleep(0s);
         CHECK(log == std::vector<std::string>{"a8", "b", "c"});
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("task_handle - a task cannot await itself", "[task_handle]") {
@@ -217,8 +257,11 @@ TEST_CASE("task_handle - a task cannot await itself", "[task_handle]") {
 
 // ------------------------------------------------------------------------- current_task, all_tasks
 
-TEST_CASE("current_task and all_tasks", "[task_handle]") {
+TEST_CASE("current_task - outside a running loop throws std::logic_error", "[task_handle]") {
     CHECK_THROWS_AS(coring::current_task(), std::logic_error);
+}
+
+TEST_CASE("current_task - is the handle of the task that calls it", "[task_handle]") {
     coring::run([]() -> coring::task<> {
         auto me = coring::current_task();
         REQUIRE(me);
@@ -227,19 +270,32 @@ TEST_CASE("current_task and all_tasks", "[task_handle]") {
             auto self = coring::current_task();
             CHECK(self);
             CHECK_FALSE(self == parent);
-            co_await coring::sleep(5ms);
+            co_return;
         };
-        auto h = coring::create_task(child(me), "child");
+        co_await coring::create_task(child(me), "child");
+    }());
+}
+
+TEST_CASE("current_task - is empty in a callback", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        bool in_callback_is_empty = false;
+        coring::get_running_loop().call_soon([&] { in_callback_is_empty = !coring::current_task(); });
+        co_await coring::sleep(0s);
+        CHECK(in_callback_is_empty);
+    }());
+}
+
+TEST_CASE("all_tasks - lists the live tasks in creation order, finished ones no longer", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        auto me = coring::current_task();
+        auto h = coring::create_task(value_after(5ms, 0), "child");
         auto tasks = coring::all_tasks();
         REQUIRE(tasks.size() == 2);
         CHECK(tasks[0] == me);
         CHECK(tasks[1].name() == "child");
-        bool in_callback_is_empty = false;
-        coring::get_running_loop().call_soon([&] { in_callback_is_empty = !coring::current_task(); });
         co_await h;
-        CHECK(in_callback_is_empty);
         CHECK(coring::all_tasks().size() == 1);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 // ------------------------------------------------------------------------- future
@@ -263,13 +319,17 @@ TEST_CASE("future - set_result wakes every waiter on the next iteration", "[futu
     }());
 }
 
-TEST_CASE("future - set_exception and cancel", "[future]") {
+TEST_CASE("future - set_exception makes awaiting it throw that exception", "[future]") {
     coring::run([]() -> coring::task<> {
         coring::future<int> f;
         f.set_exception(std::out_of_range("range"));
         const bool threw = co_await coring_test::throws<std::out_of_range>(f);
         CHECK(threw);
+    }());
+}
 
+TEST_CASE("future - cancel ends it cancelled and its waiters get cancelled_error", "[future]") {
+    coring::run([]() -> coring::task<> {
         coring::future<> g;
         auto waiter = [](coring::future<> fut) -> coring::task<bool> { co_return co_await throws_cancelled(fut); };
         auto w = coring::create_task(waiter(g));
@@ -440,7 +500,7 @@ TEST_CASE("cancel - reaches the leaf two levels down through nested tasks", "[ca
         const bool was_cancelled = co_await throws_cancelled(h);
         CHECK(was_cancelled);
         CHECK(unwound == std::vector<std::string>{"leaf", "middle", "top"});
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("cancel - reaches a task awaited through handles two levels down", "[cancel]") {
@@ -465,7 +525,7 @@ TEST_CASE("cancel - reaches a task awaited through handles two levels down", "[c
         CHECK(b.cancelled());
         CHECK(c.cancelled());
         CHECK(leaf_cancelled);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("cancel - a running task that cancels itself stops at its next suspension point", "[cancel]") {
@@ -572,7 +632,7 @@ TEST_CASE("cancel - a request is spent once delivered", "[cancel]") {
         }
         const int survived = co_await h;
         CHECK(survived == 3);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("cancel - a pending request is delivered at the next suspension point without suspending", "[cancel]") {
@@ -592,7 +652,7 @@ TEST_CASE("cancel - a pending request is delivered at the next suspension point 
     }());
 }
 
-TEST_CASE("cancel - tasks awaiting each other: a cancel ends the cycle, and close() does not hang", "[cancel]") {
+TEST_CASE("cancel - close() cancels a cycle of tasks awaiting each other", "[cancel]") {
     auto await_task = [](const coring::task_handle<>* other) -> coring::task<> { co_await *other; };
     const auto before = live_frames();
     {
@@ -633,7 +693,7 @@ TEST_CASE("cancel - a pending request is forwarded to the task a handle awaits",
         const bool waiter_cancelled = co_await throws_cancelled(w);
         CHECK(waiter_cancelled);
         CHECK(sleeper.cancelled());
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("cancel - a pending request is forwarded to the future a task awaits", "[cancel][future]") {
@@ -671,7 +731,7 @@ TEST_CASE("cancel - a forwarded pending request that the awaited task swallows y
         const int v = co_await w;
         CHECK(v == 42);
         CHECK_FALSE(stubborn.cancelled());
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 // CPython test_tasks.py: test_cancel_at_end. A task that is cancelled while
@@ -701,7 +761,7 @@ TEST_CASE("cancel - a task cancelled while running that then returns a value end
 
 // asyncio's Task.cancel() clears _log_traceback even when the task is done.
 TEST_CASE("cancel - on a task that already failed: false, and the failure is no longer reported", "[cancel]") {
-    coring::event_loop loop;
+    coring::event_loop loop(coring_test::virtual_clock);
     coring_test::captured_reports reports;
     reports.install(loop);
     loop.run_until_complete([]() -> coring::task<> {

@@ -85,30 +85,46 @@ TEST_CASE("task - a task that is never awaited never runs and frees its frame", 
     CHECK(live_frames() == before);
 }
 
-TEST_CASE("task - values, void, references and move-only results", "[task]") {
+TEST_CASE("task - co_await gives the value a task<T> returns", "[task]") {
     coring::run([]() -> coring::task<> {
         const int v = co_await ready_value(41);
         CHECK(v == 41);
+    }());
+}
 
+TEST_CASE("task - co_await of a task<void> runs its body to the end", "[task]") {
+    coring::run([]() -> coring::task<> {
         int counter = 0;
         co_await ready_void(counter);
         CHECK(counter == 1);
+    }());
+}
 
+TEST_CASE("task - a task<T&> gives a reference to the object it returned", "[task]") {
+    coring::run([]() -> coring::task<> {
         int target = 5;
         int& ref = co_await ready_ref(target);
         ref = 6;
         CHECK(target == 6);
+    }());
+}
 
+TEST_CASE("task - a move-only result is moved out to the awaiter", "[task]") {
+    coring::run([]() -> coring::task<> {
         std::unique_ptr<int> p = co_await move_only(9);
         REQUIRE(p);
         CHECK(*p == 9);
+    }());
+}
 
+TEST_CASE("task - a result returned after a suspension reaches the awaiter intact", "[task]") {
+    coring::run([]() -> coring::task<> {
         std::string s = co_await suspending_string();
         CHECK(s == std::string(100, 'x'));
     }());
 }
 
-TEST_CASE("task - exceptions keep their type and data through nested awaits", "[task]") {
+TEST_CASE("task - an exception keeps its type and data through nested awaits", "[task]") {
     coring::run([]() -> coring::task<> {
         int code = 0;
         try {
@@ -117,7 +133,11 @@ TEST_CASE("task - exceptions keep their type and data through nested awaits", "[
             code = e.code;
         }
         CHECK(code == 7);
+    }());
+}
 
+TEST_CASE("task - an exception thrown before the first suspension reaches the awaiter", "[task]") {
+    coring::run([]() -> coring::task<> {
         bool caught = false;
         try {
             (void)co_await throws_inline();
@@ -166,10 +186,14 @@ TEST_CASE("task - awaiting a task twice throws invalid_state_error", "[task]") {
             threw = true;
         }
         CHECK(threw);
+    }());
+}
 
+TEST_CASE("task - awaiting an empty task throws invalid_state_error", "[task]") {
+    coring::run([]() -> coring::task<> {
         coring::task<int> empty;
         CHECK_FALSE(empty.valid());
-        threw = false;
+        bool threw = false;
         try {
             (void)co_await empty;
         } catch (const coring::invalid_state_error&) {

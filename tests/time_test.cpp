@@ -237,7 +237,7 @@ TEST_CASE("virtual time - 10,000 tasks sleeping up to an hour finish in order, i
     CHECK(std::is_sorted(wakes.begin(), wakes.end(), [](const auto& a, const auto& b) { return a.first < b.first; }));
 }
 
-TEST_CASE("virtual time - wait_for and timeout_at fire at the right virtual instants", "[time][virtual]") {
+TEST_CASE("virtual time - wait_for times out at the virtual instant of its timeout", "[time][virtual]") {
     const auto real_start = std::chrono::steady_clock::now();
     coring::run(
         []() -> coring::task<> {
@@ -251,15 +251,34 @@ TEST_CASE("virtual time - wait_for and timeout_at fire at the right virtual inst
             }
             CHECK(timed_out);
             CHECK(loop.time() - t0 == 30min);
+        }(),
+        coring::loop_options{.virtual_time = true});
+    CHECK(ms_since(real_start) < 1000.0);
+}
 
+TEST_CASE("virtual time - timeout_at times out at its virtual deadline", "[time][virtual]") {
+    const auto real_start = std::chrono::steady_clock::now();
+    coring::run(
+        []() -> coring::task<> {
+            auto& loop = coring::get_running_loop();
             const auto deadline = loop.time() + 45s;
             const bool at_deadline = co_await coring_test::throws<coring::timeout_error>(coring::timeout_at(deadline, coring::sleep(1h)));
             CHECK(at_deadline);
             CHECK(loop.time() == deadline);
+        }(),
+        coring::loop_options{.virtual_time = true});
+    CHECK(ms_since(real_start) < 1000.0);
+}
 
+TEST_CASE("virtual time - call_later callbacks run at their virtual instants, in deadline order", "[time][virtual]") {
+    const auto real_start = std::chrono::steady_clock::now();
+    coring::run(
+        []() -> coring::task<> {
+            auto& loop = coring::get_running_loop();
+            const auto t0 = loop.time();
             std::vector<std::chrono::seconds> fired;
-            loop.call_later(10s, [&] { fired.push_back(std::chrono::duration_cast<std::chrono::seconds>(loop.time() - deadline)); });
-            loop.call_later(5s, [&] { fired.push_back(std::chrono::duration_cast<std::chrono::seconds>(loop.time() - deadline)); });
+            loop.call_later(10s, [&] { fired.push_back(std::chrono::duration_cast<std::chrono::seconds>(loop.time() - t0)); });
+            loop.call_later(5s, [&] { fired.push_back(std::chrono::duration_cast<std::chrono::seconds>(loop.time() - t0)); });
             co_await coring::sleep(1min);
             CHECK(fired == std::vector<std::chrono::seconds>{5s, 10s});
         }(),

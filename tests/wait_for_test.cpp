@@ -52,7 +52,7 @@ TEST_CASE("wait_for - returns the value when the awaitable finishes in time", "[
             co_return x;
         }("deadline"));
         CHECK(s == "deadline");
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - on expiry cancels the inner task, waits for its cleanup, then throws timeout_error", "[wait_for]") {
@@ -89,7 +89,7 @@ TEST_CASE("wait_for - an inner task that swallows the cancel and returns a value
         };
         const int v = co_await coring::wait_for(stubborn(), 5ms);
         CHECK(v == 7);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - a cancel from outside is not turned into a timeout", "[wait_for][cancel]") {
@@ -104,7 +104,7 @@ TEST_CASE("wait_for - a cancel from outside is not turned into a timeout", "[wai
         CHECK(cancelled);
         CHECK(inner_cancelled);
         CHECK(cleaned);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - a cancel from outside during the timeout's cleanup is still a cancellation", "[wait_for][cancel]") {
@@ -120,7 +120,7 @@ TEST_CASE("wait_for - a cancel from outside during the timeout's cleanup is stil
         const bool cancelled = co_await throws<coring::cancelled_error>(w);
         CHECK(cancelled);  // a cancellation, not a timeout_error, although the deadline passed
         CHECK(coring::all_tasks().size() == 1);  // and the inner task has finished
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - nested: when the outer one expires, only it raises timeout_error", "[wait_for]") {
@@ -140,7 +140,7 @@ TEST_CASE("wait_for - nested: when the outer one expires, only it raises timeout
         const bool timed_out = co_await throws<coring::timeout_error>(coring::wait_for(middle(inner_saw), 10ms));
         CHECK(timed_out);
         CHECK(inner_saw == "cancelled");
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - nested: when the inner one expires, only it raises timeout_error", "[wait_for]") {
@@ -154,7 +154,7 @@ TEST_CASE("wait_for - nested: when the inner one expires, only it raises timeout
         };
         const int v = co_await coring::wait_for(middle(), 1h);
         CHECK(v == -1);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - a zero timeout on something already finished returns its result", "[wait_for]") {
@@ -167,7 +167,7 @@ TEST_CASE("wait_for - a zero timeout on something already finished returns its r
         f.set_result("ready");
         const std::string from_future = co_await coring::wait_for(f, -1s);
         CHECK(from_future == "ready");
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - a zero timeout on something unfinished cancels it and raises timeout_error", "[wait_for]") {
@@ -191,7 +191,7 @@ TEST_CASE("wait_for - exceptions of the inner awaitable keep their type", "[wait
         };
         const bool threw = co_await throws<std::out_of_range>(coring::wait_for(thrower(), 1s));
         CHECK(threw);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - on a task handle: the task is cancelled on timeout (asyncio's rule)", "[wait_for]") {
@@ -200,7 +200,7 @@ TEST_CASE("wait_for - on a task handle: the task is cancelled on timeout (asynci
         const bool timed_out = co_await throws<coring::timeout_error>(coring::wait_for(h, 5ms));
         CHECK(timed_out);
         CHECK(h.cancelled());
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - shield under wait_for: the timeout does not cancel the shielded task", "[wait_for][shield]") {
@@ -211,7 +211,7 @@ TEST_CASE("wait_for - shield under wait_for: the timeout does not cancel the shi
         CHECK_FALSE(h.done());
         const int v = co_await h;  // still running, and finishes normally
         CHECK(v == 5);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - on a kernel operation: the operation is cancelled in the kernel", "[wait_for][io]") {
@@ -238,7 +238,7 @@ TEST_CASE("wait_for - of a plain awaitable such as sleep", "[wait_for]") {
         co_await coring::wait_for(coring::sleep(1ms), 1s);
         const bool timed_out = co_await throws<coring::timeout_error>(coring::wait_for(coring::sleep(1h), 5ms));
         CHECK(timed_out);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait_for - lifecycle matrix: child end x timing relative to the awaiting task's cancel", "[wait_for][cancel][matrix]") {

@@ -35,7 +35,7 @@ TEST_CASE("wait - all_completed waits for every task", "[wait]") {
         CHECK(done.size() == 2);
         CHECK(pending.empty());
         CHECK(results_of(done) == std::vector<int>{1, 2});  // input order
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait - first_completed returns as soon as one finished, cancelling nothing", "[wait]") {
@@ -81,7 +81,7 @@ TEST_CASE("wait - a cancelled task does not count as an exception for first_exce
         auto [done, pending] = co_await coring::wait(both, coring::return_when::first_exception);
         CHECK(done.size() == 2);
         CHECK(pending.empty());
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait - a timeout returns what has finished, never raises, never cancels", "[wait]") {
@@ -99,17 +99,28 @@ TEST_CASE("wait - a timeout returns what has finished, never raises, never cance
     }());
 }
 
-TEST_CASE("wait - an empty set is invalid_argument; handles already done return at once", "[wait]") {
+TEST_CASE("wait - an empty set is an invalid_argument", "[wait]") {
     coring::run([]() -> coring::task<> {
         CHECK_THROWS_AS(coring::wait(std::vector<coring::task_handle<int>>{}), std::invalid_argument);
+        co_return;
+    }());
+}
+
+TEST_CASE("wait - handles already done return at once, all done", "[wait]") {
+    coring::run([]() -> coring::task<> {
         auto h = coring::create_task(value_after(0ms, 1));
         co_await h;
         std::vector<coring::task_handle<int>> finished{h};
         auto [done, pending] = co_await coring::wait(finished, coring::return_when::first_completed, 0s);
         CHECK(done.size() == 1);
         CHECK(pending.empty());
+    }(), coring_test::virtual_clock);
+}
 
-        // A timeout that has already passed returns at once, with the running task pending.
+TEST_CASE("wait - a timeout that has already passed returns at once, the running task pending", "[wait]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task(value_after(0ms, 1));
+        co_await h;
         auto slow = coring::create_task(value_after(1h, 2));
         std::vector<coring::task_handle<int>> both{h, slow};
         auto r = co_await coring::wait(both, coring::return_when::all_completed, 0s);
@@ -117,7 +128,7 @@ TEST_CASE("wait - an empty set is invalid_argument; handles already done return 
         REQUIRE(r.pending.size() == 1);
         CHECK_FALSE(slow.done());
         slow.cancel();
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait - works on any_task_handle sets of mixed types", "[wait]") {
@@ -130,7 +141,7 @@ TEST_CASE("wait - works on any_task_handle sets of mixed types", "[wait]") {
         std::vector<coring::any_task_handle> mixed{a, b};
         auto [done, pending] = co_await coring::wait(mixed);
         CHECK(done.size() == 2);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait - cancelling the waiter leaves the tasks running", "[wait][cancel]") {
@@ -148,7 +159,7 @@ TEST_CASE("wait - cancelling the waiter leaves the tasks running", "[wait][cance
         CHECK_FALSE(h.done());
         const int v = co_await h;
         CHECK(v == 4);
-    }());
+    }(), coring_test::virtual_clock);
 }
 
 TEST_CASE("wait - a task given twice appears once, as asyncio takes a set", "[wait]") {
@@ -162,5 +173,5 @@ TEST_CASE("wait - a task given twice appears once, as asyncio takes a set", "[wa
         REQUIRE(pending.size() == 1);
         CHECK(pending[0] == b);
         b.cancel();
-    }());
+    }(), coring_test::virtual_clock);
 }

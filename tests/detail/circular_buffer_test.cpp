@@ -62,7 +62,7 @@ TEST_CASE("circular_buffer - push_front puts an item first, also into an empty b
     CHECK(b.empty());
 }
 
-TEST_CASE("circular_buffer - move-only items; each destroyed exactly once", "[circular_buffer]") {
+TEST_CASE("circular_buffer - owns move-only items until they are popped, also when moved", "[circular_buffer]") {
     {
         coring::detail::circular_buffer<std::unique_ptr<counted>> b;
         for (int i = 0; i < 100; ++i) b.push_back(std::make_unique<counted>(i));
@@ -73,6 +73,9 @@ TEST_CASE("circular_buffer - move-only items; each destroyed exactly once", "[ci
         CHECK(moved.size() == 50);
     }
     CHECK(counted::live == 0);  // the rest were destroyed with the buffer
+}
+
+TEST_CASE("circular_buffer - an item stored by value is destroyed exactly once", "[circular_buffer]") {
     {
         coring::detail::circular_buffer<counted> b;
         for (int i = 0; i < 30; ++i) b.push_back(counted(i));

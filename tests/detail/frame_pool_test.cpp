@@ -10,7 +10,7 @@
 
 using coring::detail::frame_pool;
 
-TEST_CASE("frame_pool - counts live blocks and reuses freed ones", "[frame_pool]") {
+TEST_CASE("frame_pool - live_blocks counts the blocks allocated and not freed", "[frame_pool]") {
     const auto before = frame_pool::live_blocks();
     void* a = frame_pool::allocate(100);
     void* b = frame_pool::allocate(100);
@@ -19,6 +19,15 @@ TEST_CASE("frame_pool - counts live blocks and reuses freed ones", "[frame_pool]
     std::memset(b, 0xcd, 100);
     frame_pool::deallocate(a, 100);
     CHECK(frame_pool::live_blocks() == before + 1);
+    frame_pool::deallocate(b, 100);
+    CHECK(frame_pool::live_blocks() == before);
+}
+
+TEST_CASE("frame_pool - the last block freed in a size class is the next one allocated in it", "[frame_pool]") {
+    const auto before = frame_pool::live_blocks();
+    void* a = frame_pool::allocate(100);
+    void* b = frame_pool::allocate(100);
+    frame_pool::deallocate(a, 100);
     void* c = frame_pool::allocate(97);  // same 16-byte class as 100
 #if !CORING_ASAN
     CHECK(c == a);  // LIFO reuse

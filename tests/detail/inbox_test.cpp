@@ -201,18 +201,35 @@ TEST_CASE("inbox - callbacks pushed and not yet run when the loop closes are des
     CHECK(token.use_count() == 1);  // the callback was freed with the loop's leftovers
 }
 
-TEST_CASE("inbox - the poll is armed again each time the kernel ends it, and still wakes a blocked loop", "[detail][inbox][ring]") {
+namespace {
+
+// Ends the wake-up poll as a full completion queue does (a CQE without IORING_CQE_F_MORE), by
+// cancelling it, and waits up to 100 ms for the loop to arm it again; true if it did.
+coring::task<bool> end_the_poll_and_await_rearm(coring::event_loop& loop) {
+    const unsigned armed = test_access::wakeup_arm_count(loop);
+    test_access::interrupt_wakeup(loop);
+    co_await coring::io::nop();  // an iteration that enters the kernel
+    for (int i = 0; i < 100 && test_access::wakeup_arm_count(loop) != armed + 1; ++i) co_await coring::sleep(1ms);
+    co_return test_access::wakeup_arm_count(loop) == armed + 1;
+}
+
+}  // namespace
+
+TEST_CASE("inbox - the poll is armed again each time the kernel ends it", "[detail][inbox][ring]") {
     coring::run([]() -> coring::task<> {
         auto& loop = coring::get_running_loop();
-        const unsigned armed = test_access::wakeup_arm_count(loop);
-        for (unsigned ended = 1; ended <= 3; ++ended) {
-            // Cancelling the poll ends it as a full completion queue does: a CQE without
-            // IORING_CQE_F_MORE.
-            test_access::interrupt_wakeup(loop);
-            co_await coring::io::nop();  // an iteration that enters the kernel
-            for (int i = 0; i < 100 && test_access::wakeup_arm_count(loop) != armed + ended; ++i) co_await coring::sleep(1ms);
-            CHECK(test_access::wakeup_arm_count(loop) == armed + ended);
+        for (int ended = 1; ended <= 3; ++ended) {
+            const bool rearmed = co_await end_the_poll_and_await_rearm(loop);
+            CHECK(rearmed);
         }
+    }());
+}
+
+TEST_CASE("inbox - a poll armed again still wakes a loop blocked in the kernel", "[detail][inbox][ring]") {
+    coring::run([]() -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        const bool rearmed = co_await end_the_poll_and_await_rearm(loop);
+        REQUIRE(rearmed);
         auto sleeper = coring::create_task(distant_timer());
         co_await coring::sleep(0s);
         const double latency = co_await wake_from_another_thread(50ms);

@@ -18,7 +18,7 @@ struct qnode : coring::detail::ready_node {
 };
 }  // namespace
 
-TEST_CASE("intrusive_list - FIFO, unlink from the middle, relink", "[intrusive_list]") {
+TEST_CASE("intrusive_list - pops in the order of the pushes", "[intrusive_list]") {
     coring::detail::intrusive_list<item> list;
     item a(1), b(2), c(3);
     CHECK(list.empty());
@@ -26,10 +26,34 @@ TEST_CASE("intrusive_list - FIFO, unlink from the middle, relink", "[intrusive_l
     list.push_back(b);
     list.push_back(c);
     CHECK(list.size() == 3);
+    std::vector<int> order;
+    while (item* i = list.pop_front()) order.push_back(i->value);
+    CHECK(order == std::vector<int>{1, 2, 3});
+    CHECK(list.empty());
+}
+
+TEST_CASE("intrusive_list - unlink takes an item out of the middle, harmlessly twice", "[intrusive_list]") {
+    coring::detail::intrusive_list<item> list;
+    item a(1), b(2), c(3);
+    list.push_back(a);
+    list.push_back(b);
+    list.push_back(c);
     b.unlink();
     CHECK_FALSE(b.linked());
-    b.unlink();  // harmless twice
+    b.unlink();
     CHECK(list.size() == 2);
+    std::vector<int> order;
+    while (item* i = list.pop_front()) order.push_back(i->value);
+    CHECK(order == std::vector<int>{1, 3});
+}
+
+TEST_CASE("intrusive_list - an unlinked item can be pushed again, at the back", "[intrusive_list]") {
+    coring::detail::intrusive_list<item> list;
+    item a(1), b(2), c(3);
+    list.push_back(a);
+    list.push_back(b);
+    list.push_back(c);
+    b.unlink();
     list.push_back(b);
     std::vector<int> order;
     while (item* i = list.pop_front()) order.push_back(i->value);
@@ -37,7 +61,19 @@ TEST_CASE("intrusive_list - FIFO, unlink from the middle, relink", "[intrusive_l
     CHECK(list.empty());
 }
 
-TEST_CASE("ready_queue - FIFO and take_all", "[ready_queue]") {
+TEST_CASE("ready_queue - pops in the order of the pushes", "[ready_queue]") {
+    coring::detail::ready_queue q;
+    qnode a(1), b(2), c(3);
+    q.push(&a);
+    q.push(&b);
+    q.push(&c);
+    CHECK(static_cast<qnode*>(q.pop())->value == 1);
+    CHECK(static_cast<qnode*>(q.pop())->value == 2);
+    CHECK(static_cast<qnode*>(q.pop())->value == 3);
+    CHECK(q.pop() == nullptr);
+}
+
+TEST_CASE("ready_queue - take_all moves the queued nodes into a batch; later pushes stay queued", "[ready_queue]") {
     coring::detail::ready_queue q;
     qnode a(1), b(2), c(3);
     q.push(&a);

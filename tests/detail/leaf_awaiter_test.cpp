@@ -297,19 +297,25 @@ TEST_CASE("leaf_awaiter - the slot is disarmed before the frame resumes: a later
         virtual_clock);
 }
 
-TEST_CASE("leaf_awaiter - the resumed frame runs as the awaiting task, whoever woke it", "[detail][leaf_awaiter]") {
+namespace {
+
+// Awaits a manual_event on `slot`; records the task it runs as once resumed.
+coring::task<int> await_and_note_task(manual_slot& slot, state_base*& seen) {
+    const int v = co_await manual_event(slot);
+    seen = coring::current_task().native_state();
+    co_return v;
+}
+
+}  // namespace
+
+TEST_CASE("leaf_awaiter - a frame woken by a callback resumes as the task that awaited", "[detail][leaf_awaiter]") {
     coring::run(
         []() -> coring::task<> {
-            auto body = [](manual_slot& slot, state_base*& seen) -> coring::task<int> {
-                const int v = co_await manual_event(slot);
-                seen = coring::current_task().native_state();
-                co_return v;
-            };
             manual_slot slot_a, slot_b;
             state_base* seen_a = nullptr;
             state_base* seen_b = nullptr;
-            auto a = coring::create_task(body(slot_a, seen_a));
-            auto b = coring::create_task(body(slot_b, seen_b));
+            auto a = coring::create_task(await_and_note_task(slot_a, seen_a));
+            auto b = coring::create_task(await_and_note_task(slot_b, seen_b));
             co_await coring::sleep(0s);
             CHECK(slot_a.task_seen == a.native_state());
             CHECK(slot_b.task_seen == b.native_state());
@@ -328,10 +334,16 @@ TEST_CASE("leaf_awaiter - the resumed frame runs as the awaiting task, whoever w
             CHECK(vb == 2);
             CHECK(seen_a == a.native_state());
             CHECK(seen_b == b.native_state());
-            // Woken by another task: still its own.
+        }(),
+        virtual_clock);
+}
+
+TEST_CASE("leaf_awaiter - a frame woken by another task resumes as the task that awaited", "[detail][leaf_awaiter]") {
+    coring::run(
+        []() -> coring::task<> {
             manual_slot slot_c;
             state_base* seen_c = nullptr;
-            auto c = coring::create_task(body(slot_c, seen_c));
+            auto c = coring::create_task(await_and_note_task(slot_c, seen_c));
             co_await coring::sleep(0s);
             wake_up(slot_c, 3);
             const int vc = co_await c;

@@ -59,9 +59,30 @@ std::vector<int> drain(waiter_list& list) {
     return ids;
 }
 
+/// Five waiters pushed in order onto a list.
+struct list_of_five {
+    std::vector<int> log;
+    logging_waiter w1{log, 1}, w2{log, 2}, w3{log, 3}, w4{log, 4}, w5{log, 5};
+    waiter_list list;
+    list_of_five() {
+        for (logging_waiter* w : {&w1, &w2, &w3, &w4, &w5}) list.push_back(*w);
+    }
+};
+
 struct lost_error : std::runtime_error {
     lost_error() : std::runtime_error("lost") {}
 };
+
+/// Runs `body` on a loop on virtual time, closes the loop, and returns what its exception
+/// handler was given.
+std::vector<coring::exception_context> reports_of(coring::task<> body) {
+    coring::event_loop loop(virtual_clock);
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    loop.run_until_complete(std::move(body));
+    loop.close();
+    return reports.reports;
+}
 
 }  // namespace
 
@@ -86,25 +107,36 @@ TEST_CASE("waiter_list - pops waiters in the order they were pushed", "[detail][
     CHECK(log.empty());  // the list never runs its waiters
 }
 
-TEST_CASE("waiter_list - erase removes the first, a middle, the last and the only waiter", "[detail][state_base]") {
+TEST_CASE("waiter_list - erase removes the first waiter", "[detail][state_base]") {
+    list_of_five five;
+    CHECK(five.list.erase(five.w1));
+    CHECK(five.w1.m_next == nullptr);
+    CHECK(drain(five.list) == std::vector<int>{2, 3, 4, 5});
+}
+
+TEST_CASE("waiter_list - erase removes a middle waiter", "[detail][state_base]") {
+    list_of_five five;
+    CHECK(five.list.erase(five.w3));
+    CHECK(drain(five.list) == std::vector<int>{1, 2, 4, 5});
+}
+
+TEST_CASE("waiter_list - erase removes the last waiter and moves the tail back", "[detail][state_base]") {
+    list_of_five five;
+    CHECK(five.list.erase(five.w5));
+    logging_waiter w6(five.log, 6);
+    five.list.push_back(w6);  // a push after it lands at the right place
+    CHECK(drain(five.list) == std::vector<int>{1, 2, 3, 4, 6});
+}
+
+TEST_CASE("waiter_list - erase of the only waiter leaves an empty list that still works", "[detail][state_base]") {
     std::vector<int> log;
-    logging_waiter w1(log, 1), w2(log, 2), w3(log, 3), w4(log, 4), w5(log, 5);
+    logging_waiter w1(log, 1), w2(log, 2);
     waiter_list list;
-    for (logging_waiter* w : {&w1, &w2, &w3, &w4, &w5}) list.push_back(*w);
-
-    CHECK(list.erase(w1));  // first
-    CHECK(w1.m_next == nullptr);
-    CHECK(list.erase(w3));  // middle
-    CHECK(list.erase(w5));  // last: the tail moves back
-    logging_waiter w6(log, 6);
-    list.push_back(w6);  // so that a push after it lands at the right place
-    CHECK(drain(list) == std::vector<int>{2, 4, 6});
-
     list.push_back(w1);
-    CHECK(list.erase(w1));  // the only one
+    CHECK(list.erase(w1));
     CHECK(list.empty());
     CHECK(list.pop_front() == nullptr);
-    list.push_back(w2);  // and the list still works
+    list.push_back(w2);
     CHECK(drain(list) == std::vector<int>{2});
 }
 
@@ -159,7 +191,7 @@ TEST_CASE("state_base - immediate waiters run inside finish(), the others are qu
         virtual_clock);
 }
 
-TEST_CASE("state_base - remove_waiter takes a waiter back; false once it has been woken", "[detail][state_base]") {
+TEST_CASE("state_base - remove_waiter takes back a registered waiter, which then never runs", "[detail][state_base]") {
     coring::run(
         []() -> coring::task<> {
             std::vector<int> log;
@@ -171,6 +203,21 @@ TEST_CASE("state_base - remove_waiter takes a waiter back; false once it has bee
             CHECK(s->remove_waiter(a));
             CHECK_FALSE(s->remove_waiter(a));
             CHECK_FALSE(s->remove_waiter(never_added));
+            f.set_result(1);
+            co_await coring::sleep(0s);
+            CHECK(log == std::vector<int>{2});
+        }(),
+        virtual_clock);
+}
+
+TEST_CASE("state_base - remove_waiter refuses a woken waiter, which still runs", "[detail][state_base]") {
+    coring::run(
+        []() -> coring::task<> {
+            std::vector<int> log;
+            logging_waiter b(log, 2);
+            coring::future<int> f;
+            state_base* s = f.native_state();
+            s->add_waiter(b);
             f.set_result(1);
             CHECK_FALSE(s->remove_waiter(b));  // woken: on the ready queue, no longer the state's
             co_await coring::sleep(0s);
@@ -356,31 +403,43 @@ TEST_CASE("state_base - an outcome looked at through exception() is not reported
     CHECK(reports.reports.empty());
 }
 
-TEST_CASE("state_base - cancelled states and successful ones are never reported", "[detail][state_base]") {
-    coring::event_loop loop(virtual_clock);
-    coring_test::captured_reports reports;
-    reports.install(loop);
-    loop.run_until_complete([]() -> coring::task<> {
+TEST_CASE("state_base - a cancelled future is never reported", "[detail][state_base]") {
+    const auto reports = reports_of([]() -> coring::task<> {
         {
             coring::future<int> cancelled;
             CHECK(cancelled.native_state()->request_cancel());
             CHECK(cancelled.native_state()->failed());  // it holds a cancelled_error
+        }
+        co_return;
+    }());
+    CHECK(reports.empty());
+}
+
+TEST_CASE("state_base - a successful future is never reported", "[detail][state_base]") {
+    const auto reports = reports_of([]() -> coring::task<> {
+        {
             coring::future<int> fine;
             fine.set_result(1);
         }
+        co_return;
+    }());
+    CHECK(reports.empty());
+}
+
+TEST_CASE("state_base - a cancelled task is never reported", "[detail][state_base]") {
+    const auto reports = reports_of([]() -> coring::task<> {
         auto h = coring::create_task([]() -> coring::task<> { co_await coring::sleep(1h); }());
         co_await coring::sleep(0s);
         h.cancel();
         co_await coring::sleep(0s);
         CHECK(h.cancelled());
     }());
-    loop.close();
-    CHECK(reports.reports.empty());
+    CHECK(reports.empty());
 }
 
 // ------------------------------------------------------------------------- cancel requests
 
-TEST_CASE("state_base - request_cancel finishes a future cancelled at once; false once it is done", "[detail][state_base]") {
+TEST_CASE("state_base - request_cancel finishes a pending future cancelled at once", "[detail][state_base]") {
     coring::run(
         []() -> coring::task<> {
             std::vector<int> log;
@@ -394,17 +453,28 @@ TEST_CASE("state_base - request_cancel finishes a future cancelled at once; fals
             CHECK(s->cancelled());
             CHECK_FALSE(s->cancel_requested());  // no request left pending: it is finished
             CHECK(log.empty());                  // the waiter is queued, not run inline
-            CHECK_FALSE(s->request_cancel());
             CHECK_THROWS_AS(f.result(), coring::cancelled_error);
             CHECK_THROWS_AS(f.set_result(2), coring::invalid_state_error);
             co_await coring::sleep(0s);
             CHECK(log == std::vector<int>{1});
+        }(),
+        virtual_clock);
+}
+
+TEST_CASE("state_base - request_cancel on a finished future returns false and changes nothing", "[detail][state_base]") {
+    coring::run(
+        []() -> coring::task<> {
+            coring::future<int> f;
+            REQUIRE(f.native_state()->request_cancel());
+            CHECK_FALSE(f.native_state()->request_cancel());  // already cancelled
+            CHECK(f.cancelled());
 
             coring::future<int> g;
             g.set_result(3);
             CHECK_FALSE(g.native_state()->request_cancel());
             CHECK_FALSE(g.cancelled());
             CHECK(g.result() == 3);
+            co_return;
         }(),
         virtual_clock);
 }
@@ -477,7 +547,7 @@ TEST_CASE("state_base - start_even_if_cancelled: the body runs and its first sus
         virtual_clock);
 }
 
-TEST_CASE("state_base - take_cancel_request consumes a pending request; restore_cancel_request puts it back", "[detail][state_base]") {
+TEST_CASE("state_base - take_cancel_request consumes a pending request", "[detail][state_base]") {
     coring::run(
         []() -> coring::task<> {
             auto body = [](std::vector<std::string>& log) -> coring::task<int> {
@@ -487,8 +557,28 @@ TEST_CASE("state_base - take_cancel_request consumes a pending request; restore_
                 log.push_back(s->cancel_requested() ? "pending" : "none");
                 log.push_back(s->take_cancel_request() ? "taken" : "nothing to take");
                 log.push_back(s->take_cancel_request() ? "taken" : "nothing to take");
+                log.push_back(s->cancel_requested() ? "pending" : "none");
                 co_await coring::sleep(0s);  // not cancelled: the request was consumed
                 log.push_back("slept");
+                co_return 9;
+            };
+            std::vector<std::string> log;
+            auto h = coring::create_task(body(log));
+            const int v = co_await h;
+            CHECK(v == 9);
+            CHECK_FALSE(h.cancelled());
+            CHECK(log == std::vector<std::string>{"accepted", "pending", "taken", "nothing to take", "none", "slept"});
+        }(),
+        virtual_clock);
+}
+
+TEST_CASE("state_base - restore_cancel_request puts a taken request back", "[detail][state_base]") {
+    coring::run(
+        []() -> coring::task<> {
+            auto body = [](std::vector<std::string>& log) -> coring::task<int> {
+                state_base* s = coring::current_task().native_state();
+                coring::current_task().cancel();
+                log.push_back(s->take_cancel_request() ? "taken" : "nothing to take");
                 s->restore_cancel_request();
                 log.push_back(s->cancel_requested() ? "pending" : "none");
                 bool threw = false;
@@ -504,9 +594,9 @@ TEST_CASE("state_base - take_cancel_request consumes a pending request; restore_
             std::vector<std::string> log;
             auto h = coring::create_task(body(log));
             const int v = co_await h;
-            CHECK(v == 9);  // every request was delivered and handled: it ends normally
+            CHECK(v == 9);  // the request was delivered and handled: it ends normally
             CHECK_FALSE(h.cancelled());
-            CHECK(log == std::vector<std::string>{"accepted", "pending", "taken", "nothing to take", "slept", "pending", "delivered", "none"});
+            CHECK(log == std::vector<std::string>{"taken", "pending", "delivered", "none"});
         }(),
         virtual_clock);
 }

@@ -68,12 +68,19 @@ TEST_CASE("timer_heap - erase from the middle keeps the heap valid", "[timer_hea
     CHECK(count == 666);
 }
 
-TEST_CASE("timer_heap - pop_expired and next_deadline", "[timer_heap]") {
+TEST_CASE("timer_heap - next_deadline is the earliest deadline", "[timer_heap]") {
     timer_heap heap;
     node a, b;
     heap.push(a, at(100));
     heap.push(b, at(50));
     CHECK(heap.next_deadline() == at(50));
+}
+
+TEST_CASE("timer_heap - pop_expired pops only what is due at the given time, earliest first", "[timer_heap]") {
+    timer_heap heap;
+    node a, b;
+    heap.push(a, at(100));
+    heap.push(b, at(50));
     CHECK(heap.pop_expired(at(49)) == nullptr);
     CHECK(heap.pop_expired(at(50)) == &b);
     CHECK(heap.pop_expired(at(99)) == nullptr);

@@ -109,6 +109,13 @@ coring::task<std::string> expect_orphaned(handoff_owner& owner, int id) {
     co_return outcome;
 }
 
+/// Starts take_one for ids 0 to n - 1, in that order.
+std::vector<coring::task_handle<int>> start_takers(handoff_owner& owner, int n, std::vector<int>& resumed) {
+    std::vector<coring::task_handle<int>> tasks;
+    for (int id = 0; id < n; ++id) tasks.push_back(coring::create_task(take_one(owner, id, resumed)));
+    return tasks;
+}
+
 constexpr const char* orphaned_text = "coring: the test::handoff_owner this task waited on was destroyed while it waited";
 
 }  // namespace
@@ -140,39 +147,70 @@ TEST_CASE("wait_queue - waiters are granted first-in first-out", "[detail][wait_
         virtual_clock);
 }
 
-TEST_CASE("wait_queue - a grant moves the split; the granted waiter stays linked until it resumes", "[detail][wait_queue]") {
+TEST_CASE("wait_queue - a new queue is empty and idle, with no front", "[detail][wait_queue]") {
+    handoff_owner owner;
+    wait_queue& q = owner.waiters;
+    CHECK(q.empty());
+    CHECK(q.idle());
+    CHECK(q.front() == nullptr);
+}
+
+TEST_CASE("wait_queue - a grant moves the split: front() is the first waiter not granted", "[detail][wait_queue]") {
     coring::run(
         []() -> coring::task<> {
             handoff_owner owner;
             wait_queue& q = owner.waiters;
             std::vector<int> resumed;
-            std::vector<coring::task_handle<int>> tasks;
-            CHECK(q.empty());
-            CHECK(q.idle());
-            CHECK(q.front() == nullptr);
-            for (int id = 0; id < 5; ++id) tasks.push_back(coring::create_task(take_one(owner, id, resumed)));
+            auto tasks = start_takers(owner, 5, resumed);
             co_await coring::sleep(0s);
             REQUIRE(q.front<item_waiter>() != nullptr);
             CHECK(q.front<item_waiter>()->id() == 0);
-
             owner.hand(10);
             owner.hand(11);
-            CHECK(q.front<item_waiter>()->id() == 2);  // the split moved past the two
+            CHECK(q.front<item_waiter>()->id() == 2);
             CHECK(q.waiting_count() == 3);
             CHECK(q.granted_count() == 2);
+            for (int item = 12; item < 15; ++item) owner.hand(item);
+            for (auto& t : tasks) (void)co_await t;
+        }(),
+        virtual_clock);
+}
+
+TEST_CASE("wait_queue - a granted waiter stays linked until it resumes", "[detail][wait_queue]") {
+    coring::run(
+        []() -> coring::task<> {
+            handoff_owner owner;
+            wait_queue& q = owner.waiters;
+            std::vector<int> resumed;
+            auto tasks = start_takers(owner, 5, resumed);
+            co_await coring::sleep(0s);
+            owner.hand(10);
+            owner.hand(11);
             CHECK(q.pending_count() == 5);  // still linked: they have not resumed
             CHECK_FALSE(q.empty());
             CHECK(resumed.empty());
-
             co_await coring::sleep(0s);  // the granted ones resume and leave
             CHECK(resumed == std::vector<int>{0, 1});
             CHECK(q.granted_count() == 0);
             CHECK(q.pending_count() == 3);
+            for (int item = 12; item < 15; ++item) owner.hand(item);
+            for (auto& t : tasks) (void)co_await t;
+        }(),
+        virtual_clock);
+}
 
+TEST_CASE("wait_queue - grant_all grants every waiting waiter, in order", "[detail][wait_queue]") {
+    coring::run(
+        []() -> coring::task<> {
+            handoff_owner owner;
+            wait_queue& q = owner.waiters;
+            std::vector<int> resumed;
+            auto tasks = start_takers(owner, 5, resumed);
+            co_await coring::sleep(0s);
             q.grant_all<item_waiter>([](item_waiter& w) { w.give(20 + w.id()); });
-            CHECK(q.empty());  // nobody waits...
-            CHECK_FALSE(q.idle());  // ...but three are granted and queued to resume
-            CHECK(q.granted_count() == 3);
+            CHECK(q.empty());       // nobody waits...
+            CHECK_FALSE(q.idle());  // ...but all are granted and queued to resume
+            CHECK(q.granted_count() == 5);
             CHECK(q.waiting_count() == 0);
             CHECK(q.front() == nullptr);
             co_await coring::sleep(0s);
@@ -183,7 +221,7 @@ TEST_CASE("wait_queue - a grant moves the split; the granted waiter stays linked
                 const int item = co_await t;
                 items.push_back(item);
             }
-            CHECK(items == std::vector<int>{10, 11, 22, 23, 24});
+            CHECK(items == std::vector<int>{20, 21, 22, 23, 24});
         }(),
         virtual_clock);
 }

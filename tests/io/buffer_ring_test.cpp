@@ -61,23 +61,37 @@ coring::task<std::string> receive_all(coring::io::multishot_recv& rx, std::size_
 
 }  // namespace
 
-TEST_CASE("buffer_ring - buffers, group ids, recycling", "[buffer_ring]") {
+TEST_CASE("buffer_ring - the count rounds up to a power of two buffers of the size asked", "[buffer_ring]") {
     coring::run([]() -> coring::task<> {
-        auto a = coring::io::buffer_ring::create(5, 100);  // rounded up to 8 buffers
-        auto b = coring::io::buffer_ring::create(4, 64);
+        auto a = coring::io::buffer_ring::create(5, 100);
         CHECK(a->count() == 8);
         CHECK(a->buffer_size() == 100);
         CHECK(a->available() == 8);
-        CHECK(a->group() != b->group());
         CHECK(a->data(1) - a->data(0) == 100);
+        co_return;
+    }());
+}
+
+TEST_CASE("buffer_ring - a claimed buffer is unavailable until recycled", "[buffer_ring]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::io::buffer_ring::create(5, 100);
         a->claim(3);
         CHECK(a->available() == 7);
         a->recycle(3);
         CHECK(a->available() == 8);
+        co_return;
+    }());
+}
+
+TEST_CASE("buffer_ring - live rings have distinct group ids; a destroyed ring's id is used again", "[buffer_ring]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::io::buffer_ring::create(5, 100);
+        auto b = coring::io::buffer_ring::create(4, 64);
+        CHECK(a->group() != b->group());
         const std::uint16_t g = b->group();
         b.reset();
         auto c = coring::io::buffer_ring::create(2, 16);
-        CHECK(c->group() == g);  // the group id of a destroyed ring is used again
+        CHECK(c->group() == g);
         co_return;
     }());
 }
@@ -97,20 +111,28 @@ TEST_CASE("buffer_ring - a kernel without buffer rings is an EINVAL system_error
     }());
 }
 
-TEST_CASE("multishot_recv - one SQE receives every chunk in order; end of stream is an empty lease", "[buffer_ring][multishot]") {
+TEST_CASE("multishot_recv - one SQE receives every chunk, in order", "[buffer_ring][multishot]") {
     coring::run([]() -> coring::task<> {
         auto [a, b] = coring::socket::pair();
         auto ring = coring::io::buffer_ring::create(16, 4096);
         coring::io::multishot_recv rx(b.fd(), ring);
-        std::string expected;
         for (int i = 0; i < 50; ++i) {
             const std::string msg = "message " + std::to_string(i) + "\n";
-            expected += msg;
             co_await a.send_all(msg);
             coring::io::received chunk = co_await rx.next();
             CHECK(chunk.view() == msg);
         }
         CHECK(coring_test::test_access::arm_count(rx) == 1);
+    }());
+}
+
+TEST_CASE("multishot_recv - the end of the stream is an empty lease", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(16, 4096);
+        coring::io::multishot_recv rx(b.fd(), ring);
+        co_await a.send_all("message\n");
+        (void)co_await rx.next();
         co_await a.shutdown();
         coring::io::received end = co_await rx.next();
         CHECK(end.empty());
@@ -237,22 +259,41 @@ TEST_CASE("multishot_recv - re-arms when the kernel ends the request", "[buffer_
     }());
 }
 
-TEST_CASE("multishot_recv - queues while nobody awaits, bounded, and re-arms when drained", "[buffer_ring][multishot]") {
+namespace {
+
+// Arms `rx` (max_queued 4, on a ring of 8-byte buffers) with a first chunk, then sends `data`,
+// 100 chunks' worth, while nobody awaits: 4 chunks, plus those the kernel delivered before the
+// cancel landed, are queued; the rest waits in the socket.
+coring::task<> send_while_nobody_awaits(const coring::socket& a, coring::io::multishot_recv& rx, const std::string& data) {
+    co_await a.send_all("12345678");
+    coring::io::received first = co_await rx.next();
+    first.release();
+    co_await a.send_all(data);
+    co_await coring::sleep(10ms);
+}
+
+}  // namespace
+
+TEST_CASE("multishot_recv - queues up to its bound while nobody awaits, then stops receiving", "[buffer_ring][multishot]") {
     coring::run([]() -> coring::task<> {
         auto [a, b] = coring::socket::pair();
         auto ring = coring::io::buffer_ring::create(64, 8);
         coring::io::multishot_recv rx(b.fd(), ring, 4);
-        // Arm it, then send 100 chunks' worth while nobody awaits: 4 chunks, plus those the
-        // kernel delivered before the cancel landed, are queued; the rest waits in the socket.
-        co_await a.send_all("12345678");
-        coring::io::received first = co_await rx.next();
-        first.release();
         const std::string data = pattern(0, 800);
-        co_await a.send_all(data);
-        co_await coring::sleep(10ms);
+        co_await send_while_nobody_awaits(a, rx, data);
         CHECK(rx.queued() >= 4);
         CHECK(rx.queued() < 100);
         CHECK_FALSE(rx.armed());
+    }());
+}
+
+TEST_CASE("multishot_recv - re-arms once its full queue is drained, losing nothing", "[buffer_ring][multishot]") {
+    coring::run([]() -> coring::task<> {
+        auto [a, b] = coring::socket::pair();
+        auto ring = coring::io::buffer_ring::create(64, 8);
+        coring::io::multishot_recv rx(b.fd(), ring, 4);
+        const std::string data = pattern(0, 800);
+        co_await send_while_nobody_awaits(a, rx, data);
         std::string got;
         while (got.size() < data.size()) {
             coring::io::received chunk = co_await rx.next();

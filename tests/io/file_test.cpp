@@ -31,35 +31,95 @@ using coring_test::count_open_fds;
 using coring_test::temp_dir;
 using coring_test::text;
 
+// A megabyte of the alphabet, over and over.
+std::string alphabet_megabyte() {
+    std::string big(1 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+    return big;
+}
+
 }  // namespace
 
-TEST_CASE("file - open, write_at, read_at, size, sync, close", "[file]") {
+namespace {
+
+// Opens (creating) `path` read-write and writes "0123456789" at offset 0.
+coring::task<coring::file> open_with_ten_digits(std::string path) {
+    coring::file f = co_await coring::file::open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    const std::size_t w = co_await f.write_at("0123456789", 0);
+    CHECK(w == 10);
+    co_return f;
+}
+
+}  // namespace
+
+TEST_CASE("file - open creates the file with the mode given, close-on-exec", "[file]") {
     coring::run([]() -> coring::task<> {
         temp_dir dir;
-        const int fds_before = count_open_fds();
         coring::file f = co_await coring::file::open(dir.file("a"), O_RDWR | O_CREAT | O_TRUNC, 0600);
         CHECK(f.is_open());
         CHECK((::fcntl(f.fd(), F_GETFD) & FD_CLOEXEC) != 0);
-        const std::size_t w = co_await f.write_at("0123456789", 0);
-        CHECK(w == 10);
+        struct stat st {};
+        REQUIRE(::stat(dir.file("a").c_str(), &st) == 0);
+        CHECK((st.st_mode & 0777) == 0600);
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - write_at and read_at address the file at their offsets", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
         const std::size_t w2 = co_await f.write_at(bytes("xy"), 3);
         CHECK(w2 == 2);
         std::array<std::byte, 16> buf{};
         const std::size_t r = co_await f.read_at(buf, 2);
         CHECK(text(std::span(buf).first(r)) == "2xy56789");
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - read_at past the end returns 0", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
+        std::array<std::byte, 16> buf{};
         const std::size_t past_end = co_await f.read_at(buf, 100);
         CHECK(past_end == 0);
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - size is the file's size", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
         const std::uint64_t size = co_await f.size();
         CHECK(size == 10);
-        co_await f.sync();
-        co_await f.sync_data();
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - sync and sync_data succeed on a written file", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
+        const bool sync_threw = co_await coring_test::throws<std::system_error>(f.sync());
+        const bool sync_data_threw = co_await coring_test::throws<std::system_error>(f.sync_data());
+        CHECK_FALSE(sync_threw);
+        CHECK_FALSE(sync_data_threw);
+        co_await f.close();
+    }());
+}
+
+TEST_CASE("file - close is idempotent: the descriptor is freed once", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const int fds_before = count_open_fds();
+        coring::file f = co_await open_with_ten_digits(dir.file("a"));
         co_await f.close();
         CHECK_FALSE(f.is_open());
-        co_await f.close();  // closing twice does nothing
+        co_await f.close();
         CHECK(count_open_fds() == fds_before);
-        struct stat st {};
-        REQUIRE(::stat(dir.file("a").c_str(), &st) == 0);
-        CHECK((st.st_mode & 0777) == 0600);
     }());
 }
 
@@ -83,7 +143,7 @@ TEST_CASE("file - read and write use and advance the file position", "[file]") {
     }());
 }
 
-TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
+TEST_CASE("file - write_all and read_full go on through short writes and reads", "[file]") {
     coring::run([]() -> coring::task<> {
         // A pipe gives short reads (the reader sees what was written so far) and, with a full
         // pipe buffer, short writes: write_all / read_full must loop.
@@ -91,8 +151,7 @@ TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
         REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
         coring::file reader(fds[0]);
         coring::file writer(fds[1]);
-        std::string big(1 << 20, '\0');
-        for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+        const std::string big = alphabet_megabyte();
         auto write_side = [](coring::file& w, const std::string& data) -> coring::task<> {
             co_await w.write_all(data);
             co_await w.close();
@@ -104,7 +163,12 @@ TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
         CHECK(n == big.size());  // fewer than asked only at end of file
         got.resize(n);
         CHECK(got == big);
+    }());
+}
 
+TEST_CASE("file - write_all_at and read_full_at round trip a large buffer at an offset", "[file]") {
+    coring::run([]() -> coring::task<> {
+        const std::string big = alphabet_megabyte();
         temp_dir dir;
         coring::file f = co_await coring::file::open(dir.file("big"), O_RDWR | O_CREAT);
         co_await f.write_all_at(big, 4096);
@@ -117,7 +181,7 @@ TEST_CASE("file - write_all and read_full handle short I/O", "[file]") {
     }());
 }
 
-TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
+TEST_CASE("file - open of a missing path: ENOENT naming the path", "[file]") {
     coring::run([]() -> coring::task<> {
         temp_dir dir;
         const std::string missing = dir.file("missing/file");
@@ -128,6 +192,13 @@ TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
             CHECK(e.code() == std::error_code(ENOENT, std::system_category()));
             CHECK(std::string(e.what()).find("open(\"" + missing + "\")") == 0);
         }
+    }());
+}
+
+TEST_CASE("file - read_file of a missing path: ENOENT naming the path", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string missing = dir.file("missing/file");
         try {
             (void)co_await coring::read_file(missing);
             FAIL("no exception");
@@ -135,6 +206,12 @@ TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
             CHECK(e.code().value() == ENOENT);
             CHECK(std::string(e.what()).find(missing) != std::string::npos);
         }
+    }());
+}
+
+TEST_CASE("file - read_file of a directory: EISDIR naming the read and the path", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
         try {
             (void)co_await coring::read_file(dir.path);  // a directory opens, but cannot be read
             FAIL("no exception");
@@ -142,12 +219,19 @@ TEST_CASE("file - ENOENT and EISDIR carry the errno and the path", "[file]") {
             CHECK(e.code().value() == EISDIR);
             CHECK(std::string(e.what()).find("read(\"" + dir.path + "\")") == 0);
         }
+    }());
+}
+
+TEST_CASE("file - write_file into a missing directory throws system_error", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string missing = dir.file("missing/file");
         const bool threw = co_await coring_test::throws<std::system_error>(coring::write_file(missing, "x"));
         CHECK(threw);
     }());
 }
 
-TEST_CASE("file - read_file and write_file round trip whole files", "[file]") {
+TEST_CASE("file - read_file gives back what write_file wrote", "[file]") {
     coring::run([]() -> coring::task<> {
         temp_dir dir;
         const int fds_before = count_open_fds();
@@ -157,13 +241,34 @@ TEST_CASE("file - read_file and write_file round trip whole files", "[file]") {
         co_await coring::write_file(path, content);
         const std::string back = co_await coring::read_file(path);
         CHECK(back == content);
-        co_await coring::write_file(path, "short");  // truncates
+        CHECK(count_open_fds() == fds_before);
+    }());
+}
+
+TEST_CASE("file - write_file truncates a longer file", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string path = dir.file("whole");
+        co_await coring::write_file(path, std::string(1000, 'l'));
+        co_await coring::write_file(path, "short");
         const std::string again = co_await coring::read_file(path);
         CHECK(again == "short");
+    }());
+}
+
+TEST_CASE("file - read_file of an empty file is empty", "[file]") {
+    coring::run([]() -> coring::task<> {
+        temp_dir dir;
+        const std::string path = dir.file("whole");
         co_await coring::write_file(path, "");
         const std::string empty = co_await coring::read_file(path);
         CHECK(empty.empty());
-        // Files whose size statx does not know.
+    }());
+}
+
+TEST_CASE("file - read_file reads a file whose size statx does not know", "[file]") {
+    coring::run([]() -> coring::task<> {
+        const int fds_before = count_open_fds();
         const std::string status = co_await coring::read_file("/proc/self/status");
         CHECK(status.find("Pid:") != std::string::npos);
         CHECK(count_open_fds() == fds_before);

@@ -74,6 +74,20 @@ coring::task<> echo_lines(coring::stream_reader reader, coring::stream_writer wr
     }
 }
 
+// Echoes one line, but throws on "boom\n".
+coring::task<> echo_or_boom(coring::stream_reader reader, coring::stream_writer writer) {
+    std::string line = co_await reader.readline();
+    if (line == "boom\n") throw std::runtime_error("the handler failed");
+    writer.write(line);
+}
+
+// Sends "boom\n" to an echo_or_boom server and reads until the server closes the connection.
+coring::task<std::string> make_the_handler_throw(std::uint16_t port) {
+    auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
+    writer.write("boom\n");
+    co_return co_await reader.read();
+}
+
 // Sends `data` through a new connection and reads the echo back, concurrently.
 coring::task<bool> echo_through(std::uint16_t port, std::string data, coring::stream_options options = {}) {
     auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port, options);
@@ -234,59 +248,113 @@ TEST_CASE("server - single-shot receives where the kernel has no multishot recv"
     }());
 }
 
-TEST_CASE("server - close() cancels the accept and every handler; no descriptor is leaked", "[server][shutdown]") {
+namespace {
+
+// A server whose 20 clients are connected, each served by a handler that echoes lines and
+// counts in `cancelled_handlers` the cancellations it sees.
+struct server_with_clients {
+    coring::server server;
+    std::vector<std::pair<coring::stream_reader, coring::stream_writer>> clients;
+};
+
+coring::task<server_with_clients> start_server_with_clients(int& cancelled_handlers) {
+    auto handler = [&cancelled_handlers](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
+        bool cancelled = false;
+        try {
+            for (;;) {
+                std::string line = co_await reader.readline();
+                if (line.empty()) break;
+                writer.write(line);
+            }
+        } catch (const coring::cancelled_error&) {
+            cancelled = true;
+        }
+        if (cancelled) {
+            ++cancelled_handlers;
+            throw coring::cancelled_error{};
+        }
+    };
+    coring::server server = co_await coring::start_server(handler, "127.0.0.1", 0);
+    server_with_clients s{std::move(server), {}};
+    for (int i = 0; i < 20; ++i) {
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", s.server.port());
+        writer.write("hi\n");
+        const std::string line = co_await reader.readline();
+        CHECK(line == "hi\n");
+        s.clients.emplace_back(std::move(reader), std::move(writer));
+    }
+    co_return s;
+}
+
+// Reads each client to its end, then closes it; true if every one ended without more data.
+coring::task<bool> every_client_sees_the_end(server_with_clients& s) {
+    bool all_ended = true;
+    for (auto& [reader, writer] : s.clients) {
+        const std::string rest = co_await reader.read();
+        all_ended = all_ended && rest.empty();
+        writer.close();
+        co_await writer.wait_closed();
+    }
+    s.clients.clear();
+    co_return all_ended;
+}
+
+}  // namespace
+
+TEST_CASE("server - close() cancels every handler", "[server][shutdown]") {
+    coring::run([]() -> coring::task<> {
+        int cancelled_handlers = 0;
+        server_with_clients s = co_await start_server_with_clients(cancelled_handlers);
+        CHECK(s.server.connections() == 20);
+        s.server.close();
+        co_await s.server.wait_closed();
+        CHECK(cancelled_handlers == 20);
+        CHECK(s.server.connections() == 0);
+        (void)co_await every_client_sees_the_end(s);
+    }());
+}
+
+TEST_CASE("server - close() closes the listener: a new connection is refused", "[server][shutdown]") {
+    coring::run([]() -> coring::task<> {
+        int cancelled_handlers = 0;
+        server_with_clients s = co_await start_server_with_clients(cancelled_handlers);
+        const std::uint16_t port = s.server.port();
+        s.server.close();
+        co_await s.server.wait_closed();
+        const bool refused = co_await coring_test::throws<std::system_error>(coring::open_connection("127.0.0.1", port));
+        CHECK(refused);
+        (void)co_await every_client_sees_the_end(s);
+    }());
+}
+
+TEST_CASE("server - close() ends every client's connection", "[server][shutdown]") {
+    coring::run([]() -> coring::task<> {
+        int cancelled_handlers = 0;
+        server_with_clients s = co_await start_server_with_clients(cancelled_handlers);
+        s.server.close();
+        co_await s.server.wait_closed();
+        const bool all_ended = co_await every_client_sees_the_end(s);
+        CHECK(all_ended);
+    }());
+}
+
+TEST_CASE("server - close() leaves no descriptor and no frame behind", "[server][shutdown]") {
     const std::size_t frames_before = coring_test::live_frames();
     coring::run([]() -> coring::task<> {
         const int fds_before = count_open_fds();
-        int cancelled_handlers = 0;
-        auto handler = [&cancelled_handlers](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
-            bool cancelled = false;
-            try {
-                for (;;) {
-                    std::string line = co_await reader.readline();
-                    if (line.empty()) break;
-                    writer.write(line);
-                }
-            } catch (const coring::cancelled_error&) {
-                cancelled = true;
-            }
-            if (cancelled) {
-                ++cancelled_handlers;
-                throw coring::cancelled_error{};
-            }
-        };
-        coring::server srv = co_await coring::start_server(handler, "127.0.0.1", 0);
-        const std::uint16_t port = srv.port();
-        std::vector<std::pair<coring::stream_reader, coring::stream_writer>> clients;
-        for (int i = 0; i < 20; ++i) {
-            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", port);
-            writer.write("hi\n");
-            const std::string line = co_await reader.readline();
-            CHECK(line == "hi\n");
-            clients.emplace_back(std::move(reader), std::move(writer));
+        {
+            int cancelled_handlers = 0;
+            server_with_clients s = co_await start_server_with_clients(cancelled_handlers);
+            s.server.close();
+            co_await s.server.wait_closed();
+            (void)co_await every_client_sees_the_end(s);
         }
-        CHECK(srv.connections() == 20);
-        srv.close();
-        co_await srv.wait_closed();
-        CHECK(cancelled_handlers == 20);
-        CHECK(srv.connections() == 0);
-        // The listener is closed: a new connection is refused.
-        const bool refused = co_await coring_test::throws<std::system_error>(coring::open_connection("127.0.0.1", port));
-        CHECK(refused);
-        // Every client sees its connection end.
-        for (auto& [reader, writer] : clients) {
-            const std::string rest = co_await reader.read();
-            CHECK(rest.empty());
-            writer.close();
-            co_await writer.wait_closed();
-        }
-        clients.clear();
         CHECK(count_open_fds() == fds_before);
     }());
     CHECK(coring_test::live_frames() == frames_before);
 }
 
-TEST_CASE("server - serve_forever returns once closed; cancelling it closes the server", "[server]") {
+TEST_CASE("server - serve_forever returns once the server is closed", "[server]") {
     coring::run([]() -> coring::task<> {
         coring::server srv = co_await coring::start_server(echo_lines, "127.0.0.1", 0);
         auto closer = [](coring::server& s) -> coring::task<> {
@@ -299,7 +367,11 @@ TEST_CASE("server - serve_forever returns once closed; cancelling it closes the 
         CHECK_FALSE(srv.is_serving());
         const bool again = co_await coring_test::throws<coring::invalid_state_error>(srv.serve_forever());
         CHECK(again);
+    }());
+}
 
+TEST_CASE("server - cancelling serve_forever closes the server", "[server]") {
+    coring::run([]() -> coring::task<> {
         coring::server other = co_await coring::start_server(echo_lines, "127.0.0.1", 0);
         auto serving = coring::create_task(other.serve_forever());
         co_await coring::sleep(5ms);
@@ -311,27 +383,14 @@ TEST_CASE("server - serve_forever returns once closed; cancelling it closes the 
     }());
 }
 
-TEST_CASE("server - a handler that throws is reported; the server keeps serving", "[server]") {
+TEST_CASE("server - a handler that throws is reported, and its connection closed", "[server]") {
     coring_test::captured_reports captured;
     coring::event_loop loop;
     captured.install(loop);
     loop.run_until_complete([]() -> coring::task<> {
-        auto handler = [](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
-            std::string line = co_await reader.readline();
-            if (line == "boom\n") throw std::runtime_error("the handler failed");
-            writer.write(line);
-        };
-        coring::server srv = co_await coring::start_server(handler, "127.0.0.1", 0);
-        {
-            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port());
-            writer.write("boom\n");
-            const std::string rest = co_await reader.read();
-            CHECK(rest.empty());  // that connection was closed
-        }
-        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port());
-        writer.write("fine\n");
-        const std::string line = co_await reader.readline();
-        CHECK(line == "fine\n");
+        coring::server srv = co_await coring::start_server(echo_or_boom, "127.0.0.1", 0);
+        const std::string rest = co_await make_the_handler_throw(srv.port());
+        CHECK(rest.empty());
         srv.close();
         co_await srv.wait_closed();
     }());
@@ -341,7 +400,23 @@ TEST_CASE("server - a handler that throws is reported; the server keeps serving"
     CHECK(coring::detail::describe_exception(captured.reports[0].exception).find("the handler failed") != std::string::npos);
 }
 
-TEST_CASE("server - bind errors name the address; every interface on one port", "[server]") {
+TEST_CASE("server - after a handler threw, the server serves the next connection", "[server]") {
+    coring_test::captured_reports captured;  // the failure's report, kept off stderr
+    coring::event_loop loop;
+    captured.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        coring::server srv = co_await coring::start_server(echo_or_boom, "127.0.0.1", 0);
+        (void)co_await make_the_handler_throw(srv.port());
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port());
+        writer.write("fine\n");
+        const std::string line = co_await reader.readline();
+        CHECK(line == "fine\n");
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("server - a bind error names the address", "[server]") {
     coring::run([]() -> coring::task<> {
         coring::server first = co_await coring::start_server(echo_lines, "127.0.0.1", 0);
         int code = 0;
@@ -354,7 +429,13 @@ TEST_CASE("server - bind errors name the address; every interface on one port", 
         }
         CHECK(code == EADDRINUSE);
         CHECK(what.find("bind(127.0.0.1:" + std::to_string(first.port()) + ")") != std::string::npos);
+        first.close();
+        co_await first.wait_closed();
+    }());
+}
 
+TEST_CASE("server - an empty host listens on every interface, all on one port", "[server]") {
+    coring::run([]() -> coring::task<> {
         coring::server everywhere = co_await coring::start_server(echo_lines, "", 0);
         REQUIRE_FALSE(everywhere.addresses().empty());
         for (const coring::address& a : everywhere.addresses()) CHECK(a.port() == everywhere.port());
@@ -364,9 +445,7 @@ TEST_CASE("server - bind errors name the address; every interface on one port", 
         CHECK(line == "x\n");
         writer.close();
         everywhere.close();
-        first.close();
         co_await everywhere.wait_closed();
-        co_await first.wait_closed();
     }());
 }
 

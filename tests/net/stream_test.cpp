@@ -54,53 +54,98 @@ coring::task<stream_pair> connect_pair(coring::stream_options options = {}) {
     co_return stream_pair{std::move(reader), std::move(writer), std::move(conn)};
 }
 
+// Sends `parts` as separate TCP segments: a pause after each lets the reader receive it alone.
+template <class... Parts>
+coring::task<> send_segments(const coring::socket& s, Parts... parts) {
+    const std::vector<std::string> segments{std::string(parts)...};
+    for (const std::string& segment : segments) {
+        co_await s.send_all(segment);
+        co_await coring::sleep(2ms);
+    }
+}
+
 }  // namespace
 
-TEST_CASE("stream - readline, readexactly and readuntil on split and coalesced segments", "[stream]") {
+TEST_CASE("stream - use_buffer_ring chooses how the reader receives", "[stream]") {
     const bool ring = GENERATE(true, false);
     CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
         stream_pair p = co_await connect_pair(options_for(use_ring));
         CHECK(p.reader.uses_buffer_ring() == use_ring);
-        // Split: one line arrives in three segments.
-        co_await p.server.send_all("hel");
-        co_await coring::sleep(2ms);
-        co_await p.server.send_all("lo, wor");
-        co_await coring::sleep(2ms);
-        co_await p.server.send_all("ld\n");
+    }(ring));
+}
+
+TEST_CASE("stream - readline joins a line that arrives in several segments", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await send_segments(p.server, "hel", "lo, wor", "ld\n");
         const std::string line = co_await p.reader.readline();
         CHECK(line == "hello, world\n");
-        // Coalesced: several lines and a record in one segment.
-        co_await p.server.send_all("one\ntwo\nthree\n0123456789HEADER\r\n\r\nbody");
-        co_await coring::sleep(2ms);
+    }(ring));
+}
+
+TEST_CASE("stream - readline takes one line at a time from a segment holding several", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await send_segments(p.server, "one\ntwo\nthree\n0123456789HEADER\r\n\r\nbody");
         const std::string one = co_await p.reader.readline();
         const std::string two = co_await p.reader.readline();
         const std::string three = co_await p.reader.readline();
         CHECK(one == "one\n");
         CHECK(two == "two\n");
         CHECK(three == "three\n");
+    }(ring));
+}
+
+TEST_CASE("stream - readexactly takes its bytes from the front of a longer segment", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await send_segments(p.server, "0123456789HEADER\r\n\r\nbody");
         const std::string ten = co_await p.reader.readexactly(10);
         CHECK(ten == "0123456789");
+    }(ring));
+}
+
+TEST_CASE("stream - readuntil stops after the separator in a longer segment", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await send_segments(p.server, "HEADER\r\n\r\nbody");
         const std::string head = co_await p.reader.readuntil("\r\n\r\n");
         CHECK(head == "HEADER\r\n\r\n");
-        // A multi-byte separator split across segments.
-        co_await p.server.send_all("|x\r\n");
-        co_await coring::sleep(2ms);
-        co_await p.server.send_all("\r");
-        co_await coring::sleep(2ms);
-        co_await p.server.send_all("\ntail");
+    }(ring));
+}
+
+TEST_CASE("stream - readuntil finds a multi-byte separator split across segments", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await send_segments(p.server, "body|x\r\n", "\r", "\ntail");
         const std::string until = co_await p.reader.readuntil("\r\n\r\n");
         CHECK(until == "body|x\r\n\r\n");
-        // readexactly across segments.
-        co_await p.server.send_all("56");
-        co_await coring::sleep(2ms);
-        co_await p.server.send_all("789");
+    }(ring));
+}
+
+TEST_CASE("stream - readexactly gathers its bytes across segments", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await send_segments(p.server, "tail", "56", "789");
         const std::string exactly = co_await p.reader.readexactly(9);
         CHECK(exactly == "tail56789");
     }(ring));
 }
 
-TEST_CASE("stream - read(n), read() to EOF, read(0), at_eof, readline at EOF", "[stream]") {
+TEST_CASE("stream - read(0) returns nothing", "[stream]") {
     const bool ring = GENERATE(true, false);
     CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
@@ -108,29 +153,56 @@ TEST_CASE("stream - read(n), read() to EOF, read(0), at_eof, readline at EOF", "
         co_await p.server.send_all("abcdef");
         const std::string nothing = co_await p.reader.read(0);
         CHECK(nothing.empty());
+    }(ring));
+}
+
+TEST_CASE("stream - read(n) returns at most n bytes, not waiting for more", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await p.server.send_all("abcdef");
         const std::string some = co_await p.reader.read(4);
         CHECK(some == "abcd");
         const std::string more = co_await p.reader.read(100);
         CHECK(more == "ef");
         CHECK_FALSE(p.reader.at_eof());
+    }(ring));
+}
+
+TEST_CASE("stream - readexactly of more than the reader's limit keeps reading", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
         const std::string big = pattern(0, 300'000);
-        auto sender = [](const coring::socket& s, const std::string& data) -> coring::task<> {
-            co_await s.send_all(data);  // more than the reader's limit: it must keep reading
-            co_await s.send_all("partial line");
-            co_await s.shutdown();
-        };
-        auto sending = coring::create_task(sender(p.server, big));
+        auto sending = coring::create_task([](const coring::socket& s, const std::string& data) -> coring::task<> { co_await s.send_all(data); }(p.server, big));
         const std::string first_line = co_await p.reader.readexactly(300'000);
         CHECK(first_line == big);
         co_await sending;
+    }(ring));
+}
+
+TEST_CASE("stream - at EOF, readline returns the partial last line, then nothing", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        co_await p.server.send_all("partial line");
+        co_await p.server.shutdown();
         const std::string last = co_await p.reader.readline();
-        CHECK(last == "partial line");  // the partial last line at EOF
+        CHECK(last == "partial line");
         const std::string after = co_await p.reader.readline();
         CHECK(after.empty());
         CHECK(p.reader.at_eof());
         const std::string at_end = co_await p.reader.read(10);
         CHECK(at_end.empty());
     }(ring));
+}
+
+TEST_CASE("stream - read() returns everything up to EOF, past the reader's limit", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
         stream_pair p = co_await connect_pair(options_for(use_ring));
         const std::string big = pattern(3, 1 << 20);
@@ -139,7 +211,7 @@ TEST_CASE("stream - read(n), read() to EOF, read(0), at_eof, readline at EOF", "
             co_await s.shutdown();
         };
         auto sending = coring::create_task(sender(p.server, big));
-        const std::string all = co_await p.reader.read();  // read(-1): everything up to EOF, past the limit
+        const std::string all = co_await p.reader.read();  // read(-1)
         co_await sending;
         CHECK(all.size() == big.size());
         CHECK(all == big);
@@ -147,7 +219,7 @@ TEST_CASE("stream - read(n), read() to EOF, read(0), at_eof, readline at EOF", "
     }(ring));
 }
 
-TEST_CASE("stream - EOF in the middle of readexactly and readuntil: incomplete_read with the partial bytes", "[stream]") {
+TEST_CASE("stream - EOF in the middle of readexactly: incomplete_read with the partial bytes", "[stream]") {
     const bool ring = GENERATE(true, false);
     CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
@@ -166,6 +238,11 @@ TEST_CASE("stream - EOF in the middle of readexactly and readuntil: incomplete_r
         CHECK(thrown);
         CHECK(p.reader.at_eof());
     }(ring));
+}
+
+TEST_CASE("stream - EOF in the middle of readuntil: incomplete_read with the partial bytes", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
         stream_pair p = co_await connect_pair(options_for(use_ring));
         co_await p.server.send_all("no separator here");
@@ -231,7 +308,7 @@ TEST_CASE("stream - the reader's limit: limit_overrun instead of unbounded buffe
     }(ring));
 }
 
-TEST_CASE("stream - ECONNREFUSED and ENOENT carry their errno and what was being done", "[stream][errors]") {
+TEST_CASE("stream - open_connection to a closed port: ECONNREFUSED naming the address", "[stream][errors]") {
     coring::run([]() -> coring::task<> {
         // A port that was just free: bind, read the port, close.
         std::uint16_t port = 0;
@@ -249,7 +326,13 @@ TEST_CASE("stream - ECONNREFUSED and ENOENT carry their errno and what was being
         }
         CHECK(code == ECONNREFUSED);
         CHECK(what.find("connect(127.0.0.1:" + std::to_string(port) + ")") != std::string::npos);
-        code = 0;
+    }());
+}
+
+TEST_CASE("stream - open_unix_connection to a missing path: ENOENT naming the path", "[stream][errors]") {
+    coring::run([]() -> coring::task<> {
+        int code = 0;
+        std::string what;
         try {
             (void)co_await coring::open_unix_connection("/nonexistent/coring.sock");
         } catch (const std::system_error& e) {
@@ -261,7 +344,7 @@ TEST_CASE("stream - ECONNREFUSED and ENOENT carry their errno and what was being
     }());
 }
 
-TEST_CASE("stream - cancelling a task blocked in a read: prompt, and nothing is lost", "[stream][cancel]") {
+TEST_CASE("stream - cancelling a task blocked in a read: prompt, and the bytes it saw stay buffered", "[stream][cancel]") {
     const bool ring = GENERATE(true, false);
     CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
@@ -275,8 +358,15 @@ TEST_CASE("stream - cancelling a task blocked in a read: prompt, and nothing is 
         CHECK(ended.ms_after_cancel < 1000);
         co_await p.server.send_all("line\n");
         const std::string line = co_await p.reader.readline();
-        CHECK(line == "partial line\n");  // the bytes the cancelled read saw stayed buffered
-        // wait_for on a read: times out, and the stream still works.
+        CHECK(line == "partial line\n");
+    }(ring));
+}
+
+TEST_CASE("stream - a read timed out by wait_for leaves the stream usable", "[stream][cancel]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
         const bool timed_out = co_await coring_test::throws<coring::timeout_error>(coring::wait_for(p.reader.readexactly(4), 10ms));
         CHECK(timed_out);
         co_await p.server.send_all("abcd");
@@ -299,7 +389,7 @@ TEST_CASE("stream - two tasks reading at once is an invalid_state_error", "[stre
     }());
 }
 
-TEST_CASE("stream - partial writes under a small SO_SNDBUF; drain waits for the low-water mark", "[stream][drain]") {
+TEST_CASE("stream - drain waits for the low-water mark while a small SO_SNDBUF takes the data in parts", "[stream][drain]") {
     coring::run([]() -> coring::task<> {
         stream_pair p = co_await connect_pair();
         const int small = 4096;
@@ -322,7 +412,11 @@ TEST_CASE("stream - partial writes under a small SO_SNDBUF; drain waits for the 
         const std::string got = co_await receiving;
         CHECK(got.size() == data.size());
         CHECK(got == data);
-        // drain below the high-water mark returns at once.
+    }());
+}
+
+TEST_CASE("stream - drain below the high-water mark returns at once", "[stream][drain]") {
+    coring::run([]() -> coring::task<> {
         stream_pair q = co_await connect_pair();
         q.writer.write("small");
         auto quick = q.writer.drain();
@@ -363,29 +457,63 @@ TEST_CASE("stream - a peer that resets the connection mid-write: drain throws a 
     }());
 }
 
-TEST_CASE("stream - write_eof sends FIN and reading goes on; close and wait_closed free the descriptor", "[stream]") {
+TEST_CASE("stream - the writer's addresses are the peer's, seen from the other side", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        CHECK(p.writer.peer_address() == p.server.local_address());
+        CHECK(p.writer.local_address() == p.server.peer_address());
+    }(ring));
+}
+
+TEST_CASE("stream - write_eof sends FIN after the data written before it", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        CHECK(p.writer.can_write_eof());
+        p.writer.write("request");
+        p.writer.write_eof();
+        const std::string request = co_await recv_all(p.server);  // ends: FIN arrived
+        CHECK(request == "request");
+    }(ring));
+}
+
+TEST_CASE("stream - a write after write_eof is an invalid_state_error", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        p.writer.write_eof();
+        const bool after_eof = co_await coring_test::throws<coring::invalid_state_error>([](coring::stream_writer& w) -> coring::task<> {
+            w.write("more");
+            co_return;
+        }(p.writer));
+        CHECK(after_eof);
+    }(ring));
+}
+
+TEST_CASE("stream - the reader still reads after write_eof", "[stream]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        stream_pair p = co_await connect_pair(options_for(use_ring));
+        p.writer.write_eof();
+        co_await p.server.send_all("response");
+        co_await p.server.shutdown();
+        const std::string response = co_await p.reader.read();
+        CHECK(response == "response");
+    }(ring));
+}
+
+TEST_CASE("stream - close, then wait_closed, frees the descriptor", "[stream]") {
     const bool ring = GENERATE(true, false);
     CAPTURE(ring);
     coring::run([](bool use_ring) -> coring::task<> {
         const int fds_before = count_open_fds();
         {
             stream_pair p = co_await connect_pair(options_for(use_ring));
-            CHECK(p.writer.peer_address() == p.server.local_address());
-            CHECK(p.writer.local_address() == p.server.peer_address());
-            CHECK(p.writer.can_write_eof());
-            p.writer.write("request");
-            p.writer.write_eof();
-            const std::string request = co_await recv_all(p.server);  // ends: FIN arrived
-            CHECK(request == "request");
-            const bool after_eof = co_await coring_test::throws<coring::invalid_state_error>([](coring::stream_writer& w) -> coring::task<> {
-                w.write("more");
-                co_return;
-            }(p.writer));
-            CHECK(after_eof);
-            co_await p.server.send_all("response");
-            co_await p.server.shutdown();
-            const std::string response = co_await p.reader.read();
-            CHECK(response == "response");
             CHECK_FALSE(p.writer.is_closing());
             p.writer.close();
             CHECK(p.writer.is_closing());

@@ -94,11 +94,14 @@ TEST_CASE("barrier - a barrier of one never waits", "[barrier]") {
             const std::size_t index = co_await b.wait();
             CHECK(index == 0);
         }
-        CHECK_THROWS_AS(coring::barrier(0), std::invalid_argument);
     }());
 }
 
-TEST_CASE("barrier - abort breaks it for current and later waiters until reset", "[barrier]") {
+TEST_CASE("barrier - a barrier of no parties is an invalid_argument", "[barrier]") {
+    CHECK_THROWS_AS(coring::barrier(0), std::invalid_argument);
+}
+
+TEST_CASE("barrier - abort breaks the barrier for the parties waiting on it", "[barrier]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::barrier b(3);
         std::vector<std::string> log;
@@ -108,11 +111,25 @@ TEST_CASE("barrier - abort breaks it for current and later waiters until reset",
         CHECK(b.broken());
         co_await p0;
         CHECK(log == std::vector<std::string>{"0:broken"});
+    }());
+}
+
+TEST_CASE("barrier - after abort, a new wait throws broken_barrier_error", "[barrier]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::barrier b(3);
+        b.abort();
         const bool later_throws = co_await coring_test::throws<coring::broken_barrier_error>(b.wait());
         CHECK(later_throws);
+    }());
+}
+
+TEST_CASE("barrier - reset mends an aborted barrier", "[barrier]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::barrier b(3);
+        std::vector<std::string> log;
+        b.abort();
         b.reset();
         CHECK_FALSE(b.broken());
-        log.clear();
         auto p1 = coring::create_task(party(b, log, 1));
         auto p2 = coring::create_task(party(b, log, 2));
         co_await coring::sleep(0s);

@@ -42,7 +42,17 @@ struct notified_waiters {
 
     // Starts a task that waits once on `c` and records `id`.
     coring::task_handle<> start_waiter(int id) { return coring::create_task(wait_once(m, c, order, id, always_locked)); }
+
+    // Starts waiters 0 to n - 1, in that order.
+    std::vector<coring::task_handle<>> start_waiters(int n) {
+        std::vector<coring::task_handle<>> tasks;
+        for (int i = 0; i < n; ++i) tasks.push_back(start_waiter(i));
+        return tasks;
+    }
 };
+
+// For the tests that sleep only to give a task the chance to run: the order is what counts.
+constexpr coring::testing::test_options on_virtual_time{.loop = coring_test::virtual_clock};
 
 }  // namespace
 
@@ -60,12 +70,22 @@ TEST_CASE("condition - wait needs a guard that owns the lock", "[condition]") {
     }());
 }
 
-TEST_CASE("condition - wait releases the lock while waiting and holds it again on return", "[condition]") {
+TEST_CASE("condition - wait releases the lock while it waits", "[condition]") {
     coring::testing::run_test([]() -> coring::task<> {
         notified_waiters shared;
         auto w = shared.start_waiter(1);
         co_await coring::sleep(0s);
-        CHECK_FALSE(shared.m.locked());  // released by the wait
+        CHECK_FALSE(shared.m.locked());
+        shared.c.notify_one();
+        co_await w;
+    }());
+}
+
+TEST_CASE("condition - a notified wait returns only once it holds the lock again", "[condition]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        notified_waiters shared;
+        auto w = shared.start_waiter(1);
+        co_await coring::sleep(0s);
         {
             auto guard = co_await shared.m.scoped_lock();
             shared.c.notify_one();
@@ -76,25 +96,46 @@ TEST_CASE("condition - wait releases the lock while waiting and holds it again o
         CHECK(shared.order == std::vector<int>{1});
         CHECK(shared.always_locked);
         CHECK_FALSE(shared.m.locked());
+    }(), on_virtual_time);
+}
+
+TEST_CASE("condition - notify_one wakes the longest waiter, also when called without the lock", "[condition]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        notified_waiters shared;
+        auto tasks = shared.start_waiters(6);
+        co_await coring::sleep(0s);
+        shared.c.notify_one();
+        co_await coring::sleep(0s);
+        CHECK(shared.order == std::vector<int>{0});
+        shared.c.notify_all();
+        for (auto& t : tasks) co_await t;
+        CHECK(shared.always_locked);
     }());
 }
 
-TEST_CASE("condition - notify_one wakes waiters first-in first-out; notify_all wakes the rest", "[condition]") {
+TEST_CASE("condition - notify(n) wakes the n longest waiters, first-in first-out", "[condition]") {
     coring::testing::run_test([]() -> coring::task<> {
         notified_waiters shared;
-        std::vector<coring::task_handle<>> tasks;
-        for (int i = 0; i < 6; ++i) tasks.push_back(shared.start_waiter(i));
+        auto tasks = shared.start_waiters(6);
         co_await coring::sleep(0s);
-        shared.c.notify_one();  // without the lock: allowed
-        co_await coring::sleep(0s);
-        CHECK(shared.order == std::vector<int>{0});
         {
             auto guard = co_await shared.m.scoped_lock();
             shared.c.notify(2);
         }
         co_await coring::sleep(0s);
         co_await coring::sleep(0s);
-        CHECK(shared.order == std::vector<int>{0, 1, 2});
+        CHECK(shared.order == std::vector<int>{0, 1});
+        shared.c.notify_all();
+        for (auto& t : tasks) co_await t;
+        CHECK(shared.always_locked);
+    }());
+}
+
+TEST_CASE("condition - notify_all wakes every waiter, first-in first-out", "[condition]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        notified_waiters shared;
+        auto tasks = shared.start_waiters(6);
+        co_await coring::sleep(0s);
         shared.c.notify_all();
         for (auto& t : tasks) co_await t;
         CHECK(shared.order == std::vector<int>{0, 1, 2, 3, 4, 5});
@@ -113,7 +154,7 @@ TEST_CASE("condition - a notification with nobody waiting is not remembered", "[
         shared.c.notify_one();
         co_await w;
         CHECK(shared.order == std::vector<int>{1});
-    }());
+    }(), on_virtual_time);
 }
 
 TEST_CASE("condition - wait with a predicate: producer and consumers", "[condition]") {
@@ -209,7 +250,7 @@ TEST_CASE("condition - cancelled while waiting: re-acquires the lock before the 
         c.notify_one();
         co_await next;
         CHECK(order == std::vector<int>{2});
-    }());
+    }(), on_virtual_time);
     CHECK(live_frames() == frames_before);
 }
 
@@ -236,7 +277,7 @@ TEST_CASE("condition - cancelled after notify: passes the notification on and st
         co_await c3;
         CHECK(shared.order == std::vector<int>{2, 3});
         CHECK(shared.always_locked);
-    }());
+    }(), on_virtual_time);
 }
 
 TEST_CASE("condition - cancelled after notify and after it was handed the lock: keeps the lock, passes the notification", "[condition][cancel]") {

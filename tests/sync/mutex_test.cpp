@@ -38,7 +38,7 @@ coring::task<> locker(coring::mutex& m, std::vector<int>& order, int id, int hol
 
 }  // namespace
 
-TEST_CASE("mutex - try_lock, locked and unlock", "[mutex]") {
+TEST_CASE("mutex - try_lock takes a free mutex and fails on a locked one", "[mutex]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         CHECK_FALSE(m.locked());
@@ -46,7 +46,23 @@ TEST_CASE("mutex - try_lock, locked and unlock", "[mutex]") {
         CHECK(m.locked());
         CHECK_FALSE(m.try_lock());
         m.unlock();
+        co_return;
+    }());
+}
+
+TEST_CASE("mutex - unlock frees the mutex", "[mutex]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
+        REQUIRE(m.try_lock());
+        m.unlock();
         CHECK_FALSE(m.locked());
+        co_return;
+    }());
+}
+
+TEST_CASE("mutex - unlock of a mutex nobody holds is an invalid_state_error", "[mutex]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
         CHECK_THROWS_AS(m.unlock(), coring::invalid_state_error);
         co_return;
     }());
@@ -132,7 +148,7 @@ TEST_CASE("mutex - unlock hands the lock over: nobody barges in before the waite
     }());
 }
 
-TEST_CASE("mutex - scoped_lock guards: unlock at scope exit, early unlock, move, adopt", "[mutex]") {
+TEST_CASE("mutex_guard - scoped_lock's guard holds the lock until scope exit", "[mutex]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::mutex m;
         {
@@ -143,6 +159,12 @@ TEST_CASE("mutex - scoped_lock guards: unlock at scope exit, early unlock, move,
             CHECK(m.locked());
         }
         CHECK_FALSE(m.locked());
+    }());
+}
+
+TEST_CASE("mutex_guard - unlock() releases the lock early, once", "[mutex]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
         {
             auto guard = co_await m.scoped_lock();
             guard.unlock();
@@ -151,6 +173,12 @@ TEST_CASE("mutex - scoped_lock guards: unlock at scope exit, early unlock, move,
             CHECK_THROWS_AS(guard.unlock(), coring::invalid_state_error);
         }
         CHECK_FALSE(m.locked());
+    }());
+}
+
+TEST_CASE("mutex_guard - a move carries the lock; it is released once", "[mutex]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
         {
             auto first = co_await m.scoped_lock();
             coring::mutex_guard second(std::move(first));
@@ -162,6 +190,12 @@ TEST_CASE("mutex - scoped_lock guards: unlock at scope exit, early unlock, move,
             CHECK(m.locked());
         }
         CHECK_FALSE(m.locked());
+    }());
+}
+
+TEST_CASE("mutex_guard - adopt_lock takes a held lock; release() gives it up without unlocking", "[mutex]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
         {
             REQUIRE(m.try_lock());
             coring::mutex_guard adopted(m, std::adopt_lock);
@@ -172,6 +206,7 @@ TEST_CASE("mutex - scoped_lock guards: unlock at scope exit, early unlock, move,
             m.unlock();
         }
         CHECK_FALSE(m.locked());
+        co_return;
     }());
 }
 

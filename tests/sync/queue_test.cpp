@@ -48,11 +48,26 @@ coring::task<> getter(coring::queue<int>& q, std::vector<int>& out, int id) {
     out.push_back(id * 1000 + v);
 }
 
+/// For the tests that sleep only to let other tasks reach their wait: the order is what counts.
+constexpr coring::testing::test_options on_virtual_time{.loop = coring_test::virtual_clock};
+
 }  // namespace
 
 // ------------------------------------------------------------------------- basics
 
-TEST_CASE("queue - put and get in FIFO order; size, empty, full, maxsize", "[queue]") {
+TEST_CASE("queue - get returns the items in the order they were put", "[queue]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::queue<int> q(3);
+        co_await q.put(1);
+        co_await q.put(2);
+        co_await q.put(3);
+        std::vector<int> out;
+        for (int i = 0; i < 3; ++i) out.push_back(co_await q.get());
+        CHECK(out == std::vector<int>{1, 2, 3});
+    }());
+}
+
+TEST_CASE("queue - maxsize, size, empty and full describe a bounded queue's fill", "[queue]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(3);
         CHECK(q.maxsize() == 3);
@@ -64,11 +79,13 @@ TEST_CASE("queue - put and get in FIFO order; size, empty, full, maxsize", "[que
         CHECK(q.size() == 3);
         CHECK(q.full());
         CHECK_FALSE(q.empty());
-        std::vector<int> out;
-        for (int i = 0; i < 3; ++i) out.push_back(co_await q.get());
-        CHECK(out == std::vector<int>{1, 2, 3});
+        for (int i = 0; i < 3; ++i) (void)co_await q.get();
         CHECK(q.empty());
+    }());
+}
 
+TEST_CASE("queue - an unbounded queue has maxsize 0 and is never full", "[queue]") {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> unbounded;
         CHECK(unbounded.maxsize() == 0);
         for (int i = 0; i < 10'000; ++i) co_await unbounded.put(i);  // never full, never waits
@@ -88,7 +105,7 @@ TEST_CASE("queue - get waits until put", "[queue]") {
         CHECK(q.empty());  // handed straight to the waiting getter
         co_await g;
         CHECK(out == std::vector<int>{42});
-    }());
+    }(), on_virtual_time);
 }
 
 TEST_CASE("queue - a bounded put waits for room", "[queue]") {
@@ -106,27 +123,37 @@ TEST_CASE("queue - a bounded put waits for room", "[queue]") {
         for (int i = 0; i < 3; ++i) rest.push_back(co_await q.get());
         CHECK(rest == std::vector<int>{2, 3, 4});
         co_await p;
-    }());
+    }(), on_virtual_time);
 }
 
-TEST_CASE("queue - try_put, try_get, put_nowait, get_nowait", "[queue]") {
-    coring::testing::run_test([]() -> coring::task<> {
-        coring::queue<int> q(1);
-        CHECK_FALSE(q.try_get().has_value());
-        CHECK_THROWS_AS(q.get_nowait(), coring::queue_empty);
-        CHECK(q.try_put(5));
-        CHECK_FALSE(q.try_put(6));
-        CHECK_THROWS_AS(q.put_nowait(7), coring::queue_full);
-        const std::optional<int> v = q.try_get();
-        REQUIRE(v.has_value());
-        CHECK(*v == 5);
-        q.put_nowait(8);
-        CHECK(q.get_nowait() == 8);
-        co_return;
-    }());
+TEST_CASE("queue - try_get of an empty queue is empty; get_nowait throws queue_empty", "[queue]") {
+    coring::queue<int> q(1);
+    CHECK_FALSE(q.try_get().has_value());
+    CHECK_THROWS_AS(q.get_nowait(), coring::queue_empty);
 }
 
-TEST_CASE("queue - waiting getters and putters are served first-in first-out", "[queue]") {
+TEST_CASE("queue - try_put to a full queue is false; put_nowait throws queue_full", "[queue]") {
+    coring::queue<int> q(1);
+    CHECK(q.try_put(5));
+    CHECK_FALSE(q.try_put(6));
+    CHECK_THROWS_AS(q.put_nowait(7), coring::queue_full);
+}
+
+TEST_CASE("queue - try_get takes what try_put put in", "[queue]") {
+    coring::queue<int> q(1);
+    REQUIRE(q.try_put(5));
+    const std::optional<int> v = q.try_get();
+    REQUIRE(v.has_value());
+    CHECK(*v == 5);
+}
+
+TEST_CASE("queue - get_nowait takes what put_nowait put in", "[queue]") {
+    coring::queue<int> q(1);
+    q.put_nowait(8);
+    CHECK(q.get_nowait() == 8);
+}
+
+TEST_CASE("queue - waiting getters are served first-in first-out", "[queue]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(1);
         std::vector<int> got;
@@ -136,8 +163,13 @@ TEST_CASE("queue - waiting getters and putters are served first-in first-out", "
         for (int v = 0; v < 5; ++v) co_await q.put(v);  // each hand-off goes to the longest waiter
         for (auto& g : getters) co_await g;
         CHECK(got == std::vector<int>{0, 1001, 2002, 3003, 4004});
+    }());
+}
 
-        // Putters: five wait on a full queue; their items come out in their order.
+TEST_CASE("queue - waiting putters are served first-in first-out", "[queue]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        // Five putters wait on a full queue; their items come out in their order.
+        coring::queue<int> q(1);
         co_await q.put(-1);
         std::vector<coring::task_handle<>> putters;
         for (int i = 0; i < 5; ++i) putters.push_back(coring::create_task(put_all(q, {i})));
@@ -191,12 +223,12 @@ TEST_CASE("queue - join waits for every task_done", "[queue]") {
         q.task_done();
         CHECK_THROWS_AS(q.task_done(), coring::invalid_state_error);
         co_await q.join();
-    }());
+    }(), on_virtual_time);
 }
 
 // ------------------------------------------------------------------------- flavours
 
-TEST_CASE("priority_queue - the smallest item first; a custom Compare", "[queue]") {
+TEST_CASE("priority_queue - the smallest item comes out first", "[queue]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::priority_queue<std::pair<int, std::string>> q;
         co_await q.put({5, "later"});
@@ -206,7 +238,11 @@ TEST_CASE("priority_queue - the smallest item first; a custom Compare", "[queue]
         std::vector<std::string> order;
         for (int i = 0; i < 4; ++i) order.push_back((co_await q.get()).second);
         CHECK(order == std::vector<std::string>{"also urgent", "urgent", "soon", "later"});
+    }());
+}
 
+TEST_CASE("priority_queue - a custom Compare decides which item comes out first", "[queue]") {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::priority_queue<int, std::greater<int>> largest_first(2);
         co_await largest_first.put(1);
         co_await largest_first.put(9);
@@ -254,11 +290,16 @@ coring::task<std::vector<int>> get_all_letting_putters_in(Queue& q, std::array<i
 
 }  // namespace
 
-TEST_CASE("lifo_queue and priority_queue - a get lets the first waiting putter's item in", "[queue]") {
+TEST_CASE("lifo_queue - a get lets the first waiting putter's item in", "[queue]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::lifo_queue<int> stack(2);
         const std::vector<int> from_stack = co_await get_all_letting_putters_in(stack, {1, 2, 3, 4});
         CHECK(from_stack == std::vector<int>{2, 3, 4, 1});
+    }());
+}
+
+TEST_CASE("priority_queue - a get lets the first waiting putter's item in", "[queue]") {
+    coring::testing::run_test([]() -> coring::task<> {
         coring::priority_queue<int> heap(2);
         const std::vector<int> from_heap = co_await get_all_letting_putters_in(heap, {5, 7, 1, 9});
         CHECK(from_heap == std::vector<int>{5, 1, 7, 9});
@@ -337,7 +378,7 @@ TEST_CASE("queue - shutdown wakes every waiting getter with queue_shut_down", "[
     }());
 }
 
-TEST_CASE("queue - shutdown wakes waiting putters; items already queued can still be taken", "[queue][shutdown]") {
+TEST_CASE("queue - shutdown wakes every waiting putter with queue_shut_down, its item not put", "[queue][shutdown]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(2);
         co_await q.put(1);
@@ -352,6 +393,15 @@ TEST_CASE("queue - shutdown wakes waiting putters; items already queued can stil
         CHECK(t1);
         CHECK(t2);
         CHECK(q.size() == 2);  // the putters' items were not put
+    }());
+}
+
+TEST_CASE("queue - after shutdown the items already queued can still be taken, then get throws", "[queue][shutdown]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::queue<int> q(2);
+        co_await q.put(1);
+        co_await q.put(2);
+        q.shutdown();
         const int a = co_await q.get();
         const int b = co_await q.get();
         CHECK(a == 1);
@@ -366,7 +416,18 @@ TEST_CASE("queue - shutdown wakes waiting putters; items already queued can stil
     }());
 }
 
-TEST_CASE("queue - shutdown(immediate) discards the items and releases join", "[queue][shutdown]") {
+TEST_CASE("queue - shutdown(immediate) discards the queued items; get then throws", "[queue][shutdown]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::queue<int> q;
+        for (int i = 0; i < 5; ++i) co_await q.put(i);
+        q.shutdown(true);
+        CHECK(q.empty());
+        const bool get_throws = co_await coring_test::throws<coring::queue_shut_down>(q.get());
+        CHECK(get_throws);
+    }());
+}
+
+TEST_CASE("queue - after shutdown(immediate) join returns once the items already taken are done", "[queue][shutdown]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q;
         for (int i = 0; i < 5; ++i) co_await q.put(i);
@@ -384,9 +445,7 @@ TEST_CASE("queue - shutdown(immediate) discards the items and releases join", "[
         q.task_done();
         co_await joiner;
         CHECK(joined);
-        const bool get_throws = co_await coring_test::throws<coring::queue_shut_down>(q.get());
-        CHECK(get_throws);
-    }());
+    }(), on_virtual_time);
 }
 
 // ------------------------------------------------------------------------- cancellation
@@ -583,21 +642,26 @@ TEST_CASE("queue - a getter timed out by wait_for is not left registered", "[que
         CHECK(q.size() == 1);
         const int v = co_await coring::wait_for(q.get(), 1s);
         CHECK(v == 1);
+    }(), on_virtual_time);
+    CHECK(live_frames() == frames_before);
+}
 
-        // The same with a putter on a full queue.
+TEST_CASE("queue - a putter timed out by wait_for is not left registered", "[queue][cancel]") {
+    const auto frames_before = live_frames();
+    coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> full(1);
         co_await full.put(1);
         const bool put_timed_out = co_await coring_test::throws<coring::timeout_error>(coring::wait_for(full.put(2), 5ms));
         CHECK(put_timed_out);
         CHECK(full.get_nowait() == 1);
         CHECK(full.empty());  // 2 never went in, and no putter is left to move it in
-    }());
+    }(), on_virtual_time);
     CHECK(live_frames() == frames_before);
 }
 
 // ------------------------------------------------------------------------- scale
 
-TEST_CASE("queue - items handed to 100,000 waiting getters and from 100,000 waiting putters, flat stack", "[queue][stack]") {
+TEST_CASE("queue - items handed to 100,000 waiting getters in order, on a flat stack", "[queue][stack]") {
     const auto frames_before = live_frames();
     coring::testing::run_test([]() -> coring::task<> {
         constexpr int n = 100'000;
@@ -627,9 +691,19 @@ TEST_CASE("queue - items handed to 100,000 waiting getters and from 100,000 wait
         CHECK(sum == static_cast<long>(n) * (n - 1) / 2);
         CHECK(q.empty());
         CHECK(span.bytes() < coring_test::stack_span::flat_limit);
+    }());
+    CHECK(live_frames() == frames_before);
+}
 
+TEST_CASE("queue - items taken from 100,000 waiting putters in order, on a flat stack", "[queue][stack]") {
+    const auto frames_before = live_frames();
+    coring::testing::run_test([]() -> coring::task<> {
+        constexpr int n = 100'000;
+        coring::queue<int> q(1);
+        std::vector<coring::task_handle<>> tasks;
+        tasks.reserve(n);
         // 100,000 putters wait on a full queue. Each, once its item is in, takes it out again,
-        // which lets the next putter in: again, inline resumption would nest.
+        // which lets the next putter in: were a hand-off resumed inline, the 100,000 would nest.
         coring_test::stack_span putter_span;
         int next_item = 0;
         bool putters_in_order = true;
@@ -640,7 +714,6 @@ TEST_CASE("queue - items handed to 100,000 waiting getters and from 100,000 wait
             if (v != next) ordered = false;
             ++next;
         };
-        tasks.clear();
         co_await q.put(-1);
         for (int i = 0; i < n; ++i) tasks.push_back(coring::create_task(put_then_get(q, i, next_item, putters_in_order, putter_span)));
         co_await coring::sleep(0s);

@@ -32,7 +32,7 @@ coring::task<> acquirer(coring::semaphore& s, std::vector<int>& order, int id) {
 
 }  // namespace
 
-TEST_CASE("semaphore - counting, try_acquire, value, locked", "[semaphore]") {
+TEST_CASE("semaphore - acquiring counts the permits down to locked", "[semaphore]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(2);
         CHECK(s.value() == 2);
@@ -42,16 +42,27 @@ TEST_CASE("semaphore - counting, try_acquire, value, locked", "[semaphore]") {
         CHECK(s.value() == 0);
         CHECK(s.locked());
         CHECK_FALSE(s.try_acquire());
-        s.release();
-        s.release();
-        s.release();  // an unbounded semaphore may go above its initial value
-        CHECK(s.value() == 3);
-
-        coring::semaphore defaulted;
-        CHECK(defaulted.value() == 1);
-        CHECK_THROWS_AS(coring::semaphore(-1), std::invalid_argument);
-        CHECK_THROWS_AS(coring::bounded_semaphore(-1), std::invalid_argument);
     }());
+}
+
+TEST_CASE("semaphore - an unbounded semaphore may be released above its initial value", "[semaphore]") {
+    coring::semaphore s(2);
+    REQUIRE(s.try_acquire());
+    REQUIRE(s.try_acquire());
+    s.release();
+    s.release();
+    s.release();
+    CHECK(s.value() == 3);
+}
+
+TEST_CASE("semaphore - a default semaphore has one permit", "[semaphore]") {
+    coring::semaphore defaulted;
+    CHECK(defaulted.value() == 1);
+}
+
+TEST_CASE("semaphore - a negative initial value is an invalid_argument", "[semaphore]") {
+    CHECK_THROWS_AS(coring::semaphore(-1), std::invalid_argument);
+    CHECK_THROWS_AS(coring::bounded_semaphore(-1), std::invalid_argument);
 }
 
 TEST_CASE("semaphore - at most N of 1,000 tasks hold a permit at a time", "[semaphore]") {
@@ -81,16 +92,28 @@ TEST_CASE("semaphore - at most N of 1,000 tasks hold a permit at a time", "[sema
     CHECK(live_frames() == frames_before);
 }
 
-TEST_CASE("semaphore - waiters get permits first-in first-out; release hands over, no barging", "[semaphore]") {
+TEST_CASE("semaphore - a release with a waiter hands the permit over: no barging", "[semaphore]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore s(0);
+        std::vector<int> order;
+        auto waiter = coring::create_task(acquirer(s, order, 0));
+        co_await coring::sleep(0s);
+        s.release();  // handed to the waiter, which has not resumed yet
+        CHECK(s.value() == 0);
+        CHECK_FALSE(s.try_acquire());
+        co_await waiter;
+        CHECK(order == std::vector<int>{0});
+    }());
+}
+
+TEST_CASE("semaphore - waiters get permits first-in first-out", "[semaphore]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(0);
         std::vector<int> order;
         std::vector<coring::task_handle<>> tasks;
         for (int i = 0; i < 20; ++i) tasks.push_back(coring::create_task(acquirer(s, order, i)));
         co_await coring::sleep(0s);
-        s.release();  // handed to task 0, which has not resumed yet
-        CHECK(s.value() == 0);
-        CHECK_FALSE(s.try_acquire());
+        s.release();
         for (auto& t : tasks) co_await t;
         std::vector<int> expected;
         for (int i = 0; i < 20; ++i) expected.push_back(i);
@@ -99,7 +122,7 @@ TEST_CASE("semaphore - waiters get permits first-in first-out; release hands ove
     }());
 }
 
-TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[semaphore]") {
+TEST_CASE("semaphore_permit - the permit of scoped_acquire is released at scope exit", "[semaphore]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::semaphore s(1);
         {
@@ -108,6 +131,12 @@ TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[se
             CHECK(s.value() == 0);
         }
         CHECK(s.value() == 1);
+    }());
+}
+
+TEST_CASE("semaphore_permit - release() gives the permit back early, once", "[semaphore]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore s(1);
         {
             auto permit = co_await s.scoped_acquire();
             permit.release();
@@ -116,23 +145,33 @@ TEST_CASE("semaphore - permits: released at scope exit, early, when moved", "[se
             CHECK_THROWS_AS(permit.release(), coring::invalid_state_error);
         }
         CHECK(s.value() == 1);
+    }());
+}
+
+TEST_CASE("semaphore_permit - a move carries the permit; it is released once", "[semaphore]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore s(1);
         {
             auto first = co_await s.scoped_acquire();
             coring::semaphore_permit second(std::move(first));
-            CHECK_FALSE(first.owns_permit());
+            CHECK_FALSE(first.owns_permit());  // NOLINT(bugprone-use-after-move): moved-from state is specified
             coring::semaphore_permit third;
             third = std::move(second);
             CHECK(third.owns_permit());
             CHECK(s.value() == 0);
         }
         CHECK(s.value() == 1);
-        {
-            REQUIRE(s.try_acquire());
-            coring::semaphore_permit adopted(s);
-            CHECK(s.value() == 0);
-        }
-        CHECK(s.value() == 1);
     }());
+}
+
+TEST_CASE("semaphore_permit - a permit made from a semaphore adopts a permit already taken", "[semaphore]") {
+    coring::semaphore s(1);
+    {
+        REQUIRE(s.try_acquire());
+        coring::semaphore_permit adopted(s);
+        CHECK(s.value() == 0);
+    }
+    CHECK(s.value() == 1);
 }
 
 TEST_CASE("bounded_semaphore - releasing more than acquired throws std::logic_error", "[semaphore]") {

@@ -29,13 +29,16 @@ CORING_TEST_CASE_ON_VIRTUAL_TIME("testing - on virtual time an hour of sleeping 
     CHECK(coring_test::ms_since(real_start) < 500.0);
 }
 
-TEST_CASE("testing - run_test with options, and exceptions reach Catch2", "[testing]") {
+TEST_CASE("testing - run_test's loop options reach the loop", "[testing]") {
     coring::testing::run_test(
         []() -> coring::task<> {
             CHECK(coring::get_running_loop().get_debug());
             co_return;
         }(),
         {.deadline = 2s, .loop = {.debug = true}});
+}
+
+TEST_CASE("testing - an exception from a run_test body reaches Catch2", "[testing]") {
     CHECK_THROWS_AS(coring::testing::run_test([]() -> coring::task<> {
                         co_await coring::sleep(1ms);
                         throw std::range_error("from the body");

@@ -20,14 +20,22 @@
 
 using namespace std::chrono_literals;
 
-TEST_CASE("thread_pool - threads start on demand and run posted work on other threads", "[thread_pool]") {
+TEST_CASE("thread_pool - a thread starts only when work is posted", "[thread_pool]") {
     coring::thread_pool pool(4);
-    CHECK(pool.thread_count() == 0);  // lazily
+    CHECK(pool.thread_count() == 0);
+    std::promise<void> ran;
+    pool.post([&] { ran.set_value(); });
+    ran.get_future().wait();
+    CHECK(pool.thread_count() == 1);
+    pool.shutdown();
+}
+
+TEST_CASE("thread_pool - posted work runs on another thread", "[thread_pool]") {
+    coring::thread_pool pool(4);
     std::promise<std::thread::id> where;
     auto id = where.get_future();
     pool.post([&] { where.set_value(std::this_thread::get_id()); });
     CHECK(id.get() != std::this_thread::get_id());
-    CHECK(pool.thread_count() == 1);
     pool.shutdown();
 }
 
@@ -119,11 +127,18 @@ TEST_CASE("thread_pool - the default size is asyncio's min(32, cores + 4)", "[th
     CHECK(coring::thread_pool::default_max_threads() == std::min<std::size_t>(32, cores + 4));
 }
 
-TEST_CASE("thread_pool - the loop owns one, created on first use and joined at close", "[thread_pool]") {
+TEST_CASE("thread_pool - default_executor is the loop's one pool", "[thread_pool]") {
+    coring::run([]() -> coring::task<> {
+        coring::thread_pool& pool = coring::get_running_loop().default_executor();
+        CHECK(&pool == &coring::get_running_loop().default_executor());
+        co_return;
+    }());
+}
+
+TEST_CASE("thread_pool - the loop joins its pool when it closes", "[thread_pool]") {
     std::atomic<bool> finished{false};
     coring::run([](std::atomic<bool>& done) -> coring::task<> {
         coring::thread_pool& pool = coring::get_running_loop().default_executor();
-        CHECK(&pool == &coring::get_running_loop().default_executor());
         pool.post([&done] {
             std::this_thread::sleep_for(30ms);
             done = true;

@@ -42,15 +42,25 @@ TEST_CASE("to_thread - yields the function's value, computed on another thread",
     }());
 }
 
-TEST_CASE("to_thread - void functions, references through std::ref, move-only values", "[to_thread]") {
+TEST_CASE("to_thread - a void function runs, and std::ref passes a reference to it", "[to_thread]") {
     coring::run([]() -> coring::task<> {
         int counter = 0;
         co_await coring::to_thread([](int& c) { c += 5; }, std::ref(counter));
         CHECK(counter == 5);
+    }());
+}
+
+TEST_CASE("to_thread - move-only values go in and come back", "[to_thread]") {
+    coring::run([]() -> coring::task<> {
         auto owned = std::make_unique<int>(7);
         std::unique_ptr<int> back = co_await coring::to_thread([](std::unique_ptr<int> p) { *p *= 6; return p; }, std::move(owned));
         REQUIRE(back != nullptr);
         CHECK(*back == 42);
+    }());
+}
+
+TEST_CASE("to_thread - a function returning a reference gives that reference", "[to_thread]") {
+    coring::run([]() -> coring::task<> {
         int target = 1;
         int& ref = co_await coring::to_thread([](int& t) -> int& { return t; }, std::ref(target));
         CHECK(&ref == &target);
@@ -68,7 +78,19 @@ TEST_CASE("to_thread - rethrows the function's exception with its type", "[to_th
     }());
 }
 
-TEST_CASE("to_thread - the loop keeps running while the thread blocks; calls run concurrently", "[to_thread]") {
+namespace {
+
+// Returns v after blocking its thread for 200 ms.
+coring::task<int> blocking_200ms(int v) {
+    co_return co_await coring::to_thread([](int x) {
+        std::this_thread::sleep_for(200ms);
+        return x;
+    }, v);
+}
+
+}  // namespace
+
+TEST_CASE("to_thread - the loop keeps running while a call blocks its thread", "[to_thread]") {
     coring::run([]() -> coring::task<> {
         int ticks = 0;
         auto ticker = [](int& t) -> coring::task<> {
@@ -78,21 +100,24 @@ TEST_CASE("to_thread - the loop keeps running while the thread blocks; calls run
             }
         };
         auto tick = coring::create_task(ticker(ticks));
+        auto call = coring::create_task(blocking_200ms(7));
+        co_await tick;
+        CHECK_FALSE(call.done());  // the five ticks came while the call still blocked
+        CHECK(ticks == 5);
+        const int v = co_await call;
+        CHECK(v == 7);
+    }());
+}
+
+TEST_CASE("to_thread - calls run concurrently", "[to_thread]") {
+    coring::run([]() -> coring::task<> {
         const auto start = std::chrono::steady_clock::now();
         std::vector<coring::task_handle<int>> calls;
-        auto blocking = [](int v) -> coring::task<int> {
-            co_return co_await coring::to_thread([](int x) {
-                std::this_thread::sleep_for(200ms);
-                return x;
-            }, v);
-        };
-        for (int i = 0; i < 3; ++i) calls.push_back(coring::create_task(blocking(i)));
+        for (int i = 0; i < 3; ++i) calls.push_back(coring::create_task(blocking_200ms(i)));
         int total = 0;
         for (auto& c : calls) total += co_await c;
-        co_await tick;
         CHECK(total == 3);
-        CHECK(ticks == 5);                           // the loop was not blocked
-        CHECK(coring_test::ms_since(start) < 500);   // three 200 ms calls side by side, not 600 ms
+        CHECK(coring_test::ms_since(start) < 500);  // three 200 ms calls side by side, not 600 ms
     }());
 }
 

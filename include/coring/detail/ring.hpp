@@ -115,9 +115,10 @@ public:
     [[nodiscard]] unsigned pending_submissions() const noexcept { return io_uring_sq_ready(&m_ring); }
     /// True if SQEs were prepared since the last submit. Unlike pending_submissions() it reads
     /// only the process's own copy of the tail, not the kernel's head in the ring shared with it:
-    /// the busy loop asks this every iteration, and the shared read cost 8 of the 21 ns of a
-    /// sleep(0) round trip on the 2-core benchmark VM. An SQE that the kernel left unconsumed after a
-    /// submit is not counted here: the loop polls anyway while user operations are in flight.
+    /// the busy loop asks this every iteration, and a read of memory the kernel writes is a
+    /// cache miss on the hot path (bench/README.md has the figures). An SQE that the kernel left
+    /// unconsumed after a submit is not counted here: the loop polls anyway while user
+    /// operations are in flight.
     [[nodiscard]] bool has_unsubmitted() const noexcept { return m_ring.sq.sqe_tail != m_ring.sq.sqe_head; }
     /// The submission queue's local tail: it moves with every SQE prepared, through get_sqe()
     /// or on native() (liburing's io_uring_get_sqe), so comparing two readings tells whether
