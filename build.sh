@@ -22,7 +22,7 @@ usage() {
 [[ $command == example || $command == test ]] || usage
 
 # Debian package names; each is installed only if missing.
-packages=(g++ cmake make pkg-config liburing-dev catch2 libbenchmark-dev python3 netcat-openbsd curl wrk fio libboost1.81-dev)
+packages=(g++ cmake make pkg-config liburing-dev catch2 libbenchmark-dev python3 netcat-openbsd curl wrk fio libboost1.81-dev libssl-dev openssl)
 [[ $config == clang ]] && packages+=(clang)
 [[ $config == asan ]] && packages+=(libclang-rt-dev)
 

@@ -119,7 +119,10 @@ struct server_connection final : list_hook<server_connection_tag>, stream_close_
 class server_state {
 public:
     server_state(event_loop& loop, connection_handler handler, server_options options)
-        : m_loop(&loop), m_handler(std::move(handler)), m_options(std::move(options)) {}
+        : m_loop(&loop), m_handler(std::move(handler)), m_options(std::move(options)), m_tls(m_options.stream.tls ? *m_options.stream.tls : tls_context{}) {
+        m_options.stream.tls = m_tls;  // the connections borrow the server's own share
+        m_options.stream.server_hostname = {};
+    }
     server_state(const server_state&) = delete;
     server_state& operator=(const server_state&) = delete;
 
@@ -241,11 +244,12 @@ private:
     void report_accept_error(std::size_t index, int error, std::exception_ptr failure);
 
     static task<> accept_loop(accept_guard guard);
-    static task<> run_handler(handler_guard guard, stream_reader reader, stream_writer writer);
+    static task<> run_handler(handler_guard guard, ref_ptr<stream_state> stream);
 
     event_loop* m_loop;
     connection_handler m_handler;
     server_options m_options;
+    tls_context m_tls;  // what m_options.stream.tls refers to
     std::vector<socket> m_listeners;
     std::vector<address> m_addresses;
     std::vector<std::string> m_unix_paths;  // "" for TCP; a Unix listener's path, unlinked at close
@@ -330,9 +334,9 @@ inline void server_state::spawn(socket::accepted accepted) {
     auto* connection = new server_connection(this);
     add_ref();
     m_connections.push_back(*connection);
-    std::pair<stream_reader, stream_writer> streams;
+    ref_ptr<stream_state> stream;
     try {
-        streams = make_stream(std::move(accepted.connection), accepted.peer, m_options.stream, connection);
+        stream = start_stream(std::move(accepted.connection), accepted.peer, m_options.stream, connection);
     } catch (...) {
         connection->m_stream_closed = true;  // the socket was closed with `accepted`
         connection->m_handler_done = true;
@@ -343,7 +347,7 @@ inline void server_state::spawn(socket::accepted accepted) {
     try {
         ++m_running_handlers;  // until the handler_guard goes
         connection->m_handler =
-            m_loop->create_task(run_handler(handler_guard(connection), std::move(streams.first), std::move(streams.second)), "connection from " + accepted.peer.to_string());
+            m_loop->create_task(run_handler(handler_guard(connection), std::move(stream)), "connection from " + accepted.peer.to_string());
     } catch (...) {
         // The handler's frame (or its arguments) went away: the guard marked the handler done and
         // the streams are closing.
@@ -351,10 +355,27 @@ inline void server_state::spawn(socket::accepted accepted) {
     }
 }
 
-inline task<> server_state::run_handler(handler_guard guard, stream_reader reader, stream_writer writer) {
+inline task<> server_state::run_handler(handler_guard guard, ref_ptr<stream_state> stream) {
     server_state& self = *guard.m_connection->m_owner;
+    if (stream->tls() != nullptr) {
+        // The handler sees a connection only once its handshake is over (asyncio's rule). One that
+        // fails or takes too long is closed; it is reported in debug mode only, since any client
+        // can cause it.
+        std::exception_ptr handshake_failure;
+        try {
+            co_await complete_tls_handshake(stream, self.m_options.stream.tls_handshake_timeout);
+        } catch (const std::exception&) {
+            handshake_failure = std::current_exception();
+        }
+        if (handshake_failure) {
+            if (self.m_loop->get_debug())
+                self.m_loop->call_exception_handler({"coring::server: TLS handshake failed", handshake_failure, {}, {}});
+            co_return;
+        }
+    }
     std::exception_ptr failure;
     try {
+        auto [reader, writer] = stream_handles(std::move(stream));
         co_await self.m_handler(std::move(reader), std::move(writer));
     } catch (const std::exception&) {
         failure = std::current_exception();  // cancelled_error is not a std::exception: it propagates
@@ -456,6 +477,8 @@ private:
 /// iteration). Throws std::system_error for bind errors: "bind(127.0.0.1:80): Permission denied".
 [[nodiscard]] inline task<server> start_server(connection_handler handler, std::string host, std::uint16_t port, server_options options = {}) {
     if (!handler) throw std::invalid_argument("coring::start_server: no handler");
+    const tls_context tls = options.stream.tls ? *options.stream.tls : tls_context{};  // borrowed by `options`
+    options.stream.tls = tls;
     resolve_options how;
     how.flags = AI_PASSIVE;
     std::vector<address> addresses = co_await resolve(host, port, how);

@@ -65,14 +65,20 @@
 #include <coring/net/stream_options.hpp>
 #include <coring/net/stream_reader_state.hpp>
 #include <coring/net/stream_writer_state.hpp>
+#include <coring/net/tls_context.hpp>
+#include <coring/net/tls_session.hpp>
 #include <coring/task.hpp>
+#include <coring/wait_for.hpp>
 
 #include <sys/socket.h>
 
 #include <cassert>
+#include <chrono>
+#include <memory>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -112,7 +118,8 @@ public:
         : m_peer(peer),
           m_listener(listener),
           m_socket(loop, connection.release(), std::move(ring), options.recv_buffer_size, *this),
-          m_transport(&m_socket),
+          m_tls(start_tls(options)),
+          m_transport(m_tls ? static_cast<byte_transport*>(m_tls.get()) : &m_socket),
           m_reader(*m_transport, m_peer, options.limit, m_socket.receive_size()),
           m_writer(*m_transport, m_peer, options.high_water, options.low_water) {}
 
@@ -145,6 +152,8 @@ public:
     /// The descriptor, or -1 once closed.
     [[nodiscard]] int native_fd() const noexcept { return m_closed ? -1 : m_transport->native_fd(); }
     [[nodiscard]] bool uses_buffer_ring() const noexcept { return m_transport->uses_buffer_ring(); }
+    /// The TLS session, or null on plaintext.
+    [[nodiscard]] tls_session* tls() const noexcept { return m_tls.get(); }
 
     // ---- transport_client
     [[nodiscard]] std::size_t receive_room() const noexcept override { return m_reader.room(); }
@@ -172,6 +181,16 @@ private:
         m_close_waiters.abandon("coring::stream_writer (wait_closed)");
     }
 
+    /// A TLS session over the socket when the options name a context; the client side checks
+    /// server_hostname, or the peer's address when it is empty.
+    std::unique_ptr<tls_session> start_tls(const stream_options& options) {
+        if (!options.tls) return nullptr;
+        const std::string peer_text = m_peer.to_string();
+        std::string name(options.server_hostname);
+        if (name.empty() && !options.tls->is_server()) name = m_peer.host();
+        return options.tls->engine()->start(m_socket, *this, name, peer_text);
+    }
+
     void request_close() noexcept {
         if (m_close_requested) return;
         m_close_requested = true;
@@ -183,6 +202,7 @@ private:
     address m_peer;
     stream_close_listener* m_listener;
     socket_transport m_socket;
+    std::unique_ptr<tls_session> m_tls;  // declared after the socket: destroyed before it
     byte_transport* m_transport;
     reader_state m_reader;
     writer_state m_writer;
@@ -282,6 +302,25 @@ private:
     bool m_suspended = false;
 };
 
+/// Waits until the TLS handshake of `state` is over (at once on plaintext) and throws its
+/// tls_error if it failed; timeout_error once it took longer than `timeout`.
+inline task<> complete_tls_handshake(ref_ptr<stream_state> state, std::chrono::milliseconds timeout) {
+    tls_session* tls = state->tls();
+    if (tls == nullptr) co_return;
+    if (!tls->handshake_over()) {
+        bool timed_out = false;
+        try {
+            co_await wait_for(flag_awaiter(tls->handshake_waiters(), tls->handshake_over(), "coring TLS session", "TLS handshake"), timeout);
+        } catch (const timeout_error&) {
+            timed_out = true;
+        }
+        if (timed_out)
+            throw timeout_error("coring::timeout_error: the TLS handshake with " + state->peer().to_string() + " took longer than " +
+                                std::to_string(timeout.count()) + " ms");
+    }
+    tls->check_handshake();
+}
+
 }  // namespace detail
 
 // ---------------------------------------------------------------------- the handles
@@ -368,6 +407,12 @@ public:
     void set_write_buffer_limits(std::size_t high, std::size_t low) { checked().writer().set_limits(high, low); }
     /// The socket's descriptor (for socket options), or -1 once closed.
     [[nodiscard]] int native_handle() const { return checked().native_fd(); }
+    /// What the TLS handshake agreed on (asyncio's get_extra_info("ssl_object")); null on
+    /// plaintext.
+    [[nodiscard]] const tls_info* tls() const {
+        detail::tls_session* session = checked().tls();
+        return session != nullptr ? session->info() : nullptr;
+    }
     [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(m_state); }
 
 private:
@@ -382,11 +427,11 @@ private:
     detail::ref_ptr<detail::stream_state> m_state;
 };
 
-/// A reader and writer over a connected stream socket (TCP or Unix-domain) that the streams own
-/// from now on. `peer` is the peer's address (read with getpeername when empty). For a server's
-/// connections, `listener` is told when the descriptor is closed.
-[[nodiscard]] inline std::pair<stream_reader, stream_writer> make_stream(socket connection, address peer = {}, const stream_options& options = {},
-                                                                         detail::stream_close_listener* listener = nullptr) {
+namespace detail {
+
+/// The connection of a new stream over `connection`, reading ahead (and, with TLS, in its
+/// handshake) already. `peer` is read with getpeername when empty.
+[[nodiscard]] inline ref_ptr<stream_state> start_stream(socket connection, address peer, const stream_options& options, stream_close_listener* listener) {
     event_loop& loop = get_running_loop();
     if (peer.empty()) {
         try {
@@ -397,27 +442,57 @@ private:
     }
     io::buffer_ring_ptr ring = options.buffers;
     if (!ring && options.use_buffer_ring) ring = io::buffer_ring::try_create(loop, options.recv_buffer_count, options.recv_buffer_size);  // null: plain recv
-    auto* state = new detail::stream_state(loop, std::move(connection), peer, options, std::move(ring), listener);
-    auto ref = detail::ref_ptr<detail::stream_state>::adopt(state);  // the writer's reference
-    state->add_ref();                                                 // the reader's
-    std::pair<stream_reader, stream_writer> streams(stream_reader(detail::ref_ptr<detail::stream_state>::adopt(state)), stream_writer(std::move(ref)));
+    auto state = ref_ptr<stream_state>::adopt(new stream_state(loop, std::move(connection), peer, options, std::move(ring), listener));
     state->start_reading();
-    return streams;
+    return state;
+}
+
+/// The reader and writer of a connection.
+[[nodiscard]] inline std::pair<stream_reader, stream_writer> stream_handles(ref_ptr<stream_state> state) {
+    return {stream_reader(state), stream_writer(std::move(state))};
+}
+
+/// A stream over `connection` whose TLS handshake, if any, is over.
+[[nodiscard]] inline task<std::pair<stream_reader, stream_writer>> open_stream(socket connection, address peer, stream_options options) {
+    ref_ptr<stream_state> state = start_stream(std::move(connection), std::move(peer), options, nullptr);
+    co_await complete_tls_handshake(state, options.tls_handshake_timeout);
+    co_return stream_handles(std::move(state));
+}
+
+}  // namespace detail
+
+/// A reader and writer over a connected stream socket (TCP or Unix-domain) that the streams own
+/// from now on. `peer` is the peer's address (read with getpeername when empty). For a server's
+/// connections, `listener` is told when the descriptor is closed. With options.tls the
+/// handshake has started, not finished: reads and writes wait for it (open_connection and
+/// start_server wait for it before they hand out the streams).
+[[nodiscard]] inline std::pair<stream_reader, stream_writer> make_stream(socket connection, address peer = {}, const stream_options& options = {},
+                                                                         detail::stream_close_listener* listener = nullptr) {
+    return detail::stream_handles(detail::start_stream(std::move(connection), std::move(peer), options, listener));
 }
 
 /// asyncio.open_connection: resolves `host` (an IP literal needs no lookup) and connects to its
 /// addresses in order until one accepts; TCP_NODELAY is set. Throws the last error:
-/// "connect(127.0.0.1:9): Connection refused".
+/// "connect(127.0.0.1:9): Connection refused". With options.tls it returns once the handshake
+/// is over, the server's certificate checked against options.server_hostname (default: `host`);
+/// a failed handshake throws tls_error, a slow one timeout_error.
 [[nodiscard]] inline task<std::pair<stream_reader, stream_writer>> open_connection(std::string host, std::uint16_t port, stream_options options = {}) {
+    // Own what the options borrow: the caller's context and name may go while this task waits.
+    const tls_context tls = options.tls ? *options.tls : tls_context{};
+    const std::string server_hostname(options.tls && options.server_hostname.empty() ? std::string_view(host) : options.server_hostname);
+    options.tls = tls;
+    options.server_hostname = server_hostname;
     const std::vector<address> addresses = co_await resolve(std::move(host), port);
     std::exception_ptr last_error;
     for (const address& a : addresses) {
+        std::optional<socket> connected;
         try {
-            socket s = co_await socket::connect_to(a);
-            co_return make_stream(std::move(s), a, options);
+            connected.emplace(co_await socket::connect_to(a));
         } catch (const std::system_error&) {
             last_error = std::current_exception();
+            continue;
         }
+        co_return co_await detail::open_stream(std::move(*connected), a, options);
     }
     std::rethrow_exception(last_error);
 }
@@ -425,9 +500,13 @@ private:
 /// asyncio.open_unix_connection: a stream over a Unix-domain socket at `path`. Throws
 /// "connect(unix:/run/x.sock): No such file or directory" (ENOENT) and the like.
 [[nodiscard]] inline task<std::pair<stream_reader, stream_writer>> open_unix_connection(std::string path, stream_options options = {}) {
+    const tls_context tls = options.tls ? *options.tls : tls_context{};
+    const std::string server_hostname(options.server_hostname);
+    options.tls = tls;
+    options.server_hostname = server_hostname;
     const address peer = address::unix_path(path);
     socket s = co_await socket::connect_to(peer);
-    co_return make_stream(std::move(s), peer, options);
+    co_return co_await detail::open_stream(std::move(s), peer, std::move(options));
 }
 
 }  // namespace coring

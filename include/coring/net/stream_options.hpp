@@ -2,12 +2,16 @@
 // coring::stream_options: the settings of a stream (docs/api.md, "Streams").
 
 #include <coring/io/buffer_ring.hpp>
+#include <coring/net/tls_context.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <string_view>
 
 namespace coring {
 
-/// Settings of a stream (an aggregate: `stream_options{.limit = 1 << 20}`).
+/// Settings of a stream (an aggregate: `stream_options{.limit = 1 << 20}`). Its members are
+/// trivially destructible, or empty by default (docs/internals.md, "g++ 12 traps").
 struct stream_options {
     /// The reader's limit (asyncio's `limit`): how far readline/readuntil search for a separator,
     /// and how much the reader reads ahead.
@@ -25,6 +29,14 @@ struct stream_options {
     io::buffer_ring_ptr buffers{};
     /// False: receive with plain recv into the reader's buffer, without a buffer ring.
     bool use_buffer_ring = true;
+    /// TLS (asyncio's ssl=): a client or server context from <coring/net/tls.hpp>, borrowed until
+    /// the connection starts (tls_context_ref). Empty: plaintext.
+    tls_context_ref tls{};
+    /// The name the server's certificate must carry (client side), borrowed like `tls`. Empty:
+    /// the host connected to.
+    std::string_view server_hostname{};
+    /// How long a TLS handshake may take; past it, timeout_error.
+    std::chrono::milliseconds tls_handshake_timeout{60'000};
 };
 
 }  // namespace coring

@@ -1,0 +1,338 @@
+// Tests of coring/net/tls.hpp: streams over TLS 1.3 / 1.2 on OpenSSL, against coring's own
+// server and client and against the openssl command-line tool (s_server, s_client), with
+// certificates made at test time (tests/support/tls_certs.hpp).
+#include <coring/net/server.hpp>
+#include <coring/net/stream.hpp>
+#include <coring/net/tls.hpp>
+#include <coring/run.hpp>
+#include <coring/task_handle.hpp>
+#include <coring/time.hpp>
+
+#include "support/catch.hpp"
+#include "support/helpers.hpp"
+#include "support/os.hpp"
+#include "support/tls_certs.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <vector>
+
+using namespace std::chrono_literals;
+using coring_test::pattern;
+
+namespace {
+
+/// The certificates, made once for the whole file (the openssl tool takes a while).
+const coring_test::tls_certs& certs() {
+    static const coring_test::tls_certs made;
+    return made;
+}
+
+coring::tls_context server_context() { return coring::tls_context::server(certs().server_cert, certs().server_key); }
+
+coring::tls_context client_context() {
+    coring::tls_context ctx = coring::tls_context::client();
+    ctx.load_verify_locations(certs().ca);
+    return ctx;
+}
+
+/// An echo handler: reads until EOF and writes everything back.
+coring::task<> echo(coring::stream_reader reader, coring::stream_writer writer) {
+    for (;;) {
+        std::string data = co_await reader.read(64 * 1024);
+        if (data.empty()) break;
+        writer.write(data);
+        co_await writer.drain();
+    }
+    writer.close();
+    co_await writer.wait_closed();
+}
+
+/// A TLS echo server on 127.0.0.1 and an ephemeral port.
+coring::task<coring::server> start_echo_server(const coring::tls_context& ctx) {
+    coring::server_options options;
+    options.stream.tls = ctx;
+    co_return co_await coring::start_server(echo, "127.0.0.1", 0, options);
+}
+
+/// What a failed connection attempt threw, as text ("" if it connected).
+template <class E>
+coring::task<std::string> connect_error(std::uint16_t port, coring::stream_options options, std::string host = "127.0.0.1") {
+    try {
+        auto streams = co_await coring::open_connection(host, port, options);
+        streams.second.close();
+    } catch (const E& e) {
+        co_return std::string(e.what());
+    }
+    co_return std::string();
+}
+
+}  // namespace
+
+TEST_CASE("tls - a client and a server agree on TLS 1.3 and echo bytes", "[tls]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        coring::server srv = co_await start_echo_server(server_ctx);
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        const coring::tls_info* info = writer.tls();
+        REQUIRE(info != nullptr);
+        CHECK(info->version() == "TLSv1.3");
+        CHECK(info->peer_subject().find("CN=localhost") != std::string::npos);
+        CHECK_FALSE(info->cipher().empty());
+        writer.write("hello over tls\n");
+        const std::string line = co_await reader.readline();
+        CHECK(line == "hello over tls\n");
+        writer.close();
+        co_await writer.wait_closed();
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - bytes arrive intact in both directions, from 1 byte to 4 MiB", "[tls]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        coring::server srv = co_await start_echo_server(server_ctx);
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        for (std::size_t size : {std::size_t{1}, std::size_t{1000}, std::size_t{16 * 1024 + 7}, std::size_t{1 << 20}, std::size_t{4 << 20}}) {
+            auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+            const std::string sent = pattern(size, size);
+            writer.write(sent);
+            writer.write_eof();
+            const std::string back = co_await reader.read();
+            CHECK(back.size() == sent.size());
+            CHECK(back == sent);
+            writer.close();
+            co_await writer.wait_closed();
+        }
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - many small writes arrive in order", "[tls]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        coring::server srv = co_await start_echo_server(server_ctx);
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        std::string sent;
+        for (int i = 0; i < 5000; ++i) {
+            const std::string piece = std::to_string(i) + ",";
+            writer.write(piece);
+            sent += piece;
+        }
+        co_await writer.drain();
+        const std::string back = co_await reader.readexactly(sent.size());
+        CHECK(back == sent);
+        writer.close();
+        co_await writer.wait_closed();
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - ALPN: the server's first choice among the client's offers", "[tls]") {
+    coring::run([]() -> coring::task<> {
+        coring::tls_context server_ctx = server_context();
+        server_ctx.set_alpn_protocols({"http/1.1", "h2"});
+        coring::server srv = co_await start_echo_server(server_ctx);
+        coring::tls_context ctx = client_context();
+        ctx.set_alpn_protocols({"h2", "http/1.1"});
+        coring::stream_options options;
+        options.tls = ctx;
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        REQUIRE(writer.tls() != nullptr);
+        CHECK(writer.tls()->alpn() == "http/1.1");
+        writer.close();
+        co_await writer.wait_closed();
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - a server certificate from an unknown CA: tls_error with the verify result", "[tls][verify]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        coring::server srv = co_await start_echo_server(server_ctx);
+        const coring::tls_context ctx = coring::tls_context::client();  // the system store only
+        coring::stream_options options;
+        options.tls = ctx;
+        const std::string error = co_await connect_error<coring::tls_error>(srv.port(), options, "localhost");
+        CHECK(error.find("certificate verify failed for localhost") != std::string::npos);
+        CHECK(error.find("local issuer certificate") != std::string::npos);
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - a wrong host name: tls_error naming the name", "[tls][verify]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        coring::server srv = co_await start_echo_server(server_ctx);
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        options.server_hostname = "example.org";
+        const std::string error = co_await connect_error<coring::tls_error>(srv.port(), options);
+        CHECK(error.find("certificate verify failed for example.org") != std::string::npos);
+        CHECK(error.find("mismatch") != std::string::npos);
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - an expired certificate: tls_error", "[tls][verify]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = coring::tls_context::server(certs().expired_cert, certs().expired_key);
+        coring::server srv = co_await start_echo_server(server_ctx);
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        const std::string error = co_await connect_error<coring::tls_error>(srv.port(), options);
+        CHECK(error.find("certificate has expired") != std::string::npos);
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - a self-signed server with verification on: tls_error; set_verify(false) connects", "[tls][verify]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = coring::tls_context::server(certs().self_signed_cert, certs().self_signed_key);
+        coring::server srv = co_await start_echo_server(server_ctx);
+        coring::tls_context ctx = coring::tls_context::client();
+        coring::stream_options options;
+        options.tls = ctx;
+        const std::string error = co_await connect_error<coring::tls_error>(srv.port(), options);
+        CHECK(error.find("self-signed certificate") != std::string::npos);
+        ctx.set_verify(false);
+        const std::string none = co_await connect_error<coring::tls_error>(srv.port(), options);
+        CHECK(none.empty());
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - garbage instead of a ClientHello fails that connection; the server keeps serving", "[tls][hostile]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        coring::server srv = co_await start_echo_server(server_ctx);
+        auto [raw_reader, raw_writer] = co_await coring::open_connection("127.0.0.1", srv.port());
+        raw_writer.write("GET / HTTP/1.0\r\n\r\n");
+        const std::string answer = co_await raw_reader.read();  // an alert at most, then the close
+        CHECK(answer.size() < 64);
+        raw_writer.close();
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        writer.write("still here\n");
+        const std::string line = co_await reader.readline();
+        CHECK(line == "still here\n");
+        writer.close();
+        co_await writer.wait_closed();
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - a peer that never answers the handshake: timeout_error after the handshake timeout", "[tls][hostile]") {
+    coring::run([]() -> coring::task<> {
+        // A plaintext server that accepts and says nothing.
+        coring::server silent = co_await coring::start_server(
+            [](coring::stream_reader r, coring::stream_writer) -> coring::task<> { (void)co_await r.read(); }, "127.0.0.1", 0);
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        options.tls_handshake_timeout = 200ms;
+        const auto start = std::chrono::steady_clock::now();
+        const std::string error = co_await connect_error<coring::timeout_error>(silent.port(), options);
+        CHECK(error.find("TLS handshake with 127.0.0.1") != std::string::npos);
+        CHECK(coring_test::ms_since(start) >= 150);
+        CHECK(coring_test::ms_since(start) < 5000);
+        silent.close();
+        co_await silent.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - a peer that closes during the handshake: tls_error", "[tls][hostile]") {
+    coring::run([]() -> coring::task<> {
+        coring::server closer = co_await coring::start_server(
+            [](coring::stream_reader, coring::stream_writer w) -> coring::task<> {
+                w.close();
+                co_return;
+            },
+            "127.0.0.1", 0);
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        const std::string error = co_await connect_error<coring::tls_error>(closer.port(), options);
+        CHECK(error.find("handshake with 127.0.0.1") != std::string::npos);
+        closer.close();
+        co_await closer.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - cancelling a task in the handshake resumes it promptly", "[tls][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::server silent = co_await coring::start_server(
+            [](coring::stream_reader r, coring::stream_writer) -> coring::task<> { (void)co_await r.read(); }, "127.0.0.1", 0);
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        auto h = coring::create_task(coring::open_connection("127.0.0.1", silent.port(), options));
+        co_await coring::sleep(50ms);
+        const coring_test::cancel_outcome outcome = co_await coring_test::cancel_and_await(std::move(h));
+        CHECK(outcome.by_cancelled_error);
+        CHECK(outcome.ms_after_cancel < 1000);
+        silent.close();
+        co_await silent.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - close sends close_notify: the peer reads the end of the stream", "[tls]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        std::string seen;
+        bool clean_end = false;
+        coring::server srv = co_await coring::start_server(
+            [&](coring::stream_reader r, coring::stream_writer w) -> coring::task<> {
+                seen = co_await r.read();  // to the end
+                clean_end = r.at_eof();
+                w.close();
+            },
+            "127.0.0.1", 0, [&] {
+                coring::server_options o;
+                o.stream.tls = server_ctx;
+                return o;
+            }());
+        const coring::tls_context ctx = client_context();
+        coring::stream_options options;
+        options.tls = ctx;
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        writer.write("bye");
+        writer.close();
+        co_await writer.wait_closed();
+        co_await coring::sleep(100ms);
+        CHECK(seen == "bye");
+        CHECK(clean_end);
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
