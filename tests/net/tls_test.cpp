@@ -64,6 +64,21 @@ coring::task<coring::server> start_echo_server(const coring::tls_context& ctx) {
     co_return co_await coring::start_server(echo, "127.0.0.1", 0, options);
 }
 
+/// A TLS client connection to 127.0.0.1:`port`, its handshake over.
+coring::task<std::pair<coring::stream_reader, coring::stream_writer>> connect(std::uint16_t port, const coring::tls_context& ctx) {
+    coring::stream_options options;
+    options.tls = ctx;
+    co_return co_await coring::open_connection("127.0.0.1", port, options);
+}
+
+/// Closes a client's writer and a server, and waits for both.
+coring::task<> close_both(coring::stream_writer& writer, coring::server& srv) {
+    writer.close();
+    co_await writer.wait_closed();
+    srv.close();
+    co_await srv.wait_closed();
+}
+
 /// What a failed connection attempt threw, as text ("" if it connected).
 template <class E>
 coring::task<std::string> connect_error(std::uint16_t port, coring::stream_options options, std::string host = "127.0.0.1") {
@@ -83,9 +98,7 @@ TEST_CASE("tls - a client and a server agree on TLS 1.3 and echo bytes", "[tls]"
         const coring::tls_context server_ctx = server_context();
         coring::server srv = co_await start_echo_server(server_ctx);
         const coring::tls_context ctx = client_context();
-        coring::stream_options options;
-        options.tls = ctx;
-        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        auto [reader, writer] = co_await connect(srv.port(), ctx);
         const coring::tls_info* info = writer.tls();
         REQUIRE(info != nullptr);
         CHECK(info->version() == "TLSv1.3");
@@ -94,10 +107,7 @@ TEST_CASE("tls - a client and a server agree on TLS 1.3 and echo bytes", "[tls]"
         writer.write("hello over tls\n");
         const std::string line = co_await reader.readline();
         CHECK(line == "hello over tls\n");
-        writer.close();
-        co_await writer.wait_closed();
-        srv.close();
-        co_await srv.wait_closed();
+        co_await close_both(writer, srv);
     }());
 }
 
@@ -129,9 +139,7 @@ TEST_CASE("tls - many small writes arrive in order", "[tls]") {
         const coring::tls_context server_ctx = server_context();
         coring::server srv = co_await start_echo_server(server_ctx);
         const coring::tls_context ctx = client_context();
-        coring::stream_options options;
-        options.tls = ctx;
-        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        auto [reader, writer] = co_await connect(srv.port(), ctx);
         std::string sent;
         for (int i = 0; i < 5000; ++i) {
             const std::string piece = std::to_string(i) + ",";
@@ -141,10 +149,7 @@ TEST_CASE("tls - many small writes arrive in order", "[tls]") {
         co_await writer.drain();
         const std::string back = co_await reader.readexactly(sent.size());
         CHECK(back == sent);
-        writer.close();
-        co_await writer.wait_closed();
-        srv.close();
-        co_await srv.wait_closed();
+        co_await close_both(writer, srv);
     }());
 }
 
@@ -160,10 +165,7 @@ TEST_CASE("tls - ALPN: the server's first choice among the client's offers", "[t
         auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
         REQUIRE(writer.tls() != nullptr);
         CHECK(writer.tls()->alpn() == "http/1.1");
-        writer.close();
-        co_await writer.wait_closed();
-        srv.close();
-        co_await srv.wait_closed();
+        co_await close_both(writer, srv);
     }());
 }
 
@@ -239,16 +241,11 @@ TEST_CASE("tls - garbage instead of a ClientHello fails that connection; the ser
         CHECK(answer.size() < 64);
         raw_writer.close();
         const coring::tls_context ctx = client_context();
-        coring::stream_options options;
-        options.tls = ctx;
-        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        auto [reader, writer] = co_await connect(srv.port(), ctx);
         writer.write("still here\n");
         const std::string line = co_await reader.readline();
         CHECK(line == "still here\n");
-        writer.close();
-        co_await writer.wait_closed();
-        srv.close();
-        co_await srv.wait_closed();
+        co_await close_both(writer, srv);
     }());
 }
 
@@ -323,9 +320,7 @@ TEST_CASE("tls - close sends close_notify: the peer reads the end of the stream"
                 return o;
             }());
         const coring::tls_context ctx = client_context();
-        coring::stream_options options;
-        options.tls = ctx;
-        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port(), options);
+        auto [reader, writer] = co_await connect(srv.port(), ctx);
         writer.write("bye");
         writer.close();
         co_await writer.wait_closed();
