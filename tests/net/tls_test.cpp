@@ -4,6 +4,7 @@
 #include <coring/net/server.hpp>
 #include <coring/net/stream.hpp>
 #include <coring/net/tls.hpp>
+#include <coring/process.hpp>
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>
@@ -77,6 +78,42 @@ coring::task<> close_both(coring::stream_writer& writer, coring::server& srv) {
     co_await writer.wait_closed();
     srv.close();
     co_await srv.wait_closed();
+}
+
+/// Reads a child's stdout until a whole line that starts with `prefix`; returns that line ("" at
+/// its EOF).
+coring::task<std::string> read_line_starting(coring::process& child, std::string_view prefix) {
+    std::string text;
+    std::size_t line_start = 0;
+    std::vector<std::byte> buffer(4096);
+    for (;;) {
+        for (std::size_t end; (end = text.find('\n', line_start)) != std::string::npos; line_start = end + 1)
+            if (text.compare(line_start, prefix.size(), prefix) == 0) co_return text.substr(line_start, end - line_start);
+        const std::size_t n = co_await child.stdout_pipe().read(buffer);
+        if (n == 0) co_return std::string();
+        text.append(reinterpret_cast<const char*>(buffer.data()), n);
+    }
+}
+
+/// `openssl s_server` on 127.0.0.1 and the port it chose ("ACCEPT 127.0.0.1:PORT"), with our
+/// server certificate and `extra` arguments; its stdin and stdout are pipes.
+struct openssl_server {
+    coring::process child;
+    std::uint16_t port;
+};
+coring::task<openssl_server> start_openssl_server(std::vector<std::string> extra) {
+    std::vector<std::string> argv{"openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", certs().server_cert, "-key", certs().server_key};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    coring::subprocess_options options;
+    options.std_in = coring::stdio::pipe;
+    options.std_out = coring::stdio::pipe;
+    options.std_err = coring::stdio::devnull;
+    coring::process child = co_await coring::create_subprocess_exec(argv, options);
+    const std::string banner = co_await read_line_starting(child, "ACCEPT ");
+    const std::size_t colon = banner.rfind(':');
+    REQUIRE(banner.find("ACCEPT 127.0.0.1:") != std::string::npos);
+    const auto port = static_cast<std::uint16_t>(std::stoi(banner.substr(colon + 1)));
+    co_return openssl_server{std::move(child), port};
 }
 
 /// What a failed connection attempt threw, as text ("" if it connected).
@@ -329,5 +366,119 @@ TEST_CASE("tls - close sends close_notify: the peer reads the end of the stream"
         CHECK(clean_end);
         srv.close();
         co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - coring's client reads openssl s_server's -www page", "[tls][openssl]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<std::string> www{"-www"};
+        openssl_server server = co_await start_openssl_server(www);
+        const coring::tls_context ctx = client_context();
+        auto [reader, writer] = co_await connect(server.port, ctx);
+        writer.write("GET / HTTP/1.0\r\n\r\n");
+        const std::string page = co_await reader.read();
+        CHECK(page.rfind("HTTP/1.0 200 ok", 0) == 0);
+        CHECK(page.find("TLSv1.3") != std::string::npos);  // s_server reports the session
+        writer.close();
+        co_await writer.wait_closed();
+        server.child.kill();
+        (void)co_await server.child.wait();
+    }());
+}
+
+TEST_CASE("tls - openssl s_client talks to coring's server and verifies it", "[tls][openssl]") {
+    coring::run([]() -> coring::task<> {
+        // A line echo that closes after one line: s_client -quiet reads until the server closes.
+        coring::server_options server_options;
+        const coring::tls_context server_ctx = server_context();
+        server_options.stream.tls = server_ctx;
+        coring::server srv = co_await coring::start_server(
+            [](coring::stream_reader r, coring::stream_writer w) -> coring::task<> {
+                const std::string line = co_await r.readline();
+                w.write(line);
+                w.close();
+                co_await w.wait_closed();
+            },
+            "127.0.0.1", 0, server_options);
+        coring::subprocess_options options;
+        options.std_in = coring::stdio::pipe;
+        options.std_out = coring::stdio::pipe;
+        options.std_err = coring::stdio::devnull;
+        std::vector<std::string> argv{"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(srv.port()), "-CAfile", certs().ca,
+                                      "-verify_return_error", "-verify_hostname", "localhost", "-quiet"};
+        coring::process client = co_await coring::create_subprocess_exec(argv, options);
+        const auto result = co_await client.communicate("ping from s_client\n");
+        CHECK(result.stdout_data == "ping from s_client\n");
+        CHECK(client.returncode() == 0);
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - a peer that ends the TCP stream without close_notify: incomplete_read", "[tls][hostile]") {
+    coring::run([]() -> coring::task<> {
+        // Interactive s_server (no -quiet: that hides the ACCEPT line) sends what its stdin gets.
+        std::vector<std::string> interactive;
+        openssl_server server = co_await start_openssl_server(interactive);
+        const coring::tls_context ctx = client_context();
+        auto [reader, writer] = co_await connect(server.port, ctx);
+        co_await server.child.stdin_pipe().write_all("partial\n");
+        const std::string first = co_await reader.readline();
+        CHECK(first == "partial\n");
+        server.child.kill();  // the kernel closes its socket: a FIN, and no close_notify
+        (void)co_await server.child.wait();
+        bool incomplete = false;
+        try {
+            (void)co_await reader.read();
+        } catch (const coring::incomplete_read& e) {
+            incomplete = e.partial().empty();
+        }
+        CHECK(incomplete);
+        writer.close();
+        co_await writer.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - start_tls upgrades a plaintext connection on both sides", "[tls][starttls]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        coring::server_options plaintext;
+        coring::server srv = co_await coring::start_server(
+            [&server_ctx](coring::stream_reader r, coring::stream_writer w) -> coring::task<> {
+                const std::string command = co_await r.readline();
+                if (command != "STARTTLS\n") co_return;
+                w.write("OK\n");
+                co_await w.start_tls(server_ctx);
+                const std::string line = co_await r.readline();
+                w.write("secret: " + line);
+                w.close();
+                co_await w.wait_closed();
+            },
+            "127.0.0.1", 0, plaintext);
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port());
+        writer.write("STARTTLS\n");
+        const std::string ok = co_await reader.readline();
+        REQUIRE(ok == "OK\n");
+        CHECK(writer.tls() == nullptr);
+        const coring::tls_context ctx = client_context();
+        co_await writer.start_tls(ctx, "localhost");
+        REQUIRE(writer.tls() != nullptr);
+        CHECK(writer.tls()->peer_subject().find("CN=localhost") != std::string::npos);
+        writer.write("hello\n");
+        const std::string answer = co_await reader.readline();
+        CHECK(answer == "secret: hello\n");
+        co_await close_both(writer, srv);
+    }());
+}
+
+TEST_CASE("tls - start_tls on a stream that speaks TLS already: invalid_state_error", "[tls][starttls]") {
+    coring::run([]() -> coring::task<> {
+        const coring::tls_context server_ctx = server_context();
+        coring::server srv = co_await start_echo_server(server_ctx);
+        const coring::tls_context ctx = client_context();
+        auto [reader, writer] = co_await connect(srv.port(), ctx);
+        const bool refused = co_await coring_test::throws<coring::invalid_state_error>(writer.start_tls(ctx));
+        CHECK(refused);
+        co_await close_both(writer, srv);
     }());
 }

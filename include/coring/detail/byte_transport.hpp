@@ -9,6 +9,7 @@
 //        └──────────── receive_space / received / sent / settle ◀───┘
 
 #include <cstddef>
+#include <exception>
 #include <span>
 #include <vector>
 
@@ -26,8 +27,10 @@ public:
     virtual std::span<std::byte> receive_space(std::size_t n) = 0;
     /// `n` bytes were written at the start of the last receive_space().
     virtual void received(std::size_t n) noexcept = 0;
-    /// Receiving ended for good: 0 at the end of the stream, else the errno.
+    /// Receiving ended for good: 0 at the end of the stream, `truncated` when the stream ended
+    /// without the end its protocol announces (TLS: no close_notify), else the errno.
     virtual void receive_ended(int error) noexcept = 0;
+    static constexpr int truncated = -1;
     /// Bytes given to byte_transport::send() went out (error 0; the send may still be in flight
     /// for the rest), or sending failed for good and the unsent bytes were dropped.
     virtual void sent(int error) noexcept = 0;
@@ -70,6 +73,9 @@ public:
 
     [[nodiscard]] virtual int native_fd() const noexcept = 0;
     [[nodiscard]] virtual bool uses_buffer_ring() const noexcept = 0;
+    /// What made the transport fail, when an errno says too little (TLS: tls_error with
+    /// OpenSSL's reason); null otherwise. Reads and drain() throw it instead of the errno.
+    [[nodiscard]] virtual std::exception_ptr failure() const noexcept { return nullptr; }
 
 protected:
     ~byte_transport() = default;

@@ -80,6 +80,7 @@
 #include <exception>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -154,6 +155,18 @@ public:
     [[nodiscard]] bool uses_buffer_ring() const noexcept { return m_transport->uses_buffer_ring(); }
     /// The TLS session, or null on plaintext.
     [[nodiscard]] tls_session* tls() const noexcept { return m_tls.get(); }
+    /// STARTTLS: a TLS session goes between the socket and the reader and writer, and its
+    /// handshake starts. Nothing may be buffered for sending (it would be encrypted).
+    void upgrade_to_tls(const tls_context& context, std::string_view server_hostname) {
+        assert(m_tls == nullptr && m_writer.buffered() == 0);
+        std::string name(server_hostname);
+        if (name.empty() && !context.is_server()) name = m_peer.host();
+        m_tls = context.engine()->start(m_socket, *this, name, m_peer.to_string());
+        m_transport = m_tls.get();
+        m_reader.set_transport(*m_transport);
+        m_writer.set_transport(*m_transport);
+        m_transport->receive();
+    }
 
     // ---- transport_client
     [[nodiscard]] std::size_t receive_room() const noexcept override { return m_reader.room(); }
@@ -407,6 +420,16 @@ public:
     void set_write_buffer_limits(std::size_t high, std::size_t low) { checked().writer().set_limits(high, low); }
     /// The socket's descriptor (for socket options), or -1 once closed.
     [[nodiscard]] int native_handle() const { return checked().native_fd(); }
+    /// asyncio's StreamWriter.start_tls: once everything written so far is sent in the clear,
+    /// upgrades the connection in place (STARTTLS) and returns when the handshake is over. A
+    /// server context does the server side; a client one checks `server_hostname` (default: the
+    /// peer's address). Bytes the reader holds already stay as they are. Throws tls_error,
+    /// timeout_error past `handshake_timeout`, invalid_state_error on a closing stream or one
+    /// that speaks TLS already.
+    [[nodiscard]] task<> start_tls(const tls_context& context, std::string server_hostname = {},
+                                   std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60)) const {
+        return start_tls_of(m_state, context, std::move(server_hostname), handshake_timeout);
+    }
     /// What the TLS handshake agreed on (asyncio's get_extra_info("ssl_object")); null on
     /// plaintext.
     [[nodiscard]] const tls_info* tls() const {
@@ -416,6 +439,30 @@ public:
     [[nodiscard]] explicit operator bool() const noexcept { return static_cast<bool>(m_state); }
 
 private:
+    static task<> start_tls_of(detail::ref_ptr<detail::stream_state> state, tls_context context, std::string server_hostname,
+                               std::chrono::milliseconds handshake_timeout) {
+        if (!state) throw invalid_state_error("coring: use of an empty stream_writer");
+        if (!context) throw std::invalid_argument("coring: start_tls with an empty tls_context");
+        if (state->tls() != nullptr) throw invalid_state_error("coring: start_tls on a stream that speaks TLS already");
+        if (state->is_closing()) throw invalid_state_error("coring: start_tls on a closing stream");
+        detail::writer_state& writer = state->writer();
+        if (writer.buffered() > 0) {
+            // drain() with both water marks at 0 waits until every byte written in the clear is sent.
+            const std::size_t high = writer.high_water();
+            const std::size_t low = writer.low_water();
+            writer.set_limits(0, 0);
+            std::exception_ptr failure;
+            try {
+                co_await detail::stream_drain_awaiter(state);
+            } catch (...) {
+                failure = std::current_exception();
+            }
+            writer.set_limits(high, low);
+            if (failure) std::rethrow_exception(failure);
+        }
+        state->upgrade_to_tls(context, server_hostname);
+        co_await detail::complete_tls_handshake(state, handshake_timeout);
+    }
     static task<> wait_closed_of(detail::ref_ptr<detail::stream_state> state) {
         if (!state) throw invalid_state_error("coring: use of an empty stream_writer");
         co_await detail::flag_awaiter(state->close_waiters(), state->closed_flag(), "coring::stream_writer", "stream_writer.wait_closed");

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <limits>
 #include <optional>
 #include <span>
@@ -79,7 +80,14 @@ public:
     [[nodiscard]] byte_buffer& input() noexcept { return m_in; }
     [[nodiscard]] const byte_buffer& input() const noexcept { return m_in; }
     [[nodiscard]] read_request* waiting() const noexcept { return m_waiting; }
-    [[noreturn]] void throw_error() const { throw_errno(m_error, "recv from " + m_peer->to_string()); }
+    /// The stream ended without the end its transport announces (TLS without close_notify).
+    [[nodiscard]] bool truncated() const noexcept { return m_truncated; }
+    [[noreturn]] void throw_error() const {
+        if (std::exception_ptr failure = m_transport->failure()) std::rethrow_exception(failure);
+        throw_errno(m_error, "recv from " + m_peer->to_string());
+    }
+    /// From now on the bytes come through `transport` (start_tls).
+    void set_transport(byte_transport& transport) noexcept { m_transport = &transport; }
 
     /// Before a read looks at the buffer: takes held-back bytes, as far as the read may need them.
     void prepare(const read_request& r) noexcept {
@@ -126,12 +134,15 @@ public:
         m_in.commit(n);
         notify();
     }
-    /// 0: the end of the stream; else the errno of the receive.
+    /// 0: the end of the stream; transport_client::truncated: an end without the transport's
+    /// announcement; else the errno of the receive.
     void ended(int error) noexcept {
-        if (error == 0)
+        if (error == 0 || error == transport_client::truncated) {
             m_eof = true;
-        else if (m_error == 0)
+            m_truncated = error != 0;
+        } else if (m_error == 0) {
             m_error = error;
+        }
         notify();
     }
     /// The stream closes: reads from now on see its end.
@@ -151,6 +162,7 @@ private:
     std::size_t m_recv_size;
     int m_error = 0;
     bool m_eof = false;  // the end of the stream came (or the stream closes)
+    bool m_truncated = false;  // ... without the transport's announcement of it
 };
 
 // ---------------------------------------------------------------------- read_request
@@ -202,9 +214,11 @@ inline std::string read_request::extract(reader_state& reader) {
             if (m_n == 0) return {};
             if (!in.empty()) return in.take(std::min(m_n, in.size()));
             if (reader.error() != 0) reader.throw_error();
+            if (reader.truncated()) throw incomplete_read({}, std::nullopt);
             return {};
         case kind::all:
             if (reader.error() != 0) reader.throw_error();
+            if (reader.truncated()) throw incomplete_read(in.take(in.size()), std::nullopt);
             return in.take(in.size());
         case kind::exactly:
             if (in.size() >= m_n) return in.take(m_n);
@@ -232,7 +246,7 @@ inline std::string read_request::extract(reader_state& reader) {
                 throw *overrun;
             }
             if (reader.error() != 0) reader.throw_error();
-            if (m_kind == kind::line) return in.take(in.size());  // the partial last line, or ""
+            if (m_kind == kind::line && !reader.truncated()) return in.take(in.size());  // the partial last line, or ""
             throw incomplete_read(in.take(in.size()), std::nullopt);
         }
     }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <exception>
 #include <span>
 #include <system_error>
 #include <vector>
@@ -44,7 +45,14 @@ public:
     }
     [[nodiscard]] std::size_t buffered() const noexcept { return m_pending.size() + m_transport->unsent(); }
     [[nodiscard]] int error() const noexcept { return m_error; }
-    [[noreturn]] void throw_error() const { throw_errno(m_error, "send to " + m_peer->to_string()); }
+    [[noreturn]] void throw_error() const {
+        if (std::exception_ptr failure = m_transport->failure()) std::rethrow_exception(failure);
+        throw_errno(m_error, "send to " + m_peer->to_string());
+    }
+    /// From now on the bytes go through `transport` (start_tls; nothing is buffered then).
+    void set_transport(byte_transport& transport) noexcept { m_transport = &transport; }
+    [[nodiscard]] std::size_t high_water() const noexcept { return m_high; }
+    [[nodiscard]] std::size_t low_water() const noexcept { return m_low; }
     void set_limits(std::size_t high, std::size_t low) noexcept {
         m_high = high;
         m_low = std::min(low, high);

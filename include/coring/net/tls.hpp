@@ -16,8 +16,9 @@
 // records.
 //
 // Closing sends close_notify after the buffered data. A peer that ends the TCP stream without
-// close_notify ends the stream like a reset: reads report ECONNRESET once the buffered bytes are
-// read (asyncio reports an incomplete read there).
+// close_notify gives the read in progress incomplete_read (asyncio's rule): the bytes may have
+// been cut short by an attacker. A record that cannot be decrypted fails the stream: reads and
+// drain() throw tls_error with OpenSSL's reason.
 
 #include <coring/detail/byte_buffer.hpp>
 #include <coring/detail/byte_transport.hpp>
@@ -39,6 +40,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <span>
@@ -204,6 +206,14 @@ public:
     void close() noexcept override { m_socket->close(); }
     [[nodiscard]] int native_fd() const noexcept override { return m_socket->native_fd(); }
     [[nodiscard]] bool uses_buffer_ring() const noexcept override { return m_socket->uses_buffer_ring(); }
+    [[nodiscard]] std::exception_ptr failure() const noexcept override {
+        if (!m_failure) return nullptr;
+        try {
+            return std::make_exception_ptr(*m_failure);
+        } catch (...) {
+            return std::current_exception();
+        }
+    }
 
     // ---- transport_client (the socket's side: ciphertext)
     [[nodiscard]] std::size_t receive_room() const noexcept override {
@@ -398,7 +408,7 @@ private:
         }
         flush_noexcept();  // reading may have produced output (a key update's answer)
         if (m_peer_ended && SSL_pending(m_ssl) == 0 && BIO_ctrl_pending(m_in) == 0) {
-            end_stream(m_peer_error != 0 ? m_peer_error : ECONNRESET);  // ended without close_notify
+            end_stream(m_peer_error != 0 ? m_peer_error : transport_client::truncated);  // no close_notify came
             return;
         }
         if (m_stream->receive_room() > 0) {
