@@ -8,6 +8,8 @@
 #include "support/fake_transport.hpp"
 
 #include <cerrno>
+#include <exception>
+#include <stdexcept>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -188,4 +190,50 @@ TEST_CASE("reader_state - readline past the limit: limit_overrun, and the line i
     counted_read r(kind::line, 0, "\n");
     CHECK_THROWS_AS(r.extract(f.reader), coring::limit_overrun);
     CHECK(f.reader.input().view() == "next\n");
+}
+
+TEST_CASE("reader_state - a truncated end: read() to EOF throws incomplete_read with the bytes", "[net][reader_state]") {
+    reader_fixture f;
+    f.transport.arrive("cut sho");
+    f.reader.ended(coring::detail::transport_client::truncated);
+    CHECK(f.reader.eof());
+    counted_read r(kind::all, 0);
+    try {
+        (void)r.extract(f.reader);
+        FAIL("no incomplete_read");
+    } catch (const coring::incomplete_read& e) {
+        CHECK(e.partial() == "cut sho");
+        CHECK_FALSE(e.expected().has_value());
+    }
+}
+
+TEST_CASE("reader_state - a truncated end: read(n) returns the buffered bytes first, then throws", "[net][reader_state]") {
+    reader_fixture f;
+    f.transport.arrive("abc");
+    f.reader.ended(coring::detail::transport_client::truncated);
+    counted_read first(kind::some, 10);
+    CHECK(first.extract(f.reader) == "abc");
+    counted_read second(kind::some, 10);
+    CHECK_THROWS_AS(second.extract(f.reader), coring::incomplete_read);
+}
+
+TEST_CASE("reader_state - a truncated end: readline's partial line is an incomplete_read", "[net][reader_state]") {
+    reader_fixture f(64);
+    f.transport.arrive("no newline");
+    f.reader.ended(coring::detail::transport_client::truncated);
+    counted_read r(kind::line, 0, "\n");
+    CHECK_THROWS_AS(r.extract(f.reader), coring::incomplete_read);
+}
+
+TEST_CASE("reader_state - a transport's own failure is thrown instead of the errno", "[net][reader_state]") {
+    reader_fixture f;
+    f.transport.failure_reason = std::make_exception_ptr(std::runtime_error("bad record mac"));
+    f.reader.ended(EPROTO);
+    counted_read r(kind::some, 10);
+    try {
+        (void)r.extract(f.reader);
+        FAIL("nothing thrown");
+    } catch (const std::runtime_error& e) {
+        CHECK(std::string(e.what()) == "bad record mac");
+    }
 }

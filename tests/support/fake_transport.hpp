@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -23,6 +24,7 @@ struct fake_transport final : coring::detail::byte_transport {
     std::deque<std::string> held;                    // chunks that arrived while the reader was full
     int receive_calls = 0;
     int receive_error = 0;  // non-zero: receive() throws a system_error with this errno
+    std::exception_ptr failure_reason;  // what failure() returns
 
     // ---- the writing side
     coring::detail::writer_state* writer = nullptr;  // told of progress by complete_send
@@ -86,6 +88,7 @@ struct fake_transport final : coring::detail::byte_transport {
     void close() noexcept override {}
     [[nodiscard]] int native_fd() const noexcept override { return -1; }
     [[nodiscard]] bool uses_buffer_ring() const noexcept override { return false; }
+    [[nodiscard]] std::exception_ptr failure() const noexcept override { return failure_reason; }
 };
 
 }  // namespace coring_test
