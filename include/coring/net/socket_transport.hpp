@@ -53,7 +53,10 @@ public:
 
     socket_transport(const socket_transport&) = delete;
     socket_transport& operator=(const socket_transport&) = delete;
-    ~socket_transport() { assert(!busy() && m_held.empty()); }
+    ~socket_transport() {
+        assert(!busy() && m_held.empty());
+        if (!m_fd_closed && fd() >= 0) ::close(fd());  // a stream that failed to start (its TLS session)
+    }
 
     // ---- byte_transport
     void receive() override {
@@ -79,7 +82,8 @@ public:
     [[nodiscard]] bool busy() const noexcept override { return active() || m_plain_in_flight || m_send_in_flight; }
     void close() noexcept override {
         assert(!busy());
-        if (fd() >= 0) ::close(fd());
+        if (!m_fd_closed && fd() >= 0) ::close(fd());
+        m_fd_closed = true;
     }
     [[nodiscard]] int native_fd() const noexcept override { return fd(); }
     [[nodiscard]] bool uses_buffer_ring() const noexcept override { return has_ring(); }
@@ -133,6 +137,7 @@ private:
     bool m_receive_stopped = false;
     bool m_shutdown_requested = false;
     bool m_shut_down = false;
+    bool m_fd_closed = false;
 };
 
 // ---------------------------------------------------------------------- receiving
