@@ -14,13 +14,19 @@
 // (HTTP/1.0 ones only with "Connection: keep-alive"). It prints "listening on HOST:PORT" when
 // ready (--port 0 picks a free port) and stops cleanly on SIGINT or SIGTERM.
 //
+// --tls CERT KEY serves HTTPS instead: the same handler, over TLS (a server tls_context in
+// server_options.stream.tls; the handler sees a connection once its handshake is over).
+//
 //   $ ./http_server --port 8080 --root . &
 //   listening on 127.0.0.1:8080
 //   $ curl http://127.0.0.1:8080/
 //   $ wrk -t1 -c50 -d2s http://127.0.0.1:8080/
+//   $ ./http_server --port 8443 --tls server.pem server.key &
+//   $ curl --cacert ca.pem https://localhost:8443/
 #include <coring/coring.hpp>
 #include <coring/net/server.hpp>
 #include <coring/net/stream.hpp>
+#include <coring/net/tls.hpp>
 
 #include <cctype>
 #include <csignal>
@@ -42,6 +48,8 @@ struct settings {
     std::string root = ".";
     std::size_t max_header_bytes = 8192;
     std::size_t max_body_bytes = 1 << 20;
+    std::string tls_cert;  // --tls CERT KEY: serve HTTPS
+    std::string tls_key;
 };
 
 settings g_settings;
@@ -286,6 +294,11 @@ coring::task<> serve_client(coring::stream_reader reader, coring::stream_writer 
 coring::task<> amain() {
     coring::server_options options;
     options.stream.limit = g_settings.max_header_bytes;  // bounds a request head
+    coring::tls_context tls;
+    if (!g_settings.tls_cert.empty()) {
+        tls = coring::tls_context::server(g_settings.tls_cert, g_settings.tls_key);
+        options.stream.tls = tls;
+    }
     auto handler = [](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
         try {
             co_await serve_client(std::move(reader), std::move(writer));
@@ -304,7 +317,7 @@ coring::task<> amain() {
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: http_server [--host H] [--port P] [--root DIR] [--max-header-bytes N]\n");
+    std::fprintf(stderr, "usage: http_server [--host H] [--port P] [--root DIR] [--max-header-bytes N] [--tls CERT KEY]\n");
     std::exit(2);
 }
 
@@ -322,7 +335,10 @@ int main(int argc, char** argv) {
             g_settings.root = argv[++i];
         else if (arg == "--max-header-bytes")
             g_settings.max_header_bytes = static_cast<std::size_t>(std::atol(argv[++i]));
-        else
+        else if (arg == "--tls" && i + 2 < argc) {
+            g_settings.tls_cert = argv[++i];
+            g_settings.tls_key = argv[++i];
+        } else
             usage();
     }
     try {
