@@ -7,6 +7,9 @@
 // --streams it is the asyncio-style server instead: start_server with a handler that does
 // readline / write / drain (net/server.hpp, net/stream.hpp).
 //
+// --tls CERT KEY makes the --streams server speak TLS (a server tls_context in
+// server_options.stream.tls); the handler does not change.
+//
 // It prints "listening on HOST:PORT" once it accepts connections (--port 0 picks a free port),
 // and stops cleanly on SIGINT or SIGTERM (exit status 0).
 //
@@ -14,6 +17,8 @@
 //   listening on 127.0.0.1:8888
 //   $ printf 'hello\n' | nc -N 127.0.0.1 8888
 //   hello
+//   $ ./echo_server --port 8443 --tls server.pem server.key &
+//   $ openssl s_client -connect 127.0.0.1:8443 -CAfile ca.pem -quiet
 //
 // bench/echo/compare.sh measures both against a C liburing server and Boost.Asio.
 #include <coring/coring.hpp>
@@ -21,6 +26,7 @@
 #include <coring/io/multishot_recv.hpp>
 #include <coring/net/server.hpp>
 #include <coring/net/stream.hpp>
+#include <coring/net/tls.hpp>
 
 #include <array>
 #include <csignal>
@@ -40,6 +46,8 @@ struct settings {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8888;
     bool streams = false;
+    std::string tls_cert;  // --tls CERT KEY (with --streams)
+    std::string tls_key;
 };
 
 // ---------------------------------------------------------------------- raw sockets
@@ -129,7 +137,13 @@ coring::task<> echo_lines(coring::stream_reader reader, coring::stream_writer wr
 }
 
 coring::task<> serve_streams(settings s) {
-    coring::server srv = co_await coring::start_server(echo_lines, s.host, s.port);
+    coring::server_options options;
+    coring::tls_context tls;
+    if (!s.tls_cert.empty()) {
+        tls = coring::tls_context::server(s.tls_cert, s.tls_key);
+        options.stream.tls = tls;
+    }
+    coring::server srv = co_await coring::start_server(echo_lines, s.host, s.port, options);
     std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
     std::fflush(stdout);
     auto stop = [&srv] { srv.close(); };
@@ -139,7 +153,7 @@ coring::task<> serve_streams(settings s) {
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: echo_server [--host H] [--port P] [--streams]\n");
+    std::fprintf(stderr, "usage: echo_server [--host H] [--port P] [--streams] [--tls CERT KEY]\n");
     std::exit(2);
 }
 
@@ -155,7 +169,11 @@ int main(int argc, char** argv) {
             s.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
         else if (arg == "--streams")
             s.streams = true;
-        else
+        else if (arg == "--tls" && i + 2 < argc) {
+            s.tls_cert = argv[++i];
+            s.tls_key = argv[++i];
+            s.streams = true;  // TLS is a stream transport
+        } else
             usage();
     }
     try {
