@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of examples/fetch_urls against a running examples/http_server: 40 URLs (pages, a file,
 # missing pages, slow pages) with at most 4 fetches at once and a 1-second timeout each; checks
-# the progress lines, the summary, that the semaphore held, and that slow fetches timed out.
+# the progress lines, the summary, that the semaphore held, and that slow fetches timed out. Then
+# https against http_server --tls (a private CA: --cafile; without it, the verification error)
+# and against openssl s_server -www.
 #   check_fetch_urls.sh PATH/TO/fetch_urls PATH/TO/http_server
 set -euo pipefail
 fetch=$1
@@ -35,8 +37,47 @@ summary=$(tail -n1 <<<"$out")
 printf '%s\n' "$base/" "$base/files/f.txt" | timeout 30 "$fetch" --concurrency 2 >"$root/out" || fail "fetch_urls failed: $(cat "$root/out")"
 tail -n1 "$root/out" | grep -q '^2 URLs in .*: 2 ok, 0 HTTP errors, 0 failed' || fail "unexpected summary: $(tail -n1 "$root/out")"
 
-# A refused connection is a failure with the errno's message.
+# https: the same server over TLS, verified against a private CA (--cafile); without the CA the
+# fetch fails with the verification error.
 stop_server TERM
+require openssl openssl
+key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+openssl req -x509 $key -keyout "$root/ca.key" -out "$root/ca.pem" -days 2 -subj /CN=coring-example-ca 2>/dev/null
+openssl req $key -keyout "$root/server.key" -out "$root/server.csr" -subj /CN=localhost 2>/dev/null
+printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\n' >"$root/san.ext"
+openssl x509 -req -in "$root/server.csr" -CA "$root/ca.pem" -CAkey "$root/ca.key" -CAcreateserial -days 2 \
+    -extfile "$root/san.ext" -out "$root/server.pem" 2>/dev/null
+start_server "$program" --port 0 --root "$root" --tls "$root/server.pem" "$root/server.key"
+secure="https://localhost:$port"
+out=$(timeout 30 "$fetch" --cafile "$root/ca.pem" "$secure/" "$secure/files/f.txt" "$secure/missing") || fail "https fetches failed: $out"
+echo "$out"
+tail -n1 <<<"$out" | grep -q '^3 URLs in .*: 2 ok, 1 HTTP error, 0 failed' || fail "unexpected https summary: $(tail -n1 <<<"$out")"
+status=0
+out=$(timeout 30 "$fetch" "$secure/") || status=$?
+echo "$out"
+[[ $status -eq 1 ]] || fail "an https fetch without the CA should fail"
+grep -q 'certificate verify failed for localhost' <<<"$out" || fail "expected the verification error in: $out"
+stop_server TERM
+
+# openssl s_server -www, as another https peer.
+s_log=$(mktemp)
+openssl s_server -accept 127.0.0.1:0 -cert "$root/server.pem" -key "$root/server.key" -www >"$s_log" 2>&1 &
+s_pid=$!
+s_port=
+for _ in $(seq 200); do
+    s_port=$(sed -n 's/^ACCEPT 127.0.0.1:\([0-9][0-9]*\)$/\1/p' "$s_log")
+    [[ -n $s_port ]] && break
+    sleep 0.05
+done
+[[ -n $s_port ]] || { kill "$s_pid"; fail "openssl s_server did not start: $(cat "$s_log")"; }
+out=$(timeout 30 "$fetch" --cafile "$root/ca.pem" "https://localhost:$s_port/") || { kill "$s_pid"; fail "fetch from s_server failed: $out"; }
+kill "$s_pid"
+wait "$s_pid" 2>/dev/null || true
+rm -f "$s_log"
+echo "$out"
+tail -n1 <<<"$out" | grep -q '^1 URLs in .*: 1 ok, 0 HTTP errors, 0 failed' || fail "unexpected summary from s_server: $(tail -n1 <<<"$out")"
+
+# A refused connection is a failure with the errno's message.
 status=0
 out=$(timeout 30 "$fetch" "$base/") || status=$?
 echo "$out"

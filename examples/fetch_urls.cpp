@@ -12,10 +12,13 @@
 //   [12/12] timed out after 2.0 s     http://127.0.0.1:8080/sleep/5000
 //   12 URLs in 2.01 s: 10 ok, 1 HTTP error, 1 failed; 1070 bytes; at most 4 at once
 //
-// Only http:// URLs (no TLS). The exit status is 1 if a fetch failed (an HTTP error status is not
-// a failure). URLs come from the command line, or from standard input, one per line.
+// http:// and https:// URLs: https verifies the server against the system's trust store (plus
+// --cafile FILE, for a private CA) and its host name, through a shared client tls_context. The
+// exit status is 1 if a fetch failed (an HTTP error status is not a failure). URLs come from the
+// command line, or from standard input, one per line.
 #include <coring/coring.hpp>
 #include <coring/net/stream.hpp>
+#include <coring/net/tls.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -32,17 +35,27 @@ using namespace std::chrono_literals;
 namespace {
 
 struct url {
+    bool https = false;
     std::string host;
     std::uint16_t port = 80;
     std::string path;
 };
 
-// "http://host[:port][/path]"
+// One client context for every https fetch (as asyncio code shares one ssl.SSLContext).
+coring::tls_context g_tls;
+
+// "http://host[:port][/path]" or "https://host[:port][/path]"
 std::optional<url> parse_url(std::string_view text) {
-    constexpr std::string_view scheme = "http://";
-    if (!text.starts_with(scheme)) return std::nullopt;
-    text.remove_prefix(scheme.size());
     url u;
+    if (text.starts_with("https://")) {
+        u.https = true;
+        u.port = 443;
+        text.remove_prefix(8);
+    } else if (text.starts_with("http://")) {
+        text.remove_prefix(7);
+    } else {
+        return std::nullopt;
+    }
     const std::size_t slash = text.find('/');
     std::string_view authority = text.substr(0, slash);
     u.path = slash == std::string_view::npos ? "/" : std::string(text.substr(slash));
@@ -67,7 +80,9 @@ struct fetched {
 // One GET. Throws std::system_error (connection errors), std::runtime_error (a malformed
 // response) or coring::incomplete_read (the server closed too early).
 coring::task<fetched> fetch(url u) {
-    auto [reader, writer] = co_await coring::open_connection(u.host, u.port);
+    coring::stream_options options;
+    if (u.https) options.tls = g_tls;  // the host name checked is u.host
+    auto [reader, writer] = co_await coring::open_connection(u.host, u.port, options);
     writer.write("GET " + u.path + " HTTP/1.1\r\nHost: " + u.host + "\r\nUser-Agent: coring-fetch-urls\r\nConnection: close\r\n\r\n");
     co_await writer.drain();
     const std::string head = co_await reader.readuntil("\r\n\r\n");
@@ -126,7 +141,7 @@ coring::task<> fetch_one(run_state& run, std::string text) {
             error = e.what();
         }
     } else {
-        error = "not an http:// URL";
+        error = "not an http:// or https:// URL";
     }
     --run.active;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -158,7 +173,7 @@ coring::task<int> amain(std::vector<std::string> urls, std::size_t concurrency, 
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: fetch_urls [--concurrency N] [--timeout SECONDS] URL... (or URLs on standard input)\n");
+    std::fprintf(stderr, "usage: fetch_urls [--concurrency N] [--timeout SECONDS] [--cafile FILE] URL... (or URLs on standard input)\n");
     std::exit(2);
 }
 
@@ -168,12 +183,15 @@ int main(int argc, char** argv) {
     std::size_t concurrency = 10;
     double timeout = 10;
     std::vector<std::string> urls;
+    std::string cafile;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--concurrency" && i + 1 < argc)
             concurrency = static_cast<std::size_t>(std::atol(argv[++i]));
         else if (arg == "--timeout" && i + 1 < argc)
             timeout = std::atof(argv[++i]);
+        else if (arg == "--cafile" && i + 1 < argc)
+            cafile = argv[++i];
         else if (arg.starts_with("--"))
             usage();
         else
@@ -185,6 +203,8 @@ int main(int argc, char** argv) {
             if (!line.empty()) urls.push_back(line);
     if (urls.empty()) usage();
     try {
+        g_tls = coring::tls_context::client();
+        if (!cafile.empty()) g_tls.load_verify_locations(cafile);
         return coring::run(amain(std::move(urls), concurrency, timeout));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fetch_urls: %s\n", e.what());
