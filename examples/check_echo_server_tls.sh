@@ -10,22 +10,18 @@ source "$(dirname "${BASH_SOURCE[0]}")/smoke_lib.sh"
 require openssl openssl
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-openssl req -x509 $key -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj /CN=coring-example-ca 2>/dev/null
-openssl req $key -keyout "$work/server.key" -out "$work/server.csr" -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\n' >"$work/san.ext"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-    -extfile "$work/san.ext" -out "$work/server.pem" 2>/dev/null
+make_certificates "$work"
 
 start_server "$program" --port 0 --tls "$work/server.pem" "$work/server.key"
 echo "listening on port $port"
 
-# s_client sends what its stdin gives and prints what comes back; stdin stays open a moment so
-# that the echoes arrive before it closes (-no_ign_eof: it ends the session at stdin's end).
+# s_client sends what its stdin gives (-nocommands: a line starting with Q or K is data, not a
+# command) and prints what comes back. Its stdin stays open a moment, so that the echoes arrive
+# before it closes (-no_ign_eof: it ends the session at stdin's end).
 tls_client() {
     local input=$1 linger=$2
     (cat "$input"; sleep "$linger") | timeout 20 openssl s_client -connect "127.0.0.1:$port" -CAfile "$work/ca.pem" \
-        -verify_hostname localhost -verify_return_error -quiet -no_ign_eof 2>/dev/null
+        -verify_hostname localhost -verify_return_error -quiet -no_ign_eof -nocommands 2>/dev/null
 }
 
 printf 'hello\nworld\n' >"$work/lines"

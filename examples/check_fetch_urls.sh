@@ -41,12 +41,7 @@ tail -n1 "$root/out" | grep -q '^2 URLs in .*: 2 ok, 0 HTTP errors, 0 failed' ||
 # fetch fails with the verification error.
 stop_server TERM
 require openssl openssl
-key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-openssl req -x509 $key -keyout "$root/ca.key" -out "$root/ca.pem" -days 2 -subj /CN=coring-example-ca 2>/dev/null
-openssl req $key -keyout "$root/server.key" -out "$root/server.csr" -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\n' >"$root/san.ext"
-openssl x509 -req -in "$root/server.csr" -CA "$root/ca.pem" -CAkey "$root/ca.key" -CAcreateserial -days 2 \
-    -extfile "$root/san.ext" -out "$root/server.pem" 2>/dev/null
+make_certificates "$root"
 start_server "$program" --port 0 --root "$root" --tls "$root/server.pem" "$root/server.key"
 secure="https://localhost:$port"
 out=$(timeout 30 "$fetch" --cafile "$root/ca.pem" "$secure/" "$secure/files/f.txt" "$secure/missing") || fail "https fetches failed: $out"

@@ -12,12 +12,7 @@ require wrk wrk
 require openssl openssl
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-openssl req -x509 $key -keyout "$work/ca.key" -out "$work/ca.pem" -days 2 -subj /CN=coring-example-ca 2>/dev/null
-openssl req $key -keyout "$work/server.key" -out "$work/server.csr" -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\n' >"$work/san.ext"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 2 \
-    -extfile "$work/san.ext" -out "$work/server.pem" 2>/dev/null
+make_certificates "$work"
 mkdir "$work/root"
 head -c 300000 /dev/urandom >"$work/root/blob.bin"
 

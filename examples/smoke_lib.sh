@@ -47,3 +47,14 @@ stop_server() {
     server_pid=
     rm -f "$server_log"
 }
+
+# make_certificates DIR: a CA (DIR/ca.pem) and a server certificate it signed for localhost and
+# 127.0.0.1 (DIR/server.pem, DIR/server.key), made by the openssl tool (P-256 keys, 2 days).
+make_certificates() {
+    local dir=$1 key="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    openssl req -x509 $key -keyout "$dir/ca.key" -out "$dir/ca.pem" -days 2 -subj /CN=coring-example-ca 2>/dev/null
+    openssl req $key -keyout "$dir/server.key" -out "$dir/server.csr" -subj /CN=localhost 2>/dev/null
+    printf 'subjectAltName = DNS:localhost, IP:127.0.0.1\n' >"$dir/san.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial -days 2 \
+        -extfile "$dir/san.ext" -out "$dir/server.pem" 2>/dev/null
+}
