@@ -172,7 +172,9 @@ public:
         if (m_handshake_over && !m_failure && m_stream->receive_room() > 0) m_socket->receive();
     }
     void take_held_back(std::size_t budget) noexcept override {
-        if (m_handshake_over && !m_failure) decrypt(budget);
+        // The reader asks for `budget` bytes, which may be past its usual room (a read to the end,
+        // a readexactly longer than the limit): the socket's take_held_back takes as much.
+        if (m_handshake_over && !m_failure) decrypt(budget, room_rule::budget_only);
     }
     [[nodiscard]] std::size_t held_back() const noexcept override {
         return static_cast<std::size_t>(SSL_pending(m_ssl)) + BIO_ctrl_pending(m_in);
@@ -363,15 +365,19 @@ private:
         m_stream->sent(error);
     }
 
-    /// Decrypts into the stream while it has room, taking at most `budget` bytes (pulling in the
-    /// ciphertext the socket held back while there was no room); then the end of the stream if
-    /// it came and nothing is left; then receives on if the stream wants more.
-    void decrypt(std::size_t budget) noexcept {
+    /// How far decrypt() may fill the stream: up to its receive_room() (what arrives on its own),
+    /// or up to the budget a read asked for (take_held_back).
+    enum class room_rule { stream_room, budget_only };
+
+    /// Decrypts into the stream, taking at most `budget` bytes (pulling in the ciphertext the
+    /// socket held back while there was no room); then the end of the stream if it came and
+    /// nothing is left; then receives on if the stream wants more.
+    void decrypt(std::size_t budget, room_rule rule = room_rule::stream_room) noexcept {
         std::size_t taken = 0;
         for (;;) {
             bool needs_input = false;
             while (taken < budget) {
-                const std::size_t room = std::min(m_stream->receive_room(), budget - taken);
+                const std::size_t room = rule == room_rule::budget_only ? budget - taken : std::min(m_stream->receive_room(), budget - taken);
                 if (room == 0) break;
                 std::span<std::byte> space;
                 try {
