@@ -26,6 +26,7 @@
 #include <coring/net/socket_transport.hpp>
 #include <coring/net/stream.hpp>
 #include <coring/net/tls_context.hpp>
+#include <coring/net/tls_bio.hpp>
 #include <coring/net/tls_session.hpp>
 
 #include <openssl/err.h>
@@ -127,18 +128,13 @@ public:
                     std::string peer_text)
         : m_engine(std::move(engine)), m_socket(&socket), m_stream(&stream), m_peer_name(std::move(peer_name)), m_peer_text(std::move(peer_text)) {
         m_ssl = SSL_new(m_engine->ctx());
-        BIO* in = BIO_new(BIO_s_mem());
-        BIO* out = BIO_new(BIO_s_mem());
-        if (m_ssl == nullptr || in == nullptr || out == nullptr) {
-            BIO_free(in);
-            BIO_free(out);
+        BIO* bio = m_cipher.new_bio();
+        if (m_ssl == nullptr || bio == nullptr) {
+            BIO_free(bio);
             SSL_free(m_ssl);
             throw tls_error("SSL_new: " + openssl_reason());
         }
-        BIO_set_mem_eof_return(in, -1);  // no input yet means "wait", not "end of stream"
-        SSL_set_bio(m_ssl, in, out);     // the SSL owns them now
-        m_in = in;
-        m_out = out;
+        SSL_set_bio(m_ssl, bio, bio);  // the SSL owns it now, for reading and writing
         if (m_engine->is_server()) {
             SSL_set_accept_state(m_ssl);
         } else {
@@ -177,7 +173,7 @@ public:
         if (m_handshake_over && !m_failure) decrypt(budget, room_rule::budget_only);
     }
     [[nodiscard]] std::size_t held_back() const noexcept override {
-        return static_cast<std::size_t>(SSL_pending(m_ssl)) + BIO_ctrl_pending(m_in);
+        return static_cast<std::size_t>(SSL_pending(m_ssl)) + m_cipher.incoming.size();
     }
     void send(std::vector<std::byte>& data) override {
         if (!m_handshake_over || m_failure || m_socket->unsent() > 0) return;  // the writer keeps its bytes meanwhile
@@ -194,7 +190,7 @@ public:
         }
         flush();
     }
-    [[nodiscard]] std::size_t unsent() const noexcept override { return m_socket->unsent() + BIO_ctrl_pending(m_out); }
+    [[nodiscard]] std::size_t unsent() const noexcept override { return m_socket->unsent() + m_cipher.outgoing.size(); }
     void shutdown_write() noexcept override {
         m_shutdown_requested = true;
         if (m_socket->unsent() == 0) after_sent();
@@ -220,23 +216,17 @@ public:
     // ---- transport_client (the socket's side: ciphertext)
     [[nodiscard]] std::size_t receive_room() const noexcept override {
         if (m_failure || m_close_requested) return 0;
-        const std::size_t pending = BIO_ctrl_pending(m_in);
+        const std::size_t pending = m_cipher.incoming.size();
         if (pending >= max_pending_ciphertext) return 0;
         if (m_handshake_over && m_stream->receive_room() == 0) return 0;  // the reader is full: pause
         return max_pending_ciphertext - pending;
     }
     std::span<std::byte> receive_space(std::size_t n) override {
-        m_cipher_in.make_room(n, max_pending_ciphertext);
-        return m_cipher_in.tail();
+        m_cipher.incoming.make_room(n, max_pending_ciphertext);
+        return m_cipher.incoming.tail();
     }
     void received(std::size_t n) noexcept override {
-        m_cipher_in.commit(n);
-        const int written = BIO_write(m_in, m_cipher_in.data(), static_cast<int>(m_cipher_in.size()));
-        m_cipher_in.consume(m_cipher_in.size());
-        if (written <= 0) {
-            fail(ENOMEM);
-            return;
-        }
+        m_cipher.incoming.commit(n);
         if (m_pulling) return;
         if (!m_handshake_over)
             advance_handshake_noexcept();
@@ -374,6 +364,7 @@ private:
     /// nothing is left; then receives on if the stream wants more.
     void decrypt(std::size_t budget, room_rule rule = room_rule::stream_room) noexcept {
         std::size_t taken = 0;
+        ERR_clear_error();  // once: a read that succeeds or wants more adds no error to clear
         for (;;) {
             bool needs_input = false;
             while (taken < budget) {
@@ -386,7 +377,6 @@ private:
                     fail(ENOMEM);
                     return;
                 }
-                ERR_clear_error();
                 const int n = SSL_read(m_ssl, space.data(), static_cast<int>(std::min({space.size(), room, std::size_t{INT_MAX}})));
                 if (n > 0) {
                     m_stream->received(static_cast<std::size_t>(n));
@@ -413,7 +403,7 @@ private:
             if (m_socket->held_back() == held) break;  // nothing moved (out of memory)
         }
         flush_noexcept();  // reading may have produced output (a key update's answer)
-        if (m_peer_ended && SSL_pending(m_ssl) == 0 && BIO_ctrl_pending(m_in) == 0) {
+        if (m_peer_ended && SSL_pending(m_ssl) == 0 && m_cipher.incoming.empty()) {
             end_stream(m_peer_error != 0 ? m_peer_error : transport_client::truncated);  // no close_notify came
             return;
         }
@@ -455,12 +445,8 @@ private:
 
     /// Moves the output BIO's ciphertext to the socket, unless a socket send is in flight.
     void flush() {
-        const std::size_t pending = BIO_ctrl_pending(m_out);
-        if (pending == 0 || m_socket->unsent() > 0) return;
-        m_cipher_out.resize(pending);
-        const int n = BIO_read(m_out, m_cipher_out.data(), static_cast<int>(pending));
-        m_cipher_out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-        m_socket->send(m_cipher_out);
+        if (m_cipher.outgoing.empty() || m_socket->unsent() > 0) return;
+        m_socket->send(m_cipher.outgoing);  // takes the bytes (and leaves an empty vector)
     }
     void flush_noexcept() noexcept {
         try {
@@ -474,10 +460,7 @@ private:
     socket_transport* m_socket;
     transport_client* m_stream;
     SSL* m_ssl = nullptr;
-    BIO* m_in = nullptr;   // ciphertext from the peer (owned by m_ssl)
-    BIO* m_out = nullptr;  // ciphertext to the peer (owned by m_ssl)
-    byte_buffer m_cipher_in;
-    std::vector<std::byte> m_cipher_out;
+    tls_cipher_buffers m_cipher;  // what m_ssl's BIO reads and writes
     std::string m_peer_name;
     std::string m_peer_text;
     tls_info m_info;
