@@ -4,8 +4,8 @@
 // multishot accept for the listener, and per connection one multishot recv into a provided-buffer
 // ring shared by all connections (io/buffer_ring.hpp) and one send straight from the buffer the
 // kernel filled, which then goes back to the ring. No copy, no allocation per message. With
-// --streams it is the asyncio-style server instead: start_server with a handler that does
-// readline / write / drain (net/server.hpp, net/stream.hpp).
+// --streams it is the asyncio-style server instead: start_server with the handler of asyncio's
+// documentation, read / write / drain (net/server.hpp, net/stream.hpp), echoing whatever arrived.
 //
 // --tls CERT KEY makes the --streams server speak TLS (a server tls_context in
 // server_options.stream.tls); the handler does not change.
@@ -123,16 +123,20 @@ coring::task<> serve_raw(settings s) {
 
 // ---------------------------------------------------------------------- streams
 
-coring::task<> echo_lines(coring::stream_reader reader, coring::stream_writer writer) {
+coring::task<> echo(coring::stream_reader reader, coring::stream_writer writer) {
     try {
         for (;;) {
-            std::string line = co_await reader.readline();
-            if (line.empty()) break;
-            writer.write(line);
+            std::string data = co_await reader.read(64 * 1024);  // what arrived, up to 64 KiB
+            if (data.empty()) break;                            // the client's end of stream
+            writer.write(data);
             co_await writer.drain();
         }
     } catch (const std::system_error&) {
         // The client reset the connection.
+    } catch (const coring::incomplete_read&) {
+        // Over TLS: the client ended the TCP stream without close_notify.
+    } catch (const coring::tls_error&) {
+        // Over TLS: a record that could not be decrypted, or an alert from the client.
     }
 }
 
@@ -143,7 +147,7 @@ coring::task<> serve_streams(settings s) {
         tls = coring::tls_context::server(s.tls_cert, s.tls_key);
         options.stream.tls = tls;
     }
-    coring::server srv = co_await coring::start_server(echo_lines, s.host, s.port, options);
+    coring::server srv = co_await coring::start_server(echo, s.host, s.port, options);
     std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
     std::fflush(stdout);
     auto stop = [&srv] { srv.close(); };

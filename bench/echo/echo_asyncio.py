@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""echo_asyncio: the streams echo server in Python asyncio (readline / write / drain), a reference
+"""echo_asyncio: the streams echo server in Python asyncio (read / write / drain), a reference
 row of bench/echo/compare.sh beside coring's --streams server.
 
     python3 echo_asyncio.py [--port P]    prints "listening on 127.0.0.1:P"; SIGINT/SIGTERM stop it.
@@ -11,8 +11,8 @@ import sys
 
 async def echo(reader, writer):
     try:
-        while line := await reader.readline():
-            writer.write(line)
+        while data := await reader.read(65536):
+            writer.write(data)
             await writer.drain()
     except ConnectionError:
         pass

@@ -7,11 +7,12 @@
 //   w.write("GET / HTTP/1.0\r\nHost: example.org\r\n\r\n");
 //   std::string page = co_await r.read();
 //
-// How the bytes move. OpenSSL only transforms them, through memory BIOs: the ciphertext still
-// travels through the stream's socket transport (net/socket_transport.hpp: the loop's io_uring
-// receive and send, buffer rings included). Records are decrypted as they arrive, as far as the
-// reader has room (its limit), so read-ahead stays bounded; the rest waits, encrypted, in the
-// input BIO, and receiving pauses while that holds more than a few records. Writes buffered while
+// How the bytes move. OpenSSL only transforms them, through a BIO over the session's own
+// buffers (net/tls_bio.hpp): the ciphertext still travels through the stream's socket transport
+// (net/socket_transport.hpp: the loop's io_uring receive and send, buffer rings included).
+// Records are decrypted as they arrive, as far as the reader has room (its limit), so read-ahead
+// stays bounded; the rest waits, encrypted, in the session's input buffer, and receiving pauses
+// while that holds more than a few records. Writes buffered while
 // a send is in flight are encrypted together when it completes: many small writes make few
 // records.
 //
@@ -120,7 +121,7 @@ private:
 /// Invariants: the handshake starts with the first receive(); until it is over, send() takes
 /// nothing (the writer keeps its bytes) and nothing reaches the stream. Once it failed, the
 /// stream's reader and writer have been told EPROTO and the session moves no more bytes.
-/// Ciphertext to send goes from the output BIO to the socket only while no socket send is in
+/// Ciphertext to send goes from the output buffer to the socket only while no socket send is in
 /// flight; close_notify follows the last bytes the writer handed over.
 class openssl_session final : public tls_session, public transport_client {
 public:
@@ -253,7 +254,7 @@ public:
     void settle() noexcept override { m_stream->settle(); }
 
 private:
-    /// Ciphertext kept in the input BIO before receiving pauses: a few full records.
+    /// Ciphertext kept in the input buffer before receiving pauses: a few full records.
     static constexpr std::size_t max_pending_ciphertext = 64 * 1024;
 
     void configure_peer_check() {
@@ -443,7 +444,7 @@ private:
         ERR_clear_error();
     }
 
-    /// Moves the output BIO's ciphertext to the socket, unless a socket send is in flight.
+    /// Moves the output buffer's ciphertext to the socket, unless a socket send is in flight.
     void flush() {
         if (m_cipher.outgoing.empty() || m_socket->unsent() > 0) return;
         m_socket->send(m_cipher.outgoing);  // takes the bytes (and leaves an empty vector)
