@@ -14,6 +14,7 @@
 #include <coring/io/multishot_accept.hpp>
 #include <coring/io/multishot_recv.hpp>
 #include <coring/io/ops.hpp>
+#include <coring/io/readiness.hpp>
 #include <coring/net/address.hpp>
 #include <coring/net/resolve.hpp>
 #include <coring/net/server.hpp>

@@ -14,6 +14,7 @@
 #include <coring/config.hpp>
 #include <coring/detail/callback_node.hpp>
 #include <coring/detail/exception_report.hpp>
+#include <coring/detail/fd_watcher.hpp>
 #include <coring/detail/scheduler.hpp>
 #include <coring/detail/signal_watcher.hpp>
 #include <coring/detail/source_location.hpp>
@@ -202,6 +203,33 @@ public:
         return m_signals.remove(sig);
     }
 
+    // ------------------------------------------------------------------ readiness
+
+    /// Runs `callback` on the loop each time `fd` is readable, until remove_reader(fd)
+    /// (asyncio's loop.add_reader; level-triggered: it runs again on the next iteration while
+    /// unread bytes remain). Replaces an earlier reader of `fd`. Throws std::system_error (EBADF)
+    /// if `fd` is not open. This is how a C library that exposes its descriptor (libcurl,
+    /// hiredis, libpq) runs on the loop; a task waits once with co_await wait_readable(fd).
+    void add_reader(int fd, std::function<void()> callback) {
+        check_thread("add_reader");
+        m_fd_watcher.add(fd, POLLIN, std::move(callback), owned_ring());
+    }
+    /// Ends the reader of `fd`: its callback does not run again. False if there was none.
+    bool remove_reader(int fd) {
+        check_thread("remove_reader");
+        return m_fd_watcher.remove(fd, POLLIN);
+    }
+    /// As add_reader, for `fd` being writable (asyncio's loop.add_writer).
+    void add_writer(int fd, std::function<void()> callback) {
+        check_thread("add_writer");
+        m_fd_watcher.add(fd, POLLOUT, std::move(callback), owned_ring());
+    }
+    /// Ends the writer of `fd`. False if there was none.
+    bool remove_writer(int fd) {
+        check_thread("remove_writer");
+        return m_fd_watcher.remove(fd, POLLOUT);
+    }
+
     // ------------------------------------------------------------------ errors
 
     /// Receives unretrieved task exceptions and exceptions thrown by callbacks. An empty
@@ -251,6 +279,7 @@ private:
 
     loop_options m_loop_options;
     detail::signal_watcher m_signals{*this};
+    detail::fd_watcher m_fd_watcher{*this};
     exception_handler m_exception_handler;
     std::chrono::nanoseconds m_time_ran_before{};  // elapsed in earlier runs
     clock::time_point m_running_since{};           // start of the current run, while running
@@ -418,7 +447,8 @@ inline void event_loop::close() {
     discard_leftovers();
     m_signals.remove_all();
     m_signals.disarm(owned_ring());
-    wait_for_internal_operations([this] { return m_signals.armed(); });
+    m_fd_watcher.remove_all();
+    wait_for_internal_operations([this] { return m_signals.armed() || m_fd_watcher.polling(); });
     // A future that never finished holds its done callbacks, and they hold the future: drop
     // them without running them (asyncio drops them with the loop too).
     std::vector<detail::state_base*> unfinished;

@@ -12,9 +12,8 @@
 // (net/socket_transport.hpp: the loop's io_uring receive and send, buffer rings included).
 // Records are decrypted as they arrive, as far as the reader has room (its limit), so read-ahead
 // stays bounded; the rest waits, encrypted, in the session's input buffer, and receiving pauses
-// while that holds more than a few records. Writes buffered while
-// a send is in flight are encrypted together when it completes: many small writes make few
-// records.
+// while that holds more than a few records. Writes buffered while a send is in flight are
+// encrypted together when it completes: many small writes make few records.
 //
 // Closing sends close_notify after the buffered data. A peer that ends the TCP stream without
 // close_notify gives the read in progress incomplete_read (asyncio's rule): the bytes may have
@@ -26,8 +25,8 @@
 #include <coring/detail/wait_queue.hpp>
 #include <coring/net/socket_transport.hpp>
 #include <coring/net/stream.hpp>
-#include <coring/net/tls_context.hpp>
 #include <coring/net/tls_bio.hpp>
+#include <coring/net/tls_context.hpp>
 #include <coring/net/tls_session.hpp>
 
 #include <openssl/err.h>
