@@ -777,3 +777,141 @@ TEST_CASE("cancel - on a task that already failed: false, and the failure is no 
     loop.close();
     CHECK(reports.reports.empty());
 }
+
+// ------------------------------------------------------------------------- cancel messages and counts
+
+namespace {
+
+/// The message of the cancelled_error that awaiting `h` throws ("<none>" if it throws none).
+template <class Handle>
+coring::task<std::string> cancel_message_of(Handle h) {
+    try {
+        co_await h;
+    } catch (const coring::cancelled_error& e) {
+        co_return e.message();
+    }
+    co_return std::string("<none>");
+}
+
+}  // namespace
+
+TEST_CASE("cancel(msg) - the cancelled_error carries the message, awaited or asked for", "[task_handle][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task(forever());
+        co_await coring::sleep(0s);
+        CHECK(h.cancel("shutting down"));
+        const std::string message = co_await cancel_message_of(h);
+        CHECK(message == "shutting down");
+        std::string from_exception;
+        try {
+            (void)h.exception();
+        } catch (const coring::cancelled_error& e) {
+            from_exception = e.message();
+        }
+        CHECK(from_exception == "shutting down");
+        CHECK(std::string(coring::cancelled_error("why").what()) == "why");
+        CHECK(coring::cancelled_error().message().empty());
+    }());
+}
+
+TEST_CASE("cancel(msg) - the latest request's message wins; cancel() without one clears it", "[task_handle][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto a = coring::create_task(forever());
+        a.cancel("first");
+        a.cancel("second");
+        const std::string latest = co_await cancel_message_of(a);
+        CHECK(latest == "second");
+        auto b = coring::create_task(forever());
+        b.cancel("first");
+        b.cancel();
+        const std::string cleared = co_await cancel_message_of(b);
+        CHECK(cleared.empty());
+    }());
+}
+
+TEST_CASE("cancel(msg) - a task cancelled before it starts ends with the message", "[task_handle][cancel]") {
+    coring::run([]() -> coring::task<> {
+        bool ran = false;
+        auto h = coring::create_task([](bool& r) -> coring::task<> {
+            r = true;
+            co_return;
+        }(ran));
+        h.cancel("never mind");
+        const std::string message = co_await cancel_message_of(h);
+        CHECK(message == "never mind");
+        CHECK_FALSE(ran);
+    }());
+}
+
+TEST_CASE("cancel(msg) - forwarded to the task being awaited, with the message", "[task_handle][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto inner = coring::create_task(forever());
+        auto outer = coring::create_task([](coring::task_handle<void> i) -> coring::task<> { co_await i; }(inner));
+        co_await coring::sleep(0s);
+        outer.cancel("from outside");
+        const std::string outer_message = co_await cancel_message_of(outer);
+        const std::string inner_message = co_await cancel_message_of(inner);
+        CHECK(outer_message == "from outside");
+        CHECK(inner_message == "from outside");
+        CHECK(inner.cancelling() == 1);
+    }());
+}
+
+TEST_CASE("cancel(msg) - a future's cancel", "[task_handle][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::future<int> f = coring::get_running_loop().create_future<int>();
+        CHECK(f.cancel("no value"));
+        const std::string message = co_await cancel_message_of(f);
+        CHECK(message == "no value");
+    }());
+}
+
+TEST_CASE("cancelling / uncancel - count the requests as asyncio does", "[task_handle][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task(forever());
+        co_await coring::sleep(0s);
+        CHECK(h.cancelling() == 0);
+        h.cancel();
+        h.cancel();
+        CHECK(h.cancelling() == 2);
+        CHECK(h.uncancel() == 1);
+        CHECK(h.cancelling() == 1);
+        const bool cancelled = co_await throws_cancelled(h);
+        CHECK(cancelled);
+        CHECK(h.cancelling() == 1);  // a finished task keeps its count
+        CHECK_FALSE(h.cancel());     // done: no new request
+        CHECK(h.cancelling() == 1);
+        CHECK(h.uncancel() == 0);
+        CHECK(h.uncancel() == 0);  // never below zero
+    }());
+}
+
+TEST_CASE("uncancel - back at zero, a request not yet delivered is dropped (asyncio 3.13)", "[task_handle][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task([]() -> coring::task<int> {
+            coring::any_task_handle self = coring::current_task();
+            self.cancel();  // pending: this task is running
+            CHECK(self.cancelling() == 1);
+            CHECK(self.uncancel() == 0);
+            co_await coring::sleep(1ms);  // no cancelled_error: the request was withdrawn
+            co_return 7;
+        }());
+        const int value = co_await h;
+        CHECK(value == 7);
+    }());
+}
+
+TEST_CASE("uncancel - above zero, the pending request is still delivered", "[task_handle][cancel]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task([]() -> coring::task<int> {
+            coring::any_task_handle self = coring::current_task();
+            self.cancel();
+            self.cancel();
+            CHECK(self.uncancel() == 1);
+            co_await coring::sleep(1ms);
+            co_return 7;
+        }());
+        const bool cancelled = co_await throws_cancelled(h);
+        CHECK(cancelled);
+    }());
+}

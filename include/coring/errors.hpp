@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace coring {
 
@@ -26,10 +27,22 @@ struct exception_context {
     source_location task_site{};
 };
 
-/// Thrown at the suspension point of a task that was cancelled. Not a std::exception.
+/// Thrown at the suspension point of a task that was cancelled. Not a std::exception. It carries
+/// the message of the cancel(msg) that caused it (asyncio's CancelledError(msg)), or none.
 class cancelled_error {
 public:
-    [[nodiscard]] const char* what() const noexcept { return "coring::cancelled_error: the task was cancelled"; }
+    cancelled_error() noexcept = default;
+    explicit cancelled_error(std::string message) noexcept : m_message(std::move(message)) {}
+
+    /// The cancel message; empty when cancel() was called without one.
+    [[nodiscard]] const std::string& message() const noexcept { return m_message; }
+    /// The message, or a fixed text when there is none.
+    [[nodiscard]] const char* what() const noexcept {
+        return m_message.empty() ? "coring::cancelled_error: the task was cancelled" : m_message.c_str();
+    }
+
+private:
+    std::string m_message;
 };
 
 /// An operation did not finish before its deadline (wait_for, timeout_at, as_completed with a

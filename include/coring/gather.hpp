@@ -138,13 +138,13 @@ protected:
         if (m_notifiers.empty())
             for (std::size_t i = 0; i < self.child_count(); ++i) note_outcome(i);
         if (m_first_failure == no_failure) {
-            if (m_outer_cancelled) throw cancelled_error{};
+            if (m_outer_cancelled) this->throw_cancelled();
             return;
         }
         state_base& first = self.child_state(m_first_failure);
         if (m_outer_cancelled) {
             if (m_fail_fast) first.mark_retrieved();  // cancelled_error replaces it
-            throw cancelled_error{};
+            this->throw_cancelled();
         }
         if (m_fail_fast) first.rethrow_if_failed();
     }

@@ -180,7 +180,7 @@ inline void task_group_join::await_suspend(std::coroutine_handle<> frame) {
 
 inline void task_group_join::await_resume() {
     m_group->m_joined = true;
-    if (m_group->m_cancelled) throw cancelled_error{};
+    if (m_group->m_cancelled) throw_cancelled();
     if (!m_group->m_errors.empty()) std::rethrow_exception(m_group->m_errors.front());
 }
 

@@ -38,6 +38,7 @@
 #include <exception>
 #include <coring/detail/source_location.hpp>
 #include <string>
+#include <cstdint>
 #include <string_view>
 #include <type_traits>
 #include <utility>
@@ -114,7 +115,7 @@ private:
     // request comes back to this task, finds no slot and stays pending, so forwarding stops
     // there.
     void forward_cancel() noexcept {
-        m_awaited->request_cancel();
+        m_awaited->request_cancel(task()->cancel_message());
         if (task()->cancel_requested() && m_awaited->remove_waiter(*this)) {
             // It came back: nobody in the cycle can finish by waiting, so this task stops
             // waiting and ends cancelled, and the others then see it finish (a loop closing on
@@ -202,14 +203,24 @@ public:
 
     /// Requests cancellation (see docs/api.md, "Cancellation"). False if already done; then, as in
     /// asyncio, the failure it ended with counts as seen and is not reported as never retrieved.
-    bool cancel() {
+    /// `message` becomes the cancelled_error's message() (asyncio's cancel(msg)).
+    bool cancel(std::string_view message = {}) {
         state_base& s = checked();
         if (s.done()) {
             s.mark_retrieved();
             return false;
         }
-        return s.request_cancel();
+        return s.request_cancel(message);
     }
+
+    /// asyncio's Task.cancelling(): the cancel requests made and not withdrawn by uncancel().
+    [[nodiscard]] std::uint32_t cancelling() const { return checked().cancelling(); }
+
+    /// asyncio's Task.uncancel(): withdraws one cancel request and returns how many are left.
+    /// At zero, a request not yet delivered is dropped too (asyncio 3.13). For code that handles
+    /// a cancellation it caused itself (a timeout, a task group), so that an outside cancel
+    /// still counts.
+    std::uint32_t uncancel() { return checked().uncancel(); }
 
     /// Rethrows the failure, or returns the value. Throws invalid_state_error if not done.
     decltype(auto) result() const {

@@ -75,7 +75,7 @@ public:
     T await_resume() {
         if (m_child->cancelled()) {
             if (m_timed_out && !m_outer_cancelled) throw timeout_error();
-            throw cancelled_error{};
+            this->throw_cancelled();
         }
         return m_child.take();  // the value (also after a timeout the child swallowed) or its exception
     }

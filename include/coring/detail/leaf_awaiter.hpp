@@ -94,7 +94,12 @@ protected:
     void mark_cancelled() noexcept { m_cancelled = true; }
     [[nodiscard]] bool cancelled() const noexcept { return m_cancelled; }
     void throw_if_cancelled() const {
-        if (m_cancelled) throw cancelled_error{};
+        if (m_cancelled) throw_cancelled();
+    }
+    /// Throws the cancelled_error of the awaiting task's cancellation, with its message.
+    [[noreturn]] void throw_cancelled() const {
+        if (m_task != nullptr) throw m_task->make_cancelled_error();
+        throw cancelled_error{};
     }
 
     [[nodiscard]] state_base* task() const noexcept { return m_task; }

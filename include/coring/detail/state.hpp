@@ -81,7 +81,7 @@ public:
             // Cancelled while it ran its last step (it cancelled itself, say) and returned
             // without reaching another suspension point: asyncio ends such a task cancelled,
             // and the value is dropped, since cancel() returned true.
-            error = std::make_exception_ptr(cancelled_error{});
+            error = std::make_exception_ptr(make_cancelled_error());
         } else if constexpr (std::is_void_v<T>) {
             m_value.emplace();
         } else if constexpr (std::is_reference_v<T>) {

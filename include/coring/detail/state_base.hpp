@@ -123,14 +123,28 @@ public:
     [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
     [[nodiscard]] std::string name() const;
     void set_name(std::string name);
-    [[nodiscard]] bool has_custom_name() const noexcept { return m_name != nullptr; }
+    [[nodiscard]] bool has_custom_name() const noexcept { return m_extras != nullptr && !m_extras->name.empty(); }
     /// For dumps: the leaf awaiter a started task is suspended in, or null (running, queued to
     /// resume, or suspended in something that cannot be cancelled).
     [[nodiscard]] const ready_node* suspended_in() const noexcept { return m_status == status::running ? m_slot : nullptr; }
     [[nodiscard]] const source_location& creation_site() const noexcept { return m_site; }
 
-    /// Cancels a future at once; asks a task to stop. False when already finished.
-    bool request_cancel() noexcept;
+    /// Cancels a future at once; asks a task to stop. False when already finished. Each request
+    /// counts (cancelling()); `message` becomes the cancelled_error's message (asyncio's
+    /// cancel(msg): the latest request's message wins, none clears it).
+    bool request_cancel(std::string_view message = {}) noexcept;
+    /// asyncio's Task.cancelling(): cancel requests not yet withdrawn by uncancel().
+    [[nodiscard]] std::uint32_t cancelling() const noexcept { return static_cast<std::uint32_t>(m_cancelling); }
+    /// asyncio's Task.uncancel(): withdraws one request; at zero, a request not yet delivered is
+    /// dropped too (asyncio 3.13). Returns the count left.
+    std::uint32_t uncancel() noexcept {
+        if (m_cancelling > 0 && --m_cancelling == 0) m_cancel_requested = false;
+        return static_cast<std::uint32_t>(m_cancelling);
+    }
+    /// The message of the latest cancel request ("" if none).
+    [[nodiscard]] std::string cancel_message() const { return m_extras != nullptr ? m_extras->cancel_message : std::string(); }
+    /// A cancelled_error carrying cancel_message().
+    [[nodiscard]] cancelled_error make_cancelled_error() const { return cancelled_error(cancel_message()); }
 
     // --- retrieval (marks the outcome as retrieved, so it is not reported as lost)
     /// Throws invalid_state_error if not finished and cancelled_error if cancelled.
@@ -192,8 +206,15 @@ protected:
         std::coroutine_handle<> m_frame;
         ready_node* m_slot;
     };
-    std::uint64_t m_id = 0;
-    std::unique_ptr<std::string> m_name;  // null: the default name "Task-<id>"
+    // The task's number and its cancel count share a word: the count costs the state no size.
+    std::uint64_t m_id : 48 = 0;
+    std::uint64_t m_cancelling : 16 = 0;
+    // What few tasks have, allocated on first use: a name of their own, a cancel message.
+    struct extras {
+        std::string name;  // empty: the default name "Task-<id>"
+        std::string cancel_message;
+    };
+    std::unique_ptr<extras> m_extras;
     source_location m_site;
     std::uint32_t m_refs = 1;
     status m_status = status::pending;
@@ -219,23 +240,22 @@ inline bool is_cancellation(const std::exception_ptr& error) noexcept {
 }
 
 inline std::string state_base::name() const {
-    if (m_name) return *m_name;
-    return m_is_task ? "Task-" + std::to_string(m_id) : std::string("Future");
+    if (has_custom_name()) return m_extras->name;
+    return m_is_task ? "Task-" + std::to_string(static_cast<std::uint64_t>(m_id)) : std::string("Future");
 }
 
 inline void state_base::set_name(std::string name) {
-    if (name.empty())
-        m_name.reset();
-    else if (m_name)
-        *m_name = std::move(name);
-    else
-        m_name = std::make_unique<std::string>(std::move(name));
+    if (!m_extras) {
+        if (name.empty()) return;
+        m_extras = std::make_unique<extras>();
+    }
+    m_extras->name = std::move(name);
 }
 
 inline std::exception_ptr state_base::exception() {
     if (!done()) throw invalid_state_error("coring: exception() called on a " + name() + " that has not finished");
     m_retrieved = true;
-    if (m_cancelled) throw cancelled_error{};
+    if (m_cancelled) std::rethrow_exception(m_exception);  // the cancelled_error, with its message
     return m_exception;
 }
 
@@ -247,7 +267,7 @@ inline void state_base::rethrow_if_failed() {
 
 inline state_base::state_base(scheduler& loop, bool is_task, std::string_view name, const source_location& site)
     : ready_node(start_operations), m_loop(&loop), m_frame(), m_site(site), m_is_task(is_task) {
-    if (!name.empty()) m_name = std::make_unique<std::string>(name);
+    if (!name.empty()) m_extras = std::make_unique<extras>(extras{std::string(name), {}});
     if (is_task) {
         m_id = loop.m_next_task_id++;
         ++loop.m_unfinished_tasks;
@@ -268,7 +288,7 @@ inline void state_base::step(ready_node* node, action what) noexcept {
         self->m_cancel_requested = false;
         self->m_frame.destroy();
         self->m_frame = {};
-        self->finish(std::make_exception_ptr(cancelled_error{}));
+        self->finish(std::make_exception_ptr(self->make_cancelled_error()));
         return;
     }
     const std::coroutine_handle<> frame = self->m_frame;
@@ -277,10 +297,19 @@ inline void state_base::step(ready_node* node, action what) noexcept {
     self->m_loop->resume(self, frame);
 }
 
-inline bool state_base::request_cancel() noexcept {
+inline bool state_base::request_cancel(std::string_view message) noexcept {
     if (done()) return false;
+    if (m_cancelling < 0xffff) ++m_cancelling;
+    try {
+        if (m_extras)
+            m_extras->cancel_message.assign(message);
+        else if (!message.empty())
+            m_extras = std::make_unique<extras>(extras{{}, std::string(message)});
+    } catch (...) {
+        // Out of memory: the cancellation goes on without its message.
+    }
     if (!m_is_task) {
-        finish(std::make_exception_ptr(cancelled_error{}));
+        finish(std::make_exception_ptr(make_cancelled_error()));
         return true;
     }
     m_cancel_requested = true;

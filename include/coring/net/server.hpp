@@ -64,6 +64,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -454,17 +455,17 @@ private:
         if (s->m_serving_forever) throw invalid_state_error("coring: serve_forever() is already running on this server");
         if (s->closing()) throw invalid_state_error("coring: serve_forever() on a closed server");
         s->m_serving_forever = true;
-        bool cancelled = false;
+        std::optional<cancelled_error> cancelled;
         try {
             co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server", "server.serve_forever");
-        } catch (const cancelled_error&) {
-            cancelled = true;
+        } catch (const cancelled_error& e) {
+            cancelled = e;
         }
         s->m_serving_forever = false;
         if (cancelled) {
             s->close();
             co_await wait_closed_of(s);
-            throw cancelled_error{};
+            throw *cancelled;
         }
     }
 
