@@ -36,5 +36,6 @@
 #include <coring/thread/thread_pool.hpp>
 #include <coring/thread/to_thread.hpp>
 #include <coring/time.hpp>
+#include <coring/timeout_scope.hpp>
 #include <coring/wait.hpp>
 #include <coring/wait_for.hpp>
