@@ -198,3 +198,228 @@ TEST_CASE("task_group - lifecycle matrix: child end x timing relative to the joi
         CHECK(r == 0);
     });
 }
+
+// ------------------------------------------------------------------------- with_task_group
+
+namespace {
+
+/// What awaiting `t` ended with: "value N", "cancelled", or the what() of another error.
+coring::task<std::string> outcome_of(coring::task<int> t) {
+    try {
+        const int v = co_await std::move(t);
+        co_return "value " + std::to_string(v);
+    } catch (const coring::cancelled_error&) {
+        co_return "cancelled";
+    } catch (const std::exception& e) {
+        co_return e.what();
+    }
+}
+
+}  // namespace
+
+TEST_CASE("with_task_group - a failing child interrupts the body at once (asyncio's async with TaskGroup)", "[with_task_group]") {
+    coring::run([]() -> coring::task<> {
+        const auto start = std::chrono::steady_clock::now();
+        const std::string how = co_await outcome_of(coring::with_task_group([](coring::task_group& tg) -> coring::task<int> {
+            tg.create_task(throws_after<first_failure>(100ms));
+            co_await coring::sleep(2s);  // cancelled when the child fails
+            co_return 0;
+        }));
+        CHECK(how == "first");
+        CHECK(ms_since(start) >= 90);
+        CHECK(ms_since(start) < 1000);
+        CHECK(coring::current_task().cancelling() == 0);  // the group withdrew its request
+    }());
+}
+
+TEST_CASE("with_task_group - the body's value; children it did not await are waited for", "[with_task_group]") {
+    coring::run([]() -> coring::task<> {
+        bool late_child_done = false;
+        const int sum = co_await coring::with_task_group([&](coring::task_group& tg) -> coring::task<int> {
+            auto a = tg.create_task(value_after(10ms, 1));
+            auto b = tg.create_task(value_after(20ms, 2));
+            tg.create_task([](bool& done) -> coring::task<int> {
+                co_await coring::sleep(60ms);
+                done = true;
+                co_return 0;
+            }(late_child_done));
+            const int x = co_await a;
+            const int y = co_await b;
+            co_return x + y;
+        });
+        CHECK(sum == 3);
+        CHECK(late_child_done);
+    }());
+}
+
+TEST_CASE("with_task_group - the body runs in the awaiting task", "[with_task_group]") {
+    coring::run([]() -> coring::task<> {
+        const std::uint64_t outer = coring::current_task().native_state()->id();
+        std::uint64_t inner = 0;
+        co_await coring::with_task_group([&](coring::task_group&) -> coring::task<> {
+            inner = coring::current_task().native_state()->id();
+            co_return;
+        });
+        CHECK(inner == outer);
+    }());
+}
+
+TEST_CASE("with_task_group - a body that catches the cancellation may await during its cleanup", "[with_task_group]") {
+    coring::run([]() -> coring::task<> {
+        bool caught = false;
+        bool cleaned_up = false;
+        const std::string how = co_await outcome_of(coring::with_task_group([&](coring::task_group& tg) -> coring::task<int> {
+            tg.create_task(throws_after<first_failure>(20ms));
+            try {
+                co_await coring::sleep(5s);
+            } catch (const coring::cancelled_error&) {
+                caught = true;
+            }
+            co_await coring::sleep(10ms);  // the request is spent: this await runs
+            cleaned_up = true;
+            co_return 1;
+        }));
+        CHECK(caught);
+        CHECK(cleaned_up);
+        CHECK(how == "first");  // the child's error, even though the body returned
+    }());
+}
+
+TEST_CASE("with_task_group - the first child error is rethrown; the others go to the exception handler", "[with_task_group]") {
+    coring::event_loop loop;
+    coring_test::captured_reports reports;
+    reports.install(loop);
+    const std::string how = loop.run_until_complete(outcome_of(coring::with_task_group([](coring::task_group& tg) -> coring::task<int> {
+        tg.create_task(throws_after<first_failure>(10ms));
+        tg.create_task([]() -> coring::task<int> {
+            try {
+                co_await coring::sleep(5s);
+            } catch (const coring::cancelled_error&) {
+                // cancelled by the group: fails instead of ending cancelled
+            }
+            throw std::logic_error("failed while cancelled");
+        }());
+        co_await coring::sleep(5s);
+        co_return 0;
+    })));
+    CHECK(how == "first");
+    REQUIRE(reports.reports.size() == 1);
+    CHECK(reports.reports[0].message.find("other errors of a task group") != std::string::npos);
+    bool logic = false;
+    try {
+        std::rethrow_exception(reports.reports[0].exception);
+    } catch (const std::logic_error& e) {
+        logic = std::string(e.what()) == "failed while cancelled";
+    }
+    CHECK(logic);
+}
+
+TEST_CASE("with_task_group - a body error cancels the children and is rethrown", "[with_task_group]") {
+    coring::run([]() -> coring::task<> {
+        const auto start = std::chrono::steady_clock::now();
+        coring::task_handle<int> child;
+        const std::string how = co_await outcome_of(coring::with_task_group([&](coring::task_group& tg) -> coring::task<int> {
+            child = tg.create_task(value_after(5s, 1));
+            co_await coring::sleep(10ms);
+            throw std::runtime_error("body failed");
+        }));
+        CHECK(how == "body failed");
+        CHECK(child.cancelled());
+        CHECK(ms_since(start) < 1000);
+    }());
+}
+
+TEST_CASE("with_task_group - cancelled from outside: the children are cancelled and waited for first", "[with_task_group]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<std::string> order;
+        auto h = coring::create_task(outcome_of(coring::with_task_group([&](coring::task_group& tg) -> coring::task<int> {
+            tg.create_task([](std::vector<std::string>& o) -> coring::task<int> {
+                std::exception_ptr stop;
+                try {
+                    co_await coring::sleep(5s);
+                } catch (const coring::cancelled_error&) {
+                    stop = std::current_exception();
+                }
+                co_await coring::sleep(30ms);  // a slow cleanup
+                o.push_back("child cleaned up");
+                std::rethrow_exception(stop);
+            }(order));
+            co_await coring::sleep(5s);
+            co_return 0;
+        })));
+        co_await coring::sleep(20ms);
+        h.cancel();
+        const std::string how = co_await h;
+        order.push_back("group left");
+        CHECK(how == "cancelled");
+        CHECK(order == std::vector<std::string>{"child cleaned up", "group left"});
+    }());
+}
+
+TEST_CASE("with_task_group - a child error wins over an outside cancel, which stays pending", "[with_task_group]") {
+    coring::run([]() -> coring::task<> {
+        auto h = coring::create_task([]() -> coring::task<std::string> {
+            const std::string how = co_await outcome_of(coring::with_task_group([](coring::task_group& tg) -> coring::task<int> {
+                tg.create_task(throws_after<first_failure>(10ms));
+                std::exception_ptr stop;
+                try {
+                    co_await coring::sleep(5s);  // cancelled by the group
+                } catch (const coring::cancelled_error&) {
+                    stop = std::current_exception();
+                }
+                coring::current_task().cancel();  // an outside cancel arrives meanwhile
+                std::rethrow_exception(stop);
+            }));
+            const std::size_t left = coring::current_task().cancelling();
+            try {
+                co_await coring::sleep(0s);
+            } catch (const coring::cancelled_error&) {
+                co_return how + ", then cancelled with " + std::to_string(left) + " left";
+            }
+            co_return how + ", not cancelled";
+        }());
+        const std::string result = co_await h;
+        CHECK(result == "first, then cancelled with 1 left");
+    }());
+}
+
+TEST_CASE("with_task_group - a timeout inside a task group inside a timeout", "[with_task_group][timeout_scope]") {
+    coring::run([]() -> coring::task<> {
+        // The inner timeout expires: a timeout_error the group's body handles; all goes on.
+        std::string inner;
+        const int v = co_await coring::with_timeout(5s, [&](coring::timeout_scope&) -> coring::task<int> {
+            co_return co_await coring::with_task_group([&](coring::task_group& tg) -> coring::task<int> {
+                auto child = tg.create_task(value_after(10ms, 4));
+                try {
+                    co_await coring::with_timeout(20ms, [](coring::timeout_scope&) -> coring::task<> { co_await coring::sleep(5s); });
+                } catch (const coring::timeout_error&) {
+                    inner = "inner timeout";
+                }
+                co_return co_await child;
+            });
+        });
+        CHECK(inner == "inner timeout");
+        CHECK(v == 4);
+
+        // The outer timeout expires: the inner scope lets the cancellation through, the group
+        // cancels its children, and the outer scope turns it into its timeout.
+        const auto start = std::chrono::steady_clock::now();
+        coring::task_handle<int> child;
+        std::string outcome;
+        try {
+            co_await coring::with_timeout(30ms, [&](coring::timeout_scope&) -> coring::task<> {
+                co_await coring::with_task_group([&](coring::task_group& tg) -> coring::task<> {
+                    child = tg.create_task(value_after(5s, 1));
+                    co_await coring::with_timeout(5s, [](coring::timeout_scope&) -> coring::task<> { co_await coring::sleep(5s); });
+                });
+            });
+            outcome = "returned";
+        } catch (const coring::timeout_error&) {
+            outcome = "outer timeout";
+        }
+        CHECK(outcome == "outer timeout");
+        CHECK(child.cancelled());
+        CHECK(ms_since(start) < 1000);
+        CHECK(coring::current_task().cancelling() == 0);
+    }());
+}

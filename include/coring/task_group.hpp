@@ -17,7 +17,31 @@
 // - Destroying a group whose children still run is a bug: C++ cannot wait in a destructor, and
 //   the children may refer to the scope that is going away. It is reported loudly (through the
 //   loop's exception handler, which prints to stderr by default) and the children are cancelled.
+//
+// with_task_group: asyncio's `async with asyncio.TaskGroup() as tg:` block, where a failing
+// child also interrupts the code that created the group.
+//
+//   auto [a, b] = co_await coring::with_task_group([&](coring::task_group& tg) -> coring::task<std::pair<int, int>> {
+//       auto x = tg.create_task(fetch(url_a));
+//       auto y = tg.create_task(fetch(url_b));
+//       co_return std::pair{co_await x, co_await y};
+//   });
+//
+// The rules of asyncio 3.13's TaskGroup:
+// - The body runs in the awaiting task itself (current_task() inside it is the caller's).
+// - A failing child cancels the awaiting task (the body's current await throws cancelled_error)
+//   and the other children; once all have finished, the group uncancels the task and rethrows
+//   the first child error unchanged. The other errors go to the loop's exception handler
+//   ("other errors of a task group"), so none is lost (C++ has no ExceptionGroup).
+// - A child error wins over a cancel of the awaiting task from outside; that cancel stays
+//   pending (cancelling() still counts it) and is delivered at the next suspension point.
+// - A body that ends with an error (or is cancelled) cancels the children; the group waits for
+//   them, then rethrows the body's error (a child's first error wins over it).
+// - Cancelling the awaiting task while the group waits for its children cancels them and goes
+//   on waiting; cancelled_error leaves once they have all finished.
+// (g++ 12: a lambda written inside the co_await expression must capture by reference only.)
 
+#include <coring/detail/block_body.hpp>
 #include <coring/detail/combinator.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/source_location.hpp>
@@ -30,8 +54,10 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -40,6 +66,26 @@ namespace coring {
 class task_group;
 
 namespace detail {
+
+/// with_task_group's wait for the children: cancellable, and leaves them alone when cancelled
+/// (the group decides what a cancel means).
+class task_group_drain final : public leaf_awaiter<ready_node> {
+public:
+    explicit task_group_drain(task_group& group) noexcept : leaf_awaiter(operations_), m_group(&group) {}
+    task_group_drain(task_group_drain&& other) noexcept : leaf_awaiter(std::move(other)), m_group(other.m_group) {}
+
+    [[nodiscard]] bool await_ready() const noexcept;
+    bool await_suspend(std::coroutine_handle<> frame);
+    void await_resume() const { throw_if_cancelled(); }
+
+private:
+    friend class coring::task_group;
+    static void on_cancel(ready_node* node) noexcept;
+    static void describe(const ready_node* node, await_description& out);
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+
+    task_group* m_group;
+};
 
 /// co_await group.join(): the joiner is the chain's cancellation slot.
 class task_group_join final : public leaf_awaiter<ready_node> {
@@ -65,6 +111,8 @@ private:
 class task_group {
 public:
     task_group() = default;
+    /// A group whose first failing child also cancels `parent` (with_task_group).
+    explicit task_group(detail::state_base& parent) noexcept : m_parent(&parent) {}
     task_group(const task_group&) = delete;
     task_group& operator=(const task_group&) = delete;
     ~task_group();
@@ -96,8 +144,13 @@ public:
     [[nodiscard]] std::size_t running() const noexcept { return m_running; }
     [[nodiscard]] std::size_t size() const noexcept { return m_children.size(); }
 
+    /// with_task_group's end of the block: cancels the children if the body failed, waits for
+    /// them, settles the awaiting task's cancel count and rethrows what the rules say.
+    task<> exit_scope(std::exception_ptr body_error);
+
 private:
     friend class detail::task_group_join;
+    friend class detail::task_group_drain;
     friend class detail::child_notifier<task_group>;
 
     struct member {
@@ -114,11 +167,18 @@ private:
         if (s.failed() && !s.cancelled()) {
             m_errors.push_back(s.stored_exception());
             s.mark_retrieved();  // reported through errors() and join()
-            if (!m_aborting) abort();
+            if (m_parent != nullptr && !m_aborting && !m_parent_cancel_requested && !m_parent->done()) {
+                // Interrupt whatever the block's body awaits (asyncio's TaskGroup._on_task_done).
+                abort();
+                m_parent_cancel_requested = true;
+                m_parent->request_cancel();
+            } else if (!m_aborting) {
+                abort();
+            }
         }
-        if (--m_running == 0 && m_joiner != nullptr) {
-            detail::task_group_join* joiner = std::exchange(m_joiner, nullptr);
-            joiner->wake();
+        if (--m_running == 0) {
+            if (m_joiner != nullptr) std::exchange(m_joiner, nullptr)->wake();
+            if (m_drainer != nullptr) std::exchange(m_drainer, nullptr)->wake();
         }
     }
 
@@ -132,6 +192,9 @@ private:
     std::vector<std::exception_ptr> m_errors;
     std::size_t m_running = 0;
     detail::task_group_join* m_joiner = nullptr;
+    detail::task_group_drain* m_drainer = nullptr;
+    detail::state_base* m_parent = nullptr;  // with_task_group's awaiting task
+    bool m_parent_cancel_requested = false;   // a child failure cancelled m_parent
     bool m_aborting = false;
     bool m_joined = false;
     bool m_cancelled = false;
@@ -160,7 +223,94 @@ inline task_group::~task_group() {
         event_loop::default_exception_handler(report);
 }
 
+inline task<> task_group::exit_scope(std::exception_ptr body_error) {
+    std::exception_ptr propagate;  // the cancellation that leaves the block, if any
+    if (body_error) {
+        if (detail::is_cancellation(body_error)) propagate = body_error;
+        if (!m_aborting) abort();
+    }
+    while (m_running > 0) {
+        std::exception_ptr cancel;
+        try {
+            co_await detail::task_group_drain(*this);
+        } catch (const cancelled_error&) {
+            cancel = std::current_exception();
+        }
+        if (cancel && !m_aborting) {  // cancelled from outside while waiting: stop the children
+            propagate = cancel;
+            abort();
+        }
+    }
+    m_joined = true;  // no new children from now on
+    if (m_parent_cancel_requested && m_parent->uncancel() == 0) propagate = nullptr;  // only ours was left
+    if (propagate && m_errors.empty()) std::rethrow_exception(propagate);
+    if (body_error && !detail::is_cancellation(body_error)) m_errors.push_back(body_error);
+    if (m_errors.empty()) co_return;
+    if (m_parent->cancelling() > 0) {
+        // Cancelled from outside too: the error wins, and the cancel stays pending, its count kept.
+        m_parent->uncancel();
+        m_parent->request_cancel();
+    }
+    for (std::size_t i = 1; i < m_errors.size(); ++i)
+        m_parent->loop()->call_exception_handler({"other errors of a task group (the first was rethrown)", m_errors[i], m_parent->name(), {}});
+    std::rethrow_exception(m_errors.front());
+}
+
+/// Runs `body(group)` in the awaiting task as asyncio's `async with TaskGroup() as tg:` block
+/// (the rules are at the top of this header); returns the body's result.
+template <class Body>
+auto with_task_group(Body body) {
+    using T = detail::body_result_t<Body, task_group>;
+    return [](Body b) -> task<T> {
+        task_group group(detail::running_task_state("with_task_group"));
+        std::exception_ptr error;
+        if constexpr (std::is_void_v<T>) {
+            try {
+                co_await b(group);
+            } catch (...) {
+                error = std::current_exception();
+            }
+            co_await group.exit_scope(error);
+        } else {
+            std::optional<T> value;
+            try {
+                value.emplace(co_await b(group));
+            } catch (...) {
+                error = std::current_exception();
+            }
+            co_await group.exit_scope(error);
+            if (!value) std::rethrow_exception(error);  // a cancellation the group did not rethrow: no value to return
+            co_return std::move(*value);
+        }
+    }(std::move(body));
+}
+
 namespace detail {
+
+inline bool task_group_drain::await_ready() const noexcept { return m_group->m_running == 0; }
+
+inline bool task_group_drain::await_suspend(std::coroutine_handle<> frame) {
+    if (!begin_suspend(frame)) return false;  // a pending cancel: await_resume throws it
+    m_group->m_drainer = this;
+    arm();
+    return true;
+}
+
+inline void task_group_drain::on_cancel(ready_node* node) noexcept {
+    auto* self = static_cast<task_group_drain*>(node);
+    if (self->m_group->m_running == 0) return;  // finished first: the request waits for the next suspension
+    self->take_cancel_request();
+    self->mark_cancelled();
+    self->m_group->m_drainer = nullptr;
+    self->wake();
+}
+
+inline void task_group_drain::describe(const ready_node* node, await_description& out) {
+    const auto* self = static_cast<const task_group_drain*>(node);
+    out.what = "with_task_group waiting for " + std::to_string(self->m_group->m_running) + " children";
+    for (const auto& c : self->m_group->m_children)
+        if (!c->state->done()) out.awaits.push_back(c->state);
+}
 
 inline bool task_group_join::await_ready() const noexcept { return m_group->m_running == 0 && !m_group->m_joined; }
 

@@ -25,6 +25,7 @@
 // reference only, [&]; name a lambda that captures by value before the co_await.)
 
 #include <coring/clock.hpp>
+#include <coring/detail/block_body.hpp>
 #include <coring/detail/state_base.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
@@ -105,20 +106,6 @@ private:
     std::uint32_t m_cancelling_at_entry;
     phase m_phase = phase::entered;
 };
-
-namespace detail {
-
-template <class Body, class Arg>
-using body_result_t = typename std::invoke_result_t<Body&, Arg&>::value_type;
-
-/// The running task's state; invalid_state_error outside a task (a callback has none to cancel).
-inline state_base& running_task_state(const char* what) {
-    state_base* task = running_scheduler().current_task_state();
-    if (task == nullptr) throw invalid_state_error(std::string("coring: ") + what + " outside a task");
-    return *task;
-}
-
-}  // namespace detail
 
 /// Runs `body(scope)` in the awaiting task with the deadline `when` (asyncio.timeout_at).
 template <class Body>
