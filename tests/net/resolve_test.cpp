@@ -77,3 +77,29 @@ TEST_CASE("resolve - an unknown host is a resolve_error with gai_strerror's mess
         CHECK(bad_service);
     }());
 }
+
+TEST_CASE("resolve_name - the loopback addresses have names in /etc/hosts", "[resolve]") {
+    coring::run([]() -> coring::task<> {
+        const std::string v4 = co_await coring::resolve_name(coring::address::parse("127.0.0.1", 80));
+        CHECK(v4 == "localhost");
+        const std::string numeric = co_await coring::resolve_name(coring::address::parse("192.0.2.7", 0), NI_NUMERICHOST);
+        CHECK(numeric == "192.0.2.7");
+        const std::string v6 = co_await coring::resolve_name(coring::address::parse("::1", 80), NI_NUMERICHOST);
+        CHECK(v6 == "::1");
+    }());
+}
+
+TEST_CASE("resolve_name - an address that is not IP: resolve_error naming it", "[resolve]") {
+    coring::run([]() -> coring::task<> {
+        std::string what;
+        int code = 0;
+        try {
+            (void)co_await coring::resolve_name(coring::address::unix_path("/tmp/coring-no-such.sock"));
+        } catch (const coring::resolve_error& e) {
+            what = e.what();
+            code = e.code().value();
+        }
+        CHECK(code == EAI_FAMILY);
+        CHECK(what.find("resolve_name(") == 0);
+    }());
+}

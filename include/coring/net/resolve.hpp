@@ -1,6 +1,7 @@
 #pragma once
 // resolve (asyncio's loop.getaddrinfo): host name to socket addresses, through getaddrinfo(3)
-// on the loop's thread pool (glibc's resolver blocks, and io_uring has no DNS).
+// on the loop's thread pool (glibc's resolver blocks, and io_uring has no DNS); resolve_name
+// (loop.getnameinfo) the other way.
 //
 //   std::vector<coring::address> addrs = co_await coring::resolve("example.com", 443);
 //   for (auto& a : addrs) std::cout << a << "\n";        // "93.184.215.14:443", "[2606:...]:443"
@@ -116,6 +117,26 @@ inline std::optional<address> resolve_literal(const std::string& host, std::uint
 [[nodiscard]] inline task<std::vector<address>> resolve(std::string host, std::uint16_t port, resolve_options options = resolve_options()) {
     if (auto literal = detail::resolve_literal(host, port, options)) co_return std::vector<address>{*literal};
     co_return co_await to_thread(detail::resolve_blocking, std::move(host), std::to_string(port), options);
+}
+
+/// The host name of `addr` (asyncio's loop.getnameinfo, whose host part this is): getnameinfo(3)
+/// on the loop's thread pool, since a reverse lookup may ask a DNS server. `flags` are NI_*:
+/// without NI_NAMEREQD an address that has no name comes back in numeric form; NI_NUMERICHOST
+/// asks for that form at once. Errors: resolve_error ("resolve_name(192.0.2.1:0): Name or
+/// service not known"), as resolve's; EAI_FAMILY for an address that is not IPv4 or IPv6.
+[[nodiscard]] inline task<std::string> resolve_name(address addr, int flags = 0) {
+    // glibc answers a Unix address with this machine's name: not what a name of it means.
+    if (addr.family() != AF_INET && addr.family() != AF_INET6) throw resolve_error(EAI_FAMILY, "resolve_name(" + addr.to_string() + ")");
+    co_return co_await to_thread(
+        [](address a, int f) {
+            char host[NI_MAXHOST];
+            const int rc = ::getnameinfo(a.native(), a.size(), host, sizeof host, nullptr, 0, f);
+            const int err = errno;
+            if (rc == EAI_SYSTEM) detail::throw_errno(err, "resolve_name(" + a.to_string() + ")");
+            if (rc != 0) throw resolve_error(rc, "resolve_name(" + a.to_string() + ")");
+            return std::string(host);
+        },
+        std::move(addr), flags);
 }
 
 }  // namespace coring
