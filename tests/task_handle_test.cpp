@@ -915,3 +915,39 @@ TEST_CASE("uncancel - above zero, the pending request is still delivered", "[tas
         CHECK(cancelled);
     }());
 }
+
+// ------------------------------------------------------------------------- remove_done_callback
+
+TEST_CASE("remove_done_callback - a removed callback never runs; the others do, in order", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<std::string> ran;
+        auto h = coring::create_task(value_after(10ms, 1));
+        const std::uint64_t a = h.add_done_callback([&] { ran.push_back("a"); });
+        const std::uint64_t b = h.add_done_callback([&] { ran.push_back("b"); });
+        const std::uint64_t c = h.add_done_callback([&] { ran.push_back("c"); });
+        CHECK(a != b);
+        CHECK(b != c);
+        CHECK(h.remove_done_callback(b));
+        CHECK_FALSE(h.remove_done_callback(b));  // once
+        (void)co_await h;
+        co_await coring::sleep(0s);  // the callbacks run on the loop after the task finished
+        CHECK(ran == std::vector<std::string>{"a", "c"});
+        CHECK_FALSE(h.remove_done_callback(a));  // it ran
+    }());
+}
+
+TEST_CASE("remove_done_callback - an id from another task, or one already queued, is not removed", "[task_handle]") {
+    coring::run([]() -> coring::task<> {
+        int runs = 0;
+        auto first = coring::create_task(value_after(5ms, 1));
+        auto second = coring::create_task(value_after(5ms, 2));
+        const std::uint64_t id = first.add_done_callback([&] { ++runs; });
+        CHECK_FALSE(second.remove_done_callback(id));
+        (void)co_await first;
+        const std::uint64_t late = first.add_done_callback([&] { ++runs; });  // done: queued at once
+        CHECK_FALSE(first.remove_done_callback(late));
+        co_await coring::sleep(0s);
+        CHECK(runs == 2);
+        (void)co_await second;
+    }());
+}

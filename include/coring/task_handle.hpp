@@ -138,36 +138,56 @@ private:
     bool m_holds_reference = false;
 };
 
+/// What every done callback shares: the operations that tell it apart from other waiters of a
+/// state, and the id that add_done_callback returned, for remove_done_callback.
+class done_callback_base : public completion_waiter {
+public:
+    [[nodiscard]] static bool is_done_callback(const completion_waiter& waiter) noexcept { return waiter.m_ops == &operations_; }
+    [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
+    /// Runs the callback (or, discarded, does not) and deletes this.
+    virtual void fire(action what) noexcept = 0;
+
+protected:
+    done_callback_base() noexcept : completion_waiter(operations_), m_id(++t_last_id) {}
+    virtual ~done_callback_base() = default;
+
+private:
+    static void dispatch(ready_node* node, action what) noexcept { static_cast<done_callback_base*>(static_cast<completion_waiter*>(node))->fire(what); }
+    static constexpr operations operations_{&dispatch};
+    // Ids are unique in the thread, so one that names a callback run long ago matches no other.
+    static constinit inline thread_local std::uint64_t t_last_id = 0;
+
+    std::uint64_t m_id;
+};
+
 /// A done callback: holds a reference to the state until it has run.
 template <class Handle, class F>
-class done_callback final : public completion_waiter {
+class done_callback final : public done_callback_base {
 public:
     template <class G>
-    done_callback(state_base* s, G&& function) : completion_waiter(operations_), m_state(s), m_function(std::forward<G>(function)) {
+    done_callback(state_base* s, G&& function) : m_state(s), m_function(std::forward<G>(function)) {
         m_state->add_ref();
     }
 
     static void* operator new(std::size_t size) { return frame_pool::allocate(size); }
     static void operator delete(void* block, std::size_t size) noexcept { frame_pool::deallocate(block, size); }
 
-private:
-    static void fire(ready_node* node, action what) noexcept {
-        auto* self = static_cast<done_callback*>(static_cast<completion_waiter*>(node));
-        if (what == action::run && self->m_state->loop() != nullptr) {
-            Handle handle = Handle::from_state(self->m_state);
+    void fire(action what) noexcept override {
+        if (what == action::run && m_state->loop() != nullptr) {
+            Handle handle = Handle::from_state(m_state);
             auto call = [&] {
                 if constexpr (std::is_invocable_v<F&, const Handle&>)
-                    self->m_function(handle);
+                    m_function(handle);
                 else
-                    self->m_function();
+                    m_function();
             };
-            self->m_state->loop()->run_callback(call);
+            m_state->loop()->run_callback(call);
         }
-        self->m_state->release();
-        delete self;
+        m_state->release();
+        delete this;
     }
-    static constexpr operations operations_{&fire};
 
+private:
     state_base* m_state;
     F m_function;
 };
@@ -234,11 +254,13 @@ public:
     /// it was cancelled, invalid_state_error if it is not done.
     [[nodiscard]] std::exception_ptr exception() const { return checked().exception(); }
 
-    /// Calls f(handle) or f() on the loop once done (at once, on the next iteration, if already done).
+    /// Calls f(handle) or f() on the loop once done (at once, on the next iteration, if already
+    /// done). Returns an id for remove_done_callback.
     template <class F>
-    void add_done_callback(F&& f) {
+    std::uint64_t add_done_callback(F&& f) {
         state_base& s = checked();
         auto* node = new done_callback<Derived, std::decay_t<F>>(&s, std::forward<F>(f));
+        const std::uint64_t id = node->id();
         if (s.done()) {
             if (s.loop() == nullptr) {
                 delete_unrun(node);
@@ -248,6 +270,21 @@ public:
         } else {
             s.add_waiter(*node);
         }
+        return id;
+    }
+
+    /// Removes the done callback that add_done_callback returned `id` for, so that it never
+    /// runs. False if it is not waiting any more: it ran, or is already queued to run (as
+    /// asyncio's remove_done_callback, which cannot take back a scheduled callback either).
+    bool remove_done_callback(std::uint64_t id) {
+        state_base& s = checked();
+        completion_waiter* found = s.find_waiter([id](const completion_waiter& w) {
+            return done_callback_base::is_done_callback(w) && static_cast<const done_callback_base&>(w).id() == id;
+        });
+        if (found == nullptr) return false;
+        s.remove_waiter(*found);
+        static_cast<done_callback_base*>(found)->fire(ready_node::action::discard);
+        return true;
     }
 
     /// "Task-<n>" unless a name was given. Futures are called "Future".

@@ -71,6 +71,18 @@ public:
     }
 
     /// Removes `waiter` if it is on the list; false if it is not.
+    /// The first waiter for which pred(waiter) is true, or null.
+    template <class Pred>
+    completion_waiter* find_if(Pred pred) const noexcept {
+        if (m_tail == nullptr) return nullptr;
+        ready_node* node = m_tail;
+        do {
+            node = node->m_next;
+            if (pred(*static_cast<completion_waiter*>(node))) return static_cast<completion_waiter*>(node);
+        } while (node != m_tail);
+        return nullptr;
+    }
+
     bool erase(completion_waiter& waiter) noexcept {
         if (m_tail == nullptr) return false;
         ready_node* prev = m_tail;
@@ -161,6 +173,11 @@ public:
     void add_waiter(completion_waiter& waiter) noexcept { m_waiters.push_back(waiter); }
     /// False if `waiter` was not waiting (it has been woken already).
     bool remove_waiter(completion_waiter& waiter) noexcept { return m_waiters.erase(waiter); }
+    /// The first waiter for which pred(waiter) is true, or null.
+    template <class Pred>
+    [[nodiscard]] completion_waiter* find_waiter(Pred pred) const noexcept {
+        return m_waiters.find_if(pred);
+    }
 
     // --- the chain's cancellation slot (tasks only): the ready node of the leaf awaiter the
     // task is suspended in, whose operations include `cancel`.
