@@ -145,3 +145,94 @@ TEST_CASE("run - without CORING_DEBUG debug mode is off by default", "[run]") {
     const scoped_env env("CORING_DEBUG", std::nullopt);
     CHECK_FALSE(debug_of_a_default_run());
 }
+
+// ------------------------------------------------------------------------- runner
+
+TEST_CASE("runner - several runs on one loop; tasks left running go on into the next run", "[runner]") {
+    std::vector<std::string> log;
+    {
+        coring::runner r;
+        coring::event_loop* first_loop = nullptr;
+        const int a = r.run([](std::vector<std::string>& l, coring::event_loop*& loop) -> coring::task<int> {
+            loop = &coring::get_running_loop();
+            coring::create_task([](std::vector<std::string>& lg) -> coring::task<> {
+                co_await coring::sleep(20ms);
+                lg.push_back("background finished");
+            }(l));
+            co_return 1;
+        }(log, first_loop));
+        CHECK(a == 1);
+        CHECK(log.empty());  // the background task has not finished yet
+        CHECK(first_loop == &r.get_loop());
+        const int b = r.run([](coring::event_loop* loop) -> coring::task<int> {
+            CHECK(&coring::get_running_loop() == loop);
+            co_await coring::sleep(50ms);  // meanwhile the background task finishes
+            co_return 2;
+        }(first_loop));
+        CHECK(b == 2);
+        CHECK(log == std::vector<std::string>{"background finished"});
+    }
+}
+
+TEST_CASE("runner - the end of its scope cancels what is left, which cleans up", "[runner][shutdown]") {
+    bool cleaned_up = false;
+    const std::size_t frames_before = live_frames();
+    {
+        coring::runner r;
+        r.run([](bool& cleaned) -> coring::task<> {
+            coring::create_task([](bool& c) -> coring::task<> {
+                std::exception_ptr stop;
+                try {
+                    co_await coring::sleep(1h);
+                } catch (const coring::cancelled_error&) {
+                    stop = std::current_exception();
+                }
+                co_await coring::sleep(1ms);  // cleanup may await
+                c = true;
+                std::rethrow_exception(stop);
+            }(cleaned));
+            co_await coring::sleep(1ms);  // the background task starts (one cancelled unstarted never runs)
+        }(cleaned_up));
+        CHECK_FALSE(cleaned_up);
+    }
+    CHECK(cleaned_up);
+    CHECK(live_frames() == frames_before);
+}
+
+TEST_CASE("runner - run rethrows main's exception and the runner stays usable; run after close throws", "[runner]") {
+    coring::runner r;
+    bool threw = false;
+    try {
+        r.run([]() -> coring::task<> {
+            co_await coring::sleep(1ms);
+            throw std::runtime_error("main failed");
+        }());
+    } catch (const std::runtime_error&) {
+        threw = true;
+    }
+    CHECK(threw);
+    CHECK(r.run([]() -> coring::task<int> { co_return 5; }()) == 5);
+    r.close();
+    r.close();  // idempotent
+    bool refused = false;
+    try {
+        (void)r.run([]() -> coring::task<int> { co_return 6; }());
+    } catch (const coring::invalid_state_error&) {
+        refused = true;
+    }
+    CHECK(refused);
+}
+
+TEST_CASE("runner - run inside a running loop: std::logic_error", "[runner]") {
+    coring::runner outer;
+    coring::runner inner;
+    const bool refused = outer.run([](coring::runner& in) -> coring::task<bool> {
+        try {
+            in.run([]() -> coring::task<> { co_return; }());
+        } catch (const std::logic_error&) {
+            co_return true;
+        }
+        co_return false;
+    }(inner));
+    CHECK(refused);
+}

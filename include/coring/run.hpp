@@ -1,5 +1,6 @@
 #pragma once
-// coring::run (asyncio.run): a new loop runs `main` to completion, then shuts down.
+// coring::run (asyncio.run): a new loop runs `main` to completion, then shuts down; and
+// coring::runner (asyncio.Runner): several runs on one loop.
 //
 //   int main() { return coring::run(amain()); }
 //
@@ -13,6 +14,7 @@
 // kernel restarts do not notice; those it does not restart fail once with EINTR: recv/send on a
 // socket with SO_RCVTIMEO/SO_SNDTIMEO, epoll_wait. Retry them on EINTR, as POSIX asks anyway.
 
+#include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/task.hpp>
 #include <coring/task_handle.hpp>
@@ -47,5 +49,51 @@ T run(task<T> main, loop_options options = {}, source_location site = source_loc
         throw;
     }
 }
+
+/// asyncio.Runner: several run() calls on one loop, closed at the end of the runner's scope.
+///
+///   coring::runner r;
+///   r.run(connect());        // the tasks it started and left running stay on the loop...
+///   r.run(serve());          // ...and go on running while the next run() runs
+///   // ~runner: the pending tasks are cancelled and finish their cleanup, then the loop closes
+///
+/// run(main) runs the loop until `main` finishes and returns its value or rethrows its
+/// exception, as run_until_complete. close() (or the destructor) cancels what is still pending,
+/// waits for its cleanup and closes the loop; run() after close() throws invalid_state_error, and
+/// run() inside a running loop std::logic_error, as asyncio.Runner does.
+class runner {
+public:
+    explicit runner(loop_options options = {}) : m_loop(options) {}
+    runner(const runner&) = delete;
+    runner& operator=(const runner&) = delete;
+    ~runner() {
+        try {
+            close();
+        } catch (...) {
+            event_loop::default_exception_handler({"error while closing the runner's event loop", std::current_exception(), {}, {}});
+        }
+    }
+
+    template <class T>
+    T run(task<T> main, source_location site = source_location::current()) {
+        if (m_closed) throw invalid_state_error("coring::runner: run() after close()");
+        if (detail::t_running_scheduler != nullptr) throw std::logic_error("coring::runner::run() cannot be called while an event loop is running in this thread");
+        return m_loop.run_until_complete(std::move(main), site);
+    }
+
+    /// Cancels the pending tasks, waits for their cleanup, closes the loop. Idempotent.
+    void close() {
+        if (m_closed) return;
+        m_closed = true;
+        m_loop.close();
+    }
+
+    /// The runner's loop (asyncio's Runner.get_loop()).
+    [[nodiscard]] event_loop& get_loop() noexcept { return m_loop; }
+
+private:
+    event_loop m_loop;
+    bool m_closed = false;
+};
 
 }  // namespace coring
