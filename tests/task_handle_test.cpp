@@ -951,3 +951,89 @@ TEST_CASE("remove_done_callback - an id from another task, or one already queued
         (void)co_await second;
     }());
 }
+
+// ------------------------------------------------------------------------- eager tasks
+
+TEST_CASE("create_task eager_start - the body runs at once, up to its first suspension", "[task_handle][eager]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<std::string> order;
+        order.push_back("before");
+        auto h = coring::create_task(
+            [](std::vector<std::string>& o) -> coring::task<int> {
+                o.push_back("child starts");
+                co_await coring::sleep(1ms);
+                o.push_back("child resumes");
+                co_return 4;
+            }(order),
+            {.name = "eager", .eager_start = true});
+        order.push_back("after create_task");
+        CHECK(h.name() == "eager");
+        CHECK_FALSE(h.done());
+        const int v = co_await h;
+        CHECK(v == 4);
+        CHECK(order == std::vector<std::string>{"before", "child starts", "after create_task", "child resumes"});
+    }());
+}
+
+TEST_CASE("create_task eager_start - a body that never suspends is done when create_task returns", "[task_handle][eager]") {
+    coring::run([]() -> coring::task<> {
+        auto ok = coring::create_task([]() -> coring::task<int> { co_return 9; }(), {.eager_start = true});
+        CHECK(ok.done());
+        CHECK(ok.result() == 9);
+        auto failed = coring::create_task(
+            []() -> coring::task<int> {
+                throw std::runtime_error("at once");
+                co_return 0;
+            }(),
+            {.eager_start = true});
+        CHECK(failed.done());
+        bool threw = false;
+        try {
+            (void)failed.result();
+        } catch (const std::runtime_error&) {
+            threw = true;
+        }
+        CHECK(threw);
+        co_return;
+    }());
+}
+
+TEST_CASE("create_task eager_start - current_task is the child inside, the creator after", "[task_handle][eager]") {
+    coring::run([]() -> coring::task<> {
+        const coring::any_task_handle creator = coring::current_task();
+        coring::any_task_handle seen_inside;
+        auto h = coring::create_task(
+            [](coring::any_task_handle& inside) -> coring::task<> {
+                inside = coring::current_task();
+                co_await coring::sleep(1ms);
+            }(seen_inside),
+            {.eager_start = true});
+        CHECK(seen_inside.native_state() == h.native_state());
+        CHECK(coring::current_task() == creator);
+        co_await h;
+    }());
+}
+
+TEST_CASE("create_task eager_start - nested eager starts, and cancelling an eager task", "[task_handle][eager]") {
+    coring::run([]() -> coring::task<> {
+        std::vector<int> order;
+        auto outer = coring::create_task(
+            [](std::vector<int>& o) -> coring::task<> {
+                o.push_back(1);
+                auto inner = coring::create_task(
+                    [](std::vector<int>& oo) -> coring::task<> {
+                        oo.push_back(2);
+                        co_await coring::sleep(1h);
+                    }(o),
+                    {.eager_start = true});
+                o.push_back(3);
+                co_await inner;
+            }(order),
+            {.eager_start = true});
+        order.push_back(4);
+        CHECK(order == std::vector<int>{1, 2, 3, 4});
+        outer.cancel();
+        const bool cancelled = co_await throws_cancelled(outer);
+        CHECK(cancelled);
+    }());
+}

@@ -48,6 +48,16 @@ class task_handle;
 template <class T>
 class future;
 
+/// create_task's options (asyncio's create_task(coro, name=..., eager_start=...)):
+///   coring::create_task(fetch(url), {.name = "fetch", .eager_start = true});
+/// eager_start: the body runs at once, inside create_task, until its first suspension (a
+/// body that never suspends is done when create_task returns); otherwise it starts on the next
+/// iteration. Trivially destructible, so it may be written inside a co_await expression.
+struct task_options {
+    std::string_view name = {};
+    bool eager_start = false;
+};
+
 /// Settings of an event loop; an aggregate, so `loop_options{.queue_depth = 1024}` works.
 struct loop_options {
     /// Submission queue entries of the ring.
@@ -178,10 +188,13 @@ public:
     /// destroys it. (Defined in task_handle.hpp.)
     template <class T>
     task_handle<T> create_task(task<T> body, std::string_view name = {}, source_location site = source_location::current());
+    /// create_task with options: `{.name = "fetch", .eager_start = true}` (see task_options).
+    template <class T>
+    task_handle<T> create_task(task<T> body, task_options options, source_location site = source_location::current());
 
     /// create_task for coring's own combinators: the new state with one reference for the caller.
     template <class T>
-    detail::state<T>* create_task_state(task<T> body, std::string_view name, const source_location& site);
+    detail::state<T>* create_task_state(task<T> body, std::string_view name, const source_location& site, bool eager = false);
 
     /// A future bound to this loop (asyncio's loop.create_future()). (Defined in task_handle.hpp.)
     template <class T = void>
@@ -361,8 +374,8 @@ T event_loop::run_until_complete(task<T> main, source_location site) {
 }
 
 template <class T>
-detail::state<T>* event_loop::create_task_state(task<T> body, std::string_view name, const source_location& site) {
-    return detail::create_task_state(*this, std::move(body), name, site);
+detail::state<T>* event_loop::create_task_state(task<T> body, std::string_view name, const source_location& site, bool eager) {
+    return detail::create_task_state(*this, std::move(body), name, site, eager);
 }
 
 template <class F>

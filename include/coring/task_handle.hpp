@@ -406,6 +406,11 @@ template <class T>
 task_handle<T> create_task(task<T> body, std::string_view name = {}, source_location site = source_location::current()) {
     return get_running_loop().create_task(std::move(body), name, site);
 }
+/// As above, with options: `coring::create_task(t(), {.name = "t", .eager_start = true})`.
+template <class T>
+task_handle<T> create_task(task<T> body, task_options options, source_location site = source_location::current()) {
+    return get_running_loop().create_task(std::move(body), options, site);
+}
 
 /// The task running now; an empty handle inside a callback. Throws std::logic_error when no
 /// loop runs in this thread.
@@ -426,6 +431,11 @@ task_handle<T> create_task(task<T> body, std::string_view name = {}, source_loca
 template <class T>
 task_handle<T> event_loop::create_task(task<T> body, std::string_view name, source_location site) {
     return task_handle<T>(create_task_state(std::move(body), name, site));
+}
+
+template <class T>
+task_handle<T> event_loop::create_task(task<T> body, task_options options, source_location site) {
+    return task_handle<T>(create_task_state(std::move(body), options.name, site, options.eager_start));
 }
 
 template <class T>

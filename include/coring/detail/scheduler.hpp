@@ -100,6 +100,19 @@ public:
         m_current = nullptr;
         m_step_frame = nullptr;
     }
+    /// Runs `start`, a new task's first step, now, inside whatever runs (an eager task: it runs
+    /// until its first suspension). The running task and step are put back afterwards, and no
+    /// hand-off may start the next batch from inside it.
+    void run_eagerly(ready_node& start) noexcept {
+        state_base* const task = m_current;
+        const std::coroutine_handle<> frame = m_step_frame;
+        const unsigned handoffs = m_handoffs_left;
+        m_handoffs_left = 0;
+        start.run();
+        m_current = task;
+        m_step_frame = frame;
+        m_handoffs_left = handoffs;
+    }
     /// Runs f() as a callback: no current task, exceptions reported to the handler.
     template <class F>
     void run_callback(F& f) noexcept;

@@ -102,16 +102,20 @@ private:
     value_slot<T> m_value;
 };
 
-/// create_task's work: a new task state on `loop`, scheduled to start on the next iteration,
-/// with one reference for the caller (the loop keeps the one the state was born with).
+/// create_task's work: a new task state on `loop`, scheduled to start on the next iteration (or,
+/// `eager`, started at once), with one reference for the caller (the loop keeps the one the
+/// state was born with).
 template <class T>
-state<T>* create_task_state(scheduler& loop, task<T> body, std::string_view name, const source_location& site) {
+state<T>* create_task_state(scheduler& loop, task<T> body, std::string_view name, const source_location& site, bool eager = false) {
     loop.check_thread("create_task");
     if (loop.is_closed()) throw std::logic_error("coring: create_task on a closed event loop");
     if (!body.valid() || body.done()) throw invalid_state_error("coring: create_task of an empty task (moved from, or already awaited)");
     auto* s = new state<T>(loop, std::move(body), name, site);
-    loop.schedule(*s);
     s->add_ref();
+    if (eager)
+        loop.run_eagerly(*s);  // it may finish here: the caller's reference keeps it
+    else
+        loop.schedule(*s);
     return s;
 }
 
