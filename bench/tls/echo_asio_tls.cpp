@@ -20,7 +20,8 @@
 // What stays Asio's own: its context sets SSL_OP_NO_COMPRESSION (OpenSSL 3's default anyway), and
 // each stream sets SSL_MODE_ENABLE_PARTIAL_WRITE, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER and
 // SSL_MODE_RELEASE_BUFFERS (OpenSSL's record buffers are freed when idle) and moves ciphertext
-// through a BIO pair of 17 KiB buffers; coring uses two memory BIOs.
+// through a BIO pair of 17 KiB buffers; coring uses one BIO over its own buffers
+// (include/coring/net/tls_bio.hpp).
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>

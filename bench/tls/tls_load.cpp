@@ -8,8 +8,8 @@
 //            [--groups X25519]
 //
 // --mode echo: the connections do their handshakes, then play ping-pong: send one message of
-// --size bytes (size - 1 'x' and a "\n", one SSL_write, so one TLS record up to 16 KiB: coring's
-// example echo server is line-based), wait until all of it came back, send the next. Each echo is
+// --size bytes (size - 1 'x' and a "\n", one SSL_write, so one TLS record up to 16 KiB; the
+// newline lets a line-based server echo it too), wait until all of it came back, send the next. Each echo is
 // checked: exactly size bytes, the only "\n" at the end (so a broken server cannot look fast).
 // Output, one line (the keys of echo_load, and what was negotiated):
 //   mode=echo connections=50 size=1024 round_trips=812345 seconds=5.000 rate=162469 server_cpu_s=4.98
@@ -220,10 +220,22 @@ public:
         // clean ends rather than truncated streams; then the sockets close.
         for (connection& c : m_conns) {
             if (c.ssl != nullptr && SSL_is_init_finished(c.ssl)) SSL_shutdown(c.ssl);
+            SSL_free(std::exchange(c.ssl, nullptr));
+            if (c.fd >= 0) ::close(std::exchange(c.fd, -1));
+        }
+        return 0;
+    }
+
+    load(const load&) = delete;
+    load& operator=(const load&) = delete;
+    // Everything freed, so that a sanitizer build (the ctest smoke run under ASan) sees no leak.
+    ~load() {
+        for (connection& c : m_conns) {
             SSL_free(c.ssl);
             if (c.fd >= 0) ::close(c.fd);
         }
-        return 0;
+        SSL_CTX_free(m_ctx);
+        if (m_epoll >= 0) ::close(m_epoll);
     }
 
 private:
