@@ -354,3 +354,29 @@ TEST_CASE("process - destroying a running process kills and reaps it", "[process
         CHECK(count_open_fds() == fds_before);
     }());
 }
+
+// ------------------------------------------------------------------------- create_subprocess_shell
+
+TEST_CASE("create_subprocess_shell - a pipeline with redirections, through /bin/sh -c", "[process][shell]") {
+    coring::run([]() -> coring::task<> {
+        coring::subprocess_options options;
+        options.std_in = coring::stdio::pipe;
+        options.std_out = coring::stdio::pipe;
+        options.std_err = coring::stdio::pipe;
+        coring::process p = co_await coring::create_subprocess_shell("sort -r | tr a-z A-Z; echo done >&2; exit 3", options);
+        const auto result = co_await p.communicate("b\na\nc\n");
+        CHECK(result.stdout_data == "C\nB\nA\n");
+        CHECK(result.stderr_data == "done\n");
+        CHECK(p.returncode() == 3);
+    }());
+}
+
+TEST_CASE("create_subprocess_shell - a command the shell cannot find: exit status 127", "[process][shell]") {
+    coring::run([]() -> coring::task<> {
+        coring::subprocess_options options;
+        options.std_err = coring::stdio::devnull;
+        coring::process p = co_await coring::create_subprocess_shell("coring-no-such-command-here", options);
+        const int code = co_await p.wait();
+        CHECK(code == 127);
+    }());
+}

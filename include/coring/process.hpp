@@ -1,6 +1,6 @@
 #pragma once
-// Subprocesses (asyncio.create_subprocess_exec): spawn a program with optional pipes, talk to it
-// through io_uring reads and writes, wait for it through a pidfd.
+// Subprocesses (asyncio.create_subprocess_exec, create_subprocess_shell): spawn a program with
+// optional pipes, talk to it through io_uring reads and writes, wait for it through a pidfd.
 //
 //   std::vector<std::string> argv{"sort", "-r"};
 //   auto p = co_await coring::create_subprocess_exec(argv, {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
@@ -306,6 +306,15 @@ inline process spawn_process(const std::vector<std::string>& argv, const subproc
 /// With g++ 12, build `argv` before the co_await: it rejects a braced list of string literals
 /// inside a co_await expression.
 [[nodiscard]] inline task<process> create_subprocess_exec(std::vector<std::string> argv, subprocess_options options = subprocess_options()) {
+    co_return spawn_process(argv, options);
+}
+
+/// Runs `command` through the shell, /bin/sh -c (asyncio.create_subprocess_shell): pipelines,
+/// redirections and expansions work, and so does injection: quote what comes from outside.
+/// The shell is the child: returncode and signals are the shell's (sh replaces itself with a
+/// lone simple command, so those reach it too).
+[[nodiscard]] inline task<process> create_subprocess_shell(std::string command, subprocess_options options = subprocess_options()) {
+    std::vector<std::string> argv{"/bin/sh", "-c", std::move(command)};
     co_return spawn_process(argv, options);
 }
 
