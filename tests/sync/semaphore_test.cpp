@@ -271,3 +271,79 @@ TEST_CASE("semaphore - handing permits to 100,000 queued waiters does not grow t
     }());
     CHECK(live_frames() == frames_before);
 }
+
+// CPython's test_locks.py, SemaphoreTests.test_acquire_fifo_order_2 and _3, translated.
+TEST_CASE("semaphore - a task that releases and acquires again queues behind the tasks handed a permit (CPython)", "[semaphore][cpython]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore sem(1);
+        std::vector<int> result;
+        auto c1 = [](coring::semaphore& s, std::vector<int>& r) -> coring::task<> {
+            co_await s.acquire();
+            r.push_back(1);
+        };
+        auto c2 = [](coring::semaphore& s, std::vector<int>& r) -> coring::task<> {
+            co_await s.acquire();
+            r.push_back(2);
+            s.release();
+            co_await s.acquire();
+            r.push_back(4);
+        };
+        auto c3 = [](coring::semaphore& s, std::vector<int>& r) -> coring::task<> {
+            co_await s.acquire();
+            r.push_back(3);
+        };
+        auto t1 = coring::create_task(c1(sem, result));
+        auto t2 = coring::create_task(c2(sem, result));
+        auto t3 = coring::create_task(c3(sem, result));
+        co_await coring::sleep(0s);
+        sem.release();
+        sem.release();
+        co_await t1;
+        co_await t2;
+        co_await t3;
+        CHECK(result == std::vector<int>{1, 2, 3, 4});
+    }());
+}
+
+TEST_CASE("semaphore - a waiter cancelled before its turn is skipped (CPython test_acquire_fifo_order_3)", "[semaphore][cpython]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore sem(0);
+        std::vector<int> result;
+        auto c = [](coring::semaphore& s, std::vector<int>& r, int id) -> coring::task<> {
+            co_await s.acquire();
+            r.push_back(id);
+        };
+        auto t1 = coring::create_task(c(sem, result, 1));
+        auto t2 = coring::create_task(c(sem, result, 2));
+        auto t3 = coring::create_task(c(sem, result, 3));
+        co_await coring::sleep(0s);
+        t1.cancel();
+        co_await coring::sleep(0s);
+        sem.release();
+        sem.release();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(t1);
+        CHECK(cancelled);
+        co_await t2;
+        co_await t3;
+        CHECK(result == std::vector<int>{2, 3});
+        CHECK(sem.value() == 0);
+    }());
+}
+
+TEST_CASE("semaphore - locked() while tasks handed a permit have not resumed, as asyncio's", "[semaphore]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::semaphore s(0);
+        std::vector<int> order;
+        auto waiter = coring::create_task(acquirer(s, order, 0));
+        co_await coring::sleep(0s);
+        s.release();  // handed over; the waiter has not resumed
+        s.release();  // a second permit, kept: the semaphore is locked while the first is on its way
+        CHECK(s.value() == 1);
+        CHECK(s.locked());
+        CHECK_FALSE(s.try_acquire());
+        co_await waiter;  // it resumed (and released its permit)
+        CHECK(s.value() == 2);
+        CHECK_FALSE(s.locked());
+        CHECK(s.try_acquire());
+    }());
+}

@@ -6,6 +6,7 @@
 //   bool try_take() noexcept         takes a unit now if one is free (await_ready; never suspends)
 //   wait_queue m_waiters             where waiters queue while nothing is free
 //   void release_to_next() noexcept  hands a unit to the first waiter, or gives it back
+//   void after_acquire() noexcept    (optional) runs once a waiter has its unit
 // A waiter that is granted a unit owns it from that moment (the unit never passes through the
 // owner's counter or flag). Cancelled while it waits, it takes nothing; cancelled after the
 // grant but before it resumed, it passes the unit on and the cancel wins.
@@ -32,7 +33,12 @@ public:
     /// Takes a free unit without suspending.
     [[nodiscard]] bool await_ready() const noexcept { return m_owner->try_take(); }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(m_owner->m_waiters, frame, operations_); }
-    void await_resume() { finish_wait(Name); }
+    void await_resume() {
+        finish_wait(Name);
+        // An owner that keeps units while granted waiters have not resumed (the semaphore, as
+        // asyncio's) hands what it kept to the next waiter now.
+        if constexpr (requires(Owner& o) { o.after_acquire(); }) m_owner->after_acquire();
+    }
 
 protected:
     static void on_cancel(ready_node* node) noexcept {

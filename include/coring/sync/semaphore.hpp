@@ -9,9 +9,12 @@
 //   }
 //   co_await slots.acquire(); ...; slots.release();      // or by hand
 //
-// Fair: tasks get permits first-in first-out. release() with tasks waiting hands the permit
-// straight to the first of them, so a task that calls acquire() or try_acquire() meanwhile
-// cannot take it. Acquiring while permits are left does not suspend.
+// Fair, as asyncio's (3.11+): tasks get permits first-in first-out. release() with tasks waiting
+// hands the permit straight to the first of them, and the semaphore stays locked() until every
+// task it handed a permit to has resumed: a task that releases and acquires again meanwhile
+// queues behind them (CPython's test_acquire_fifo_order_2: [1, 2, 3, 4]). A permit released
+// meanwhile goes to the next waiter when the last of them resumes. Acquiring while permits are
+// left and nobody waits does not suspend.
 //
 // bounded_semaphore(n) refuses to hold more than n permits: a release() beyond that throws
 // std::logic_error (asyncio raises ValueError), which catches unbalanced releases.
@@ -64,9 +67,9 @@ public:
     /// Awaitable: as acquire(), yielding a permit that is released when it is destroyed.
     [[nodiscard]] detail::scoped_acquire_awaiter scoped_acquire() noexcept { return detail::scoped_acquire_awaiter(*this); }
 
-    /// Takes a permit if one is left. Never suspends.
+    /// Takes a permit if acquire() would not suspend. Never suspends.
     [[nodiscard]] bool try_acquire() noexcept {
-        if (m_value == 0) return false;
+        if (locked()) return false;
         --m_value;
         return true;
     }
@@ -82,8 +85,9 @@ public:
 
     /// Permits left.
     [[nodiscard]] std::ptrdiff_t value() const noexcept { return m_value; }
-    /// True if acquire() would suspend.
-    [[nodiscard]] bool locked() const noexcept { return m_value == 0; }
+    /// True if acquire() would suspend: no permit left, or tasks waiting or handed a permit and
+    /// not yet resumed (asyncio's locked()).
+    [[nodiscard]] bool locked() const noexcept { return m_value == 0 || !m_waiters.idle(); }
 
 protected:
     semaphore(std::ptrdiff_t permits, std::ptrdiff_t bound) : m_value(permits), m_bound(bound) {
@@ -96,7 +100,18 @@ private:
 
     bool try_take() noexcept { return try_acquire(); }
 
-    // Invariant: tasks wait only while m_value == 0; a permit handed to a waiter never passes
+    /// A waiter resumed with its permit: a permit released while it was on its way goes to the
+    /// next waiter (asyncio's acquire: "if self._value > 0: self._wake_up_next()").
+    void after_acquire() noexcept {
+        if (m_value == 0) return;
+        if (detail::sync_waiter* next = m_waiters.front()) {
+            --m_value;
+            m_waiters.grant(*next);
+        }
+    }
+
+    // Invariants: tasks wait while m_value == 0, or while granted waiters have not resumed (and
+    // the last of them to resume hands m_value on); a permit handed to a waiter never passes
     // through m_value.
     void release_to_next() noexcept {
         if (detail::sync_waiter* next = m_waiters.front())
