@@ -280,16 +280,15 @@ TEST_CASE("condition - cancelled after notify: passes the notification on and st
     }(), on_virtual_time);
 }
 
-TEST_CASE("condition - cancelled after notify and after it was handed the lock: keeps the lock, passes the notification", "[condition][cancel]") {
+TEST_CASE("condition - cancelled after notify, with the lock free: takes the lock when it runs, passes the notification", "[condition][cancel]") {
     coring::testing::run_test([]() -> coring::task<> {
         notified_waiters shared;
         auto a = shared.start_waiter(1);
         auto b = shared.start_waiter(2);
         co_await coring::sleep(0s);
-        shared.c.notify_one();  // the lock is free: a is notified and handed the lock at once
-        CHECK(shared.m.locked());
-        a.cancel();
-        CHECK(shared.m.locked());  // a still owns it: the cancel propagates with the lock held
+        shared.c.notify_one();  // the lock is free: a takes it when it runs, as asyncio's waiter does
+        CHECK_FALSE(shared.m.locked());
+        a.cancel();  // a still takes the lock before the cancel propagates (its guard then releases it)
         const bool a_cancelled = co_await coring_test::throws<coring::cancelled_error>(a);
         CHECK(a_cancelled);
         co_await b;  // b got a's notification and the lock after a's guard released it
@@ -386,4 +385,64 @@ TEST_CASE("condition - destroyed while tasks wait on it: reported loudly", "[con
 #ifdef NDEBUG
     CHECK(text.find("child finished: 2 invalid_state_errors, guards consistent") != std::string::npos);
 #endif
+}
+
+// CPython's test_locks.py, ConditionTests.test_notify and test_notify_all, translated: after a
+// notify and the notifier's unlock, the notified waiters each take and release the lock in turn
+// within one loop iteration (one sleep(0) of the notifier).
+TEST_CASE("condition - notified waiters all run within the next iteration (CPython test_notify)", "[condition][cpython]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition cond;
+        std::vector<int> result;
+        auto waiter = [](coring::mutex& mx, coring::condition& c, std::vector<int>& r, int id) -> coring::task<> {
+            auto guard = co_await mx.scoped_lock();
+            co_await c.wait(guard);
+            r.push_back(id);
+        };
+        auto t1 = coring::create_task(waiter(m, cond, result, 1));
+        auto t2 = coring::create_task(waiter(m, cond, result, 2));
+        auto t3 = coring::create_task(waiter(m, cond, result, 3));
+        co_await coring::sleep(0s);
+        CHECK(result.empty());
+        {
+            auto guard = co_await m.scoped_lock();
+            cond.notify(1);
+        }
+        co_await coring::sleep(0s);
+        CHECK(result == std::vector<int>{1});
+        {
+            auto guard = co_await m.scoped_lock();
+            cond.notify(1);
+            cond.notify(2048);
+        }
+        co_await coring::sleep(0s);
+        CHECK(result == std::vector<int>{1, 2, 3});
+        co_await t1;
+        co_await t2;
+        co_await t3;
+    }());
+}
+
+TEST_CASE("condition - notify_all: every waiter runs within the next iteration (CPython test_notify_all)", "[condition][cpython]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::mutex m;
+        coring::condition cond;
+        std::vector<int> result;
+        auto waiter = [](coring::mutex& mx, coring::condition& c, std::vector<int>& r, int id) -> coring::task<> {
+            auto guard = co_await mx.scoped_lock();
+            co_await c.wait(guard);
+            r.push_back(id);
+        };
+        std::vector<coring::task_handle<>> tasks;
+        for (int id = 1; id <= 3; ++id) tasks.push_back(coring::create_task(waiter(m, cond, result, id)));
+        co_await coring::sleep(0s);
+        {
+            auto guard = co_await m.scoped_lock();
+            cond.notify_all();
+        }
+        co_await coring::sleep(0s);
+        CHECK(result == std::vector<int>{1, 2, 3});
+        for (auto& t : tasks) co_await t;
+    }());
 }

@@ -16,7 +16,10 @@
 //
 // wait(guard) unlocks the guard's mutex, waits for a notification and locks the mutex again
 // before it returns, so the guard owns the lock whenever the caller runs. Notifications wake
-// waiters first-in first-out; a notification with nobody waiting is not remembered.
+// waiters first-in first-out; a notification with nobody waiting is not remembered. As in
+// asyncio, a notified waiter runs on the next iteration and takes the lock then if it is free
+// (else it queues for it): after notify(n) and the notifier's unlock, the n waiters each take
+// and release the lock in turn within that one iteration.
 //
 // Unlike asyncio's Condition, a condition is not tied to one mutex: wait(guard) uses the guard's
 // (every task that waits at the same time must use the same mutex), and notify may be called
@@ -55,8 +58,11 @@ struct condition_notified_tag {};
 ///
 /// One awaiter, on one list at a time through the sync_waiter hook:
 ///   awaiting a notification   on the condition's wait_queue
+///   notified                  on no list: its node is on the loop's ready queue, with the
+///                             operations of notified_operations_, and tries the lock when run
 ///   re-acquiring the lock     on the mutex's wait_queue (waiting, then granted), after a
-///                             notification, or straight after a cancel
+///                             notification that found the lock taken, or straight after a
+///                             cancel
 /// While notified and not yet resumed it is also on the condition's notified list (a second
 /// hook), so that a cancel can pass the notification on, and so that a condition destroyed
 /// meanwhile can detach it.
@@ -87,8 +93,18 @@ private:
         m_guard->owner()->acquire_for(*this);
     }
 
+    /// notify(): the waiter runs on the next iteration and tries the lock then.
+    void wake_notified() noexcept {
+        m_ops = &notified_operations_;
+        wake();
+    }
+
     static void on_cancel(ready_node* node) noexcept;
+    /// The notified waiter's turn on the ready queue: it resumes at once if the lock is free
+    /// (taking it), else queues for it, as asyncio's wait does with `await self.acquire()`.
+    static void on_notified_run(ready_node* node, action what) noexcept;
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<condition_wait_text>};
+    static constexpr operations notified_operations_{&on_notified_run, &on_cancel, false, &describe_as<condition_wait_text>};
 
     condition* m_condition;
     mutex_guard* m_guard;
@@ -120,14 +136,14 @@ public:
     void notify_one() noexcept { notify(1); }
     /// Wakes every waiting task.
     void notify_all() noexcept { notify(std::numeric_limits<std::size_t>::max()); }
-    /// Wakes up to `n` waiting tasks, longest-waiting first (asyncio's notify(n)). Each resumes
-    /// once it has the lock again.
+    /// Wakes up to `n` waiting tasks, longest-waiting first (asyncio's notify(n)). Each runs on
+    /// the next iteration and resumes once it has the lock again.
     void notify(std::size_t n) noexcept {
         for (; n > 0; --n) {
             auto* waiter = static_cast<detail::condition_wait_awaiter*>(m_waiters.pop_front());
             if (waiter == nullptr) break;
             m_notified.push_back(*waiter);  // holds a notification while linked there
-            waiter->reacquire();
+            waiter->wake_notified();
         }
     }
 
@@ -172,12 +188,36 @@ inline void detail::condition_wait_awaiter::await_resume() {
     throw_if_cancelled();
 }
 
+inline void detail::condition_wait_awaiter::on_notified_run(ready_node* node, action what) noexcept {
+    auto& self = from_node<condition_wait_awaiter>(node);
+    self.m_ops = &operations_;
+    self.m_reacquiring = true;
+    mutex& m = *self.m_guard->owner();
+    if (what == action::run && !m.m_locked) {
+        m.m_locked = true;
+        resume_frame(node, what);
+        return;
+    }
+    if (what == action::discard) {
+        resume_frame(node, what);  // the loop is closing: nothing to lock
+        return;
+    }
+    m.m_waiters.push_back(self);  // granted by the unlock that frees it; then resumed as usual
+}
+
 inline void detail::condition_wait_awaiter::on_cancel(ready_node* node) noexcept {
     auto& self = from_node<condition_wait_awaiter>(node);
     if (self.m_phase == phase::orphaned) return;  // the request stays pending
     self.take_cancel_request();
     self.mark_cancelled();
-    if (!self.m_reacquiring) {
+    if (self.m_ops == &notified_operations_) {
+        // Notified and on the ready queue: the notification goes to the next waiter; this one
+        // still takes the lock when it runs, then throws.
+        if (self.notified_hook::linked()) {
+            self.notified_hook::unlink();
+            self.m_condition->notify(1);
+        }
+    } else if (!self.m_reacquiring) {
         // Still awaiting a notification: stop, and take the lock back before throwing.
         self.leave_queue();
         self.m_phase = phase::idle;
