@@ -27,6 +27,8 @@
 //
 // Server CPU time is measured as echo_load does: every thread's schedstat (user + system, ns)
 // at the start and end of the measured window, and the user/system split from /proc/PID/stat.
+#include "../support/server_cpu.hpp"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -89,42 +91,8 @@ struct connection {
     std::exit(1);
 }
 
-// CPU time of every thread of `pid`, in nanoseconds (first field of each task's schedstat).
-std::uint64_t cpu_ns(int pid) {
-    if (pid <= 0) return 0;
-    const std::string dir = "/proc/" + std::to_string(pid) + "/task";
-    std::uint64_t total = 0;
-    if (DIR* d = ::opendir(dir.c_str())) {
-        while (dirent* e = ::readdir(d)) {
-            if (e->d_name[0] == '.') continue;
-            const std::string path = dir + "/" + e->d_name + "/schedstat";
-            if (FILE* f = std::fopen(path.c_str(), "r")) {
-                unsigned long long ns = 0;
-                if (std::fscanf(f, "%llu", &ns) == 1) total += ns;
-                std::fclose(f);
-            }
-        }
-        ::closedir(d);
-    }
-    return total;
-}
-
-// User and system CPU time of `pid` (all threads), in nanoseconds, from /proc/PID/stat (clock
-// ticks: 10 ms resolution, fine over seconds).
-std::pair<std::uint64_t, std::uint64_t> user_system_ns(int pid) {
-    if (pid <= 0) return {0, 0};
-    FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
-    if (f == nullptr) return {0, 0};
-    char text[1024] = {};
-    const std::size_t n = std::fread(text, 1, sizeof text - 1, f);
-    std::fclose(f);
-    const char* p = std::strrchr(text, ')');
-    if (p == nullptr || static_cast<std::size_t>(p - text) >= n) return {0, 0};
-    unsigned long long utime = 0, stime = 0;
-    if (std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) return {0, 0};
-    const double ns_per_tick = 1e9 / static_cast<double>(::sysconf(_SC_CLK_TCK));
-    return {static_cast<std::uint64_t>(static_cast<double>(utime) * ns_per_tick), static_cast<std::uint64_t>(static_cast<double>(stime) * ns_per_tick)};
-}
+using bench::cpu_ns;
+using bench::user_system_ns;
 
 struct settings {
     std::string host = "127.0.0.1";

@@ -70,7 +70,6 @@ public:
         return head;
     }
 
-    /// Removes `waiter` if it is on the list; false if it is not.
     /// The first waiter for which pred(waiter) is true, or null.
     template <class Pred>
     completion_waiter* find_if(Pred pred) const noexcept {
@@ -83,6 +82,7 @@ public:
         return nullptr;
     }
 
+    /// Removes `waiter` if it is on the list; false if it is not.
     bool erase(completion_waiter& waiter) noexcept {
         if (m_tail == nullptr) return false;
         ready_node* prev = m_tail;
