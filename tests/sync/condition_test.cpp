@@ -392,57 +392,42 @@ TEST_CASE("condition - destroyed while tasks wait on it: reported loudly", "[con
 // within one loop iteration (one sleep(0) of the notifier).
 TEST_CASE("condition - notified waiters all run within the next iteration (CPython test_notify)", "[condition][cpython]") {
     coring::testing::run_test([]() -> coring::task<> {
-        coring::mutex m;
-        coring::condition cond;
-        std::vector<int> result;
-        auto waiter = [](coring::mutex& mx, coring::condition& c, std::vector<int>& r, int id) -> coring::task<> {
-            auto guard = co_await mx.scoped_lock();
-            co_await c.wait(guard);
-            r.push_back(id);
-        };
-        auto t1 = coring::create_task(waiter(m, cond, result, 1));
-        auto t2 = coring::create_task(waiter(m, cond, result, 2));
-        auto t3 = coring::create_task(waiter(m, cond, result, 3));
+        notified_waiters shared;
+        std::vector<coring::task_handle<>> tasks;
+        for (int id = 1; id <= 3; ++id) tasks.push_back(shared.start_waiter(id));
         co_await coring::sleep(0s);
-        CHECK(result.empty());
+        CHECK(shared.order.empty());
         {
-            auto guard = co_await m.scoped_lock();
-            cond.notify(1);
+            auto guard = co_await shared.m.scoped_lock();
+            shared.c.notify(1);
         }
         co_await coring::sleep(0s);
-        CHECK(result == std::vector<int>{1});
+        CHECK(shared.order == std::vector<int>{1});
         {
-            auto guard = co_await m.scoped_lock();
-            cond.notify(1);
-            cond.notify(2048);
+            auto guard = co_await shared.m.scoped_lock();
+            shared.c.notify(1);
+            shared.c.notify(2048);
         }
         co_await coring::sleep(0s);
-        CHECK(result == std::vector<int>{1, 2, 3});
-        co_await t1;
-        co_await t2;
-        co_await t3;
+        CHECK(shared.order == std::vector<int>{1, 2, 3});
+        for (auto& t : tasks) co_await t;
+        CHECK(shared.always_locked);
     }());
 }
 
 TEST_CASE("condition - notify_all: every waiter runs within the next iteration (CPython test_notify_all)", "[condition][cpython]") {
     coring::testing::run_test([]() -> coring::task<> {
-        coring::mutex m;
-        coring::condition cond;
-        std::vector<int> result;
-        auto waiter = [](coring::mutex& mx, coring::condition& c, std::vector<int>& r, int id) -> coring::task<> {
-            auto guard = co_await mx.scoped_lock();
-            co_await c.wait(guard);
-            r.push_back(id);
-        };
+        notified_waiters shared;
         std::vector<coring::task_handle<>> tasks;
-        for (int id = 1; id <= 3; ++id) tasks.push_back(coring::create_task(waiter(m, cond, result, id)));
+        for (int id = 1; id <= 3; ++id) tasks.push_back(shared.start_waiter(id));
         co_await coring::sleep(0s);
         {
-            auto guard = co_await m.scoped_lock();
-            cond.notify_all();
+            auto guard = co_await shared.m.scoped_lock();
+            shared.c.notify_all();
         }
         co_await coring::sleep(0s);
-        CHECK(result == std::vector<int>{1, 2, 3});
+        CHECK(shared.order == std::vector<int>{1, 2, 3});
         for (auto& t : tasks) co_await t;
+        CHECK(shared.always_locked);
     }());
 }
