@@ -201,6 +201,59 @@ TEST_CASE("barrier - a party cancelled after the release throws cancelled_error;
     }());
 }
 
+TEST_CASE("barrier - an arrival while the barrier drains joins the next cycle", "[barrier]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::barrier b(2);
+        std::vector<std::string> log;
+        auto p0 = coring::create_task(party(b, log, 0));
+        co_await coring::sleep(0s);
+        const std::size_t mine = co_await b.wait();  // releases p0, which has not resumed yet
+        CHECK(mine == 1);
+        // Arrives while p0 is still leaving: held outside, it does not complete a cycle with
+        // p0's departure, and n_waiting() does not count it.
+        auto p1 = coring::create_task(party(b, log, 1), {.eager_start = true});
+        CHECK(b.n_waiting() == 0);
+        co_await p0;
+        CHECK(log == std::vector<std::string>{"0:0"});
+        co_await coring::sleep(0s);  // p1 enters the new cycle on its turn
+        CHECK(b.n_waiting() == 1);
+        const std::size_t again = co_await b.wait();
+        CHECK(again == 1);
+        co_await p1;
+        CHECK(log == std::vector<std::string>{"0:0", "1:0"});
+    }());
+}
+
+TEST_CASE("barrier - arrivals held during the drain: cancelled, or broken by an abort", "[barrier][cancel]") {
+    const auto frames_before = live_frames();
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::barrier b(2);
+        std::vector<std::string> log;
+        auto p0 = coring::create_task(party(b, log, 0));
+        co_await coring::sleep(0s);
+        (void)co_await b.wait();  // releases p0, which has not resumed yet
+        auto held = coring::create_task(party(b, log, 1), {.eager_start = true});
+        auto aborted = coring::create_task(party(b, log, 2), {.eager_start = true});
+        held.cancel();
+        // An abort while p0 is still leaving breaks it too (asyncio's draining rule), and the
+        // arrival held outside.
+        b.abort();
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(held);
+        CHECK(cancelled);
+        co_await p0;
+        co_await aborted;
+        CHECK(log == std::vector<std::string>{"0:broken", "2:broken"});
+        b.reset();
+        CHECK_FALSE(b.broken());
+        auto p3 = coring::create_task(party(b, log, 3));
+        auto p4 = coring::create_task(party(b, log, 4));
+        co_await p3;
+        co_await p4;
+        CHECK(log == std::vector<std::string>{"0:broken", "2:broken", "4:1", "3:0"});  // the last arrival first
+    }());
+    CHECK(live_frames() == frames_before);
+}
+
 TEST_CASE("barrier - 100,000 parties are released without growing the stack", "[barrier][stack]") {
     const auto frames_before = live_frames();
     coring::testing::run_test([]() -> coring::task<> {
