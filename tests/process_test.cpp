@@ -45,13 +45,16 @@ std::vector<std::string> args(S... s) {
 // Feeding children: a child that exits early must not kill us with SIGPIPE (see process.hpp).
 const bool sigpipe_ignored = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
 
-// Awaits `body`, then checks that it left no descriptor open and no child unreaped.
+// Awaits `body`, then checks that it left no descriptor open and no child unreaped. A pipe's
+// stream with a read in flight closes its descriptor once the cancelled read has completed, a
+// loop iteration or two after its last handle went (net/stream.hpp, "Lifetimes"): allow 1 s.
 coring::task<> leaving_nothing_behind(coring::task<> body) {
     const int fds_before = count_open_fds();
     {
         coring::task<> b = std::move(body);
         co_await std::move(b);
     }
+    for (int i = 0; i < 1000 && count_open_fds() != fds_before; ++i) co_await coring::sleep(1ms);
     CHECK(count_open_fds() == fds_before);
     CHECK_FALSE(has_unreaped_child());
 }
@@ -353,6 +356,175 @@ TEST_CASE("process - destroying a running process kills and reaps it", "[process
         CHECK_FALSE(has_unreaped_child());
         CHECK(count_open_fds() == fds_before);
     }());
+}
+
+// ------------------------------------------------------------------------- pipes as streams
+
+TEST_CASE("process - stdout_reader: readline on the child's output, line by line, then EOF", "[process][stream]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "printf 'one\\ntwo\\n'; sleep 0.05; printf 'three'"),
+                                                         {.std_out = coring::stdio::pipe});
+        coring::stream_reader& out = p.stdout_reader();
+        CHECK_FALSE(p.stdout_pipe().is_open());  // the stream took the pipe over
+        std::vector<std::string> lines;
+        for (;;) {
+            std::string line = co_await out.readline();
+            if (line.empty()) break;
+            lines.push_back(std::move(line));
+        }
+        CHECK(lines == std::vector<std::string>{"one\n", "two\n", "three"});
+        CHECK(out.at_eof());
+        const int code = co_await p.wait();
+        CHECK(code == 0);
+    }()));
+}
+
+TEST_CASE("process - stdin_writer and stdout_reader: a conversation with cat, then EOF", "[process][stream]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto cat = co_await coring::create_subprocess_exec(args("cat"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        coring::stream_writer& in = cat.stdin_writer();
+        coring::stream_reader& out = cat.stdout_reader();
+        for (int i = 0; i < 100; ++i) {
+            const std::string line = "ping " + std::to_string(i) + "\n";
+            in.write(line);
+            co_await in.drain();
+            const std::string echoed = co_await out.readline();
+            REQUIRE(echoed == line);
+        }
+        in.write_eof();  // closes the pipe: cat sees its end, and ends
+        const std::string rest = co_await out.read();
+        CHECK(rest.empty());
+        CHECK(out.at_eof());
+        const int code = co_await cat.wait();
+        CHECK(code == 0);
+    }()));
+}
+
+TEST_CASE("process - 8 MiB through cat by stream, writing and reading at once", "[process][stream]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto cat = co_await coring::create_subprocess_exec(args("cat"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        const std::string data = coring_test::pattern(0, 8 << 20);
+        auto feed = [](coring::stream_writer& in, const std::string& bytes) -> coring::task<> {
+            for (std::size_t at = 0; at < bytes.size(); at += 100'000) {
+                in.write(std::string_view(bytes).substr(at, 100'000));
+                co_await in.drain();  // flow control: the pipe holds 64 KiB, the writer 64 KiB
+                CHECK(in.buffered() <= 100'000 + 64 * 1024);
+            }
+            in.close();
+            co_await in.wait_closed();
+        };
+        auto feeder = coring::create_task(feed(cat.stdin_writer(), data));
+        const std::string echoed = co_await cat.stdout_reader().readexactly(data.size());
+        co_await feeder;
+        CHECK(echoed == data);
+        const std::string rest = co_await cat.stdout_reader().read();
+        CHECK(rest.empty());
+        const int code = co_await cat.wait();
+        CHECK(code == 0);
+    }()));
+}
+
+TEST_CASE("process - stderr_reader: readuntil on the child's stderr", "[process][stream]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "printf 'warn;fail;' >&2; exit 2"), {.std_err = coring::stdio::pipe});
+        const std::string first = co_await p.stderr_reader().readuntil(";");
+        const std::string second = co_await p.stderr_reader().readuntil(";");
+        CHECK(first == "warn;");
+        CHECK(second == "fail;");
+        const bool ended = co_await coring_test::throws<coring::incomplete_read>(p.stderr_reader().readuntil(";"));
+        CHECK(ended);
+        const int code = co_await p.wait();
+        CHECK(code == 2);
+    }()));
+}
+
+TEST_CASE("process - communicate after a readline returns the rest, read-ahead bytes included", "[process][stream]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "read x; printf 'a\\nb\\nc\\n'; echo \"$x\" >&2"),
+                                                         {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe, .std_err = coring::stdio::pipe});
+        p.stdin_writer().write("go\n");
+        const std::string first = co_await p.stdout_reader().readline();
+        CHECK(first == "a\n");
+        // The reader has read ahead (the whole output is one write), and communicate sees it.
+        const auto result = co_await p.communicate();
+        CHECK(result.stdout_data == "b\nc\n");
+        CHECK(result.stderr_data == "go\n");
+        CHECK(p.returncode() == 0);
+    }()));
+}
+
+TEST_CASE("process - the limit applies to readline on the child's output", "[process][stream]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "printf '0123456789abcdefXYZ\\nok\\n'"),
+                                                         {.std_out = coring::stdio::pipe, .limit = 16});
+        CHECK(p.stdout_reader().limit() == 16);
+        const bool overrun = co_await coring_test::throws<coring::limit_overrun>(p.stdout_reader().readline());
+        CHECK(overrun);
+        const std::string next = co_await p.stdout_reader().readline();
+        CHECK(next == "ok\n");
+        (void)co_await p.wait();
+    }()));
+}
+
+TEST_CASE("process - writing to a child that has exited: drain throws EPIPE naming the pipe", "[process][stream]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("true"), {.std_in = coring::stdio::pipe});
+        (void)co_await p.wait();
+        coring::stream_writer& in = p.stdin_writer();
+        in.write(std::string(1 << 20, 'x'));
+        std::string message;
+        int error = 0;
+        try {
+            co_await in.drain();
+        } catch (const std::system_error& e) {
+            error = e.code().value();
+            message = e.what();
+        }
+        CHECK(error == EPIPE);
+        CHECK(message.find("write to the stdin pipe of process " + std::to_string(p.pid())) != std::string::npos);
+    }()));
+}
+
+TEST_CASE("process - a stream of a stream that is no pipe is an invalid_state_error", "[process][stream]") {
+    coring::run([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("true"), {.std_out = coring::stdio::devnull});
+        CHECK_THROWS_AS(p.stdout_reader(), coring::invalid_state_error);
+        CHECK_THROWS_AS(p.stderr_reader(), coring::invalid_state_error);
+        CHECK_THROWS_AS(p.stdin_writer(), coring::invalid_state_error);
+        (void)co_await p.wait();
+    }());
+}
+
+TEST_CASE("process - cancelling a readline on the child's output: prompt, and no byte lost", "[process][stream][cancel]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "read line; echo \"$line\""),
+                                                         {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        auto reader = [](coring::process& proc) -> coring::task<std::string> { co_return co_await proc.stdout_reader().readline(); };
+        auto h = coring::create_task(reader(p));
+        co_await coring::sleep(5ms);
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
+        CHECK(ended.by_cancelled_error);
+        CHECK(ended.ms_after_cancel < 1000);
+        p.stdin_writer().write("echoed\n");
+        const std::string line = co_await p.stdout_reader().readline();
+        CHECK(line == "echoed\n");
+        const int code = co_await p.wait();
+        CHECK(code == 0);
+    }()));
+}
+
+TEST_CASE("process - a moved process keeps its streams", "[process][stream]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "echo first; echo second"), {.std_out = coring::stdio::pipe});
+        const std::string first = co_await p.stdout_reader().readline();
+        coring::process moved = std::move(p);
+        const std::string second = co_await moved.stdout_reader().readline();
+        const std::string rest = co_await moved.stdout_reader().read();
+        CHECK(first == "first\n");
+        CHECK(second == "second\n");
+        CHECK(rest.empty());
+        (void)co_await moved.wait();
+    }()));
 }
 
 // ------------------------------------------------------------------------- create_subprocess_shell

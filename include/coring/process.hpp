@@ -7,6 +7,10 @@
 //   auto [out, err] = co_await p.communicate("b\na\nc\n");   // out == "c\nb\na\n"
 //   int code = p.returncode().value();                        // 0
 //
+//   std::vector<std::string> ls{"ls", "-1"};
+//   auto r = co_await coring::create_subprocess_exec(ls, {.std_out = coring::stdio::pipe});
+//   std::string first = co_await r.stdout_reader().readline();   // asyncio's proc.stdout.readline()
+//
 //   std::vector<std::string> sleeper{"sleep", "60"};
 //   auto q = co_await coring::create_subprocess_exec(sleeper);
 //   q.terminate();                                            // SIGTERM (kill(): SIGKILL)
@@ -21,14 +25,22 @@
 //
 // returncode follows asyncio: the exit status, or -N when signal N killed the child.
 //
+// A piped stream is reachable two ways: as a file (stdin_pipe(), stdout_pipe(), stderr_pipe():
+// plain reads and writes) or as a stream (stdin_writer(), stdout_reader(), stderr_reader():
+// asyncio's proc.stdin / proc.stdout / proc.stderr, with readline, readuntil, drain and the
+// rest of net/stream.hpp). The stream is made on first use and takes the pipe over: its file
+// is closed from then on. communicate() uses whichever is in use, so bytes a stream has read
+// ahead are not lost.
+//
 // No zombie and no descriptor is left behind: a process object destroyed before its child was
 // reaped kills the child (SIGKILL) and reaps it, as asyncio does when it closes the transport of
 // a running process; its pipes are closed.
 //
 // SIGPIPE: writing into the stdin pipe of a child that has exited raises SIGPIPE in the writing
 // thread, as for any pipe; its default action ends the process. Python ignores SIGPIPE at start
-// up; do the same (std::signal(SIGPIPE, SIG_IGN)) in programs that feed children. communicate()
-// then treats EPIPE as asyncio does: the child did not want more input.
+// up; do the same (std::signal(SIGPIPE, SIG_IGN)) in programs that feed children. A write then
+// fails with EPIPE ("write to the stdin pipe of process 1234: Broken pipe" from drain()), and
+// communicate() treats it as asyncio does: the child did not want more input.
 //
 // Cancellation: wait() and reads from the pipes are io_uring operations and are cancelled in the
 // kernel; communicate() cancels its helpers and waits for them before it rethrows. Cancelling
@@ -37,6 +49,7 @@
 #include <coring/errors.hpp>
 #include <coring/io/file.hpp>
 #include <coring/io/ops.hpp>
+#include <coring/net/stream.hpp>
 #include <coring/task.hpp>
 #include <coring/task_handle.hpp>
 
@@ -106,6 +119,9 @@ struct subprocess_options {
     const char* cwd = nullptr;
     /// The child's whole environment, "NAME=value" strings; the parent's when null.
     const std::vector<std::string>* env = nullptr;
+    /// The limit of stdout_reader() and stderr_reader() (asyncio's `limit`): how far readline
+    /// and readuntil search, and how much they read ahead.
+    std::size_t limit = 64 * 1024;
 };
 
 class process {
@@ -122,7 +138,11 @@ public:
           m_returncode(std::exchange(other.m_returncode, std::nullopt)),
           m_stdin(std::move(other.m_stdin)),
           m_stdout(std::move(other.m_stdout)),
-          m_stderr(std::move(other.m_stderr)) {}
+          m_stderr(std::move(other.m_stderr)),
+          m_stdin_writer(std::move(other.m_stdin_writer)),
+          m_stdout_reader(std::move(other.m_stdout_reader)),
+          m_stderr_reader(std::move(other.m_stderr_reader)),
+          m_limit(other.m_limit) {}
     process& operator=(process&& other) noexcept {
         if (this != &other) {
             reap_now();
@@ -132,6 +152,10 @@ public:
             m_stdin = std::move(other.m_stdin);
             m_stdout = std::move(other.m_stdout);
             m_stderr = std::move(other.m_stderr);
+            m_stdin_writer = std::move(other.m_stdin_writer);
+            m_stdout_reader = std::move(other.m_stdout_reader);
+            m_stderr_reader = std::move(other.m_stderr_reader);
+            m_limit = other.m_limit;
         }
         return *this;
     }
@@ -144,12 +168,32 @@ public:
     /// The exit status (or -signal) once wait() has seen the child end; empty before.
     [[nodiscard]] std::optional<int> returncode() const noexcept { return m_returncode; }
 
-    /// The write end of the child's stdin (open only with stdio::pipe). Close it to send EOF.
+    /// The write end of the child's stdin (open only with stdio::pipe, until stdin_writer()
+    /// takes it). Close it to send EOF.
     [[nodiscard]] file& stdin_pipe() noexcept { return m_stdin; }
-    /// The read end of the child's stdout (open only with stdio::pipe).
+    /// The read end of the child's stdout (open only with stdio::pipe, until stdout_reader()).
     [[nodiscard]] file& stdout_pipe() noexcept { return m_stdout; }
-    /// The read end of the child's stderr (open only with stdio::pipe).
+    /// The read end of the child's stderr (open only with stdio::pipe, until stderr_reader()).
     [[nodiscard]] file& stderr_pipe() noexcept { return m_stderr; }
+
+    /// The child's stdin as a stream (asyncio's proc.stdin): write(), drain(), write_eof() or
+    /// close() to send EOF, wait_closed(). Made on first use, from the pipe (a running loop is
+    /// needed then). Throws invalid_state_error if stdin is not a pipe, or its file was closed.
+    [[nodiscard]] stream_writer& stdin_writer() {
+        if (!m_stdin_writer) m_stdin_writer = stream_writer(pipe_stream(m_stdin, detail::socket_transport::descriptor::pipe_write_end, "stdin"));
+        return m_stdin_writer;
+    }
+    /// The child's stdout as a stream (asyncio's proc.stdout): read(), readline(), readuntil(),
+    /// readexactly(), at_eof(). Made on first use, as stdin_writer().
+    [[nodiscard]] stream_reader& stdout_reader() {
+        if (!m_stdout_reader) m_stdout_reader = stream_reader(pipe_stream(m_stdout, detail::socket_transport::descriptor::pipe_read_end, "stdout"));
+        return m_stdout_reader;
+    }
+    /// The child's stderr as a stream (asyncio's proc.stderr), as stdout_reader().
+    [[nodiscard]] stream_reader& stderr_reader() {
+        if (!m_stderr_reader) m_stderr_reader = stream_reader(pipe_stream(m_stderr, detail::socket_transport::descriptor::pipe_read_end, "stderr"));
+        return m_stderr_reader;
+    }
 
     /// Waits until the child ends and yields its returncode (at once if it is known). Any number
     /// of tasks may wait.
@@ -172,8 +216,22 @@ public:
 
 private:
     friend process spawn_process(const std::vector<std::string>& argv, const subprocess_options& options);
-    process(pid_t pid, int pidfd, file in, file out, file err) noexcept
-        : m_pid(pid), m_pidfd(pidfd), m_stdin(std::move(in)), m_stdout(std::move(out)), m_stderr(std::move(err)) {}
+    process(pid_t pid, int pidfd, file in, file out, file err, std::size_t limit) noexcept
+        : m_pid(pid), m_pidfd(pidfd), m_stdin(std::move(in)), m_stdout(std::move(out)), m_stderr(std::move(err)), m_limit(limit) {}
+
+    /// A stream over `pipe`'s descriptor, which it takes over; `which` names it in errors.
+    detail::ref_ptr<detail::stream_state> pipe_stream(file& pipe, detail::socket_transport::descriptor end, const char* which) {
+        if (!pipe.is_open())
+            throw invalid_state_error(std::string("coring: the ") + which + " of process " + std::to_string(m_pid) +
+                                      " is not a pipe (stdio::pipe), or its pipe was closed");
+        const stream_options options{.limit = m_limit};
+        event_loop& loop = get_running_loop();
+        std::string name = std::string("the ") + which + " pipe of process " + std::to_string(m_pid);
+        auto state = detail::ref_ptr<detail::stream_state>::adopt(new detail::stream_state(loop, pipe.fd(), end, std::move(name), options));
+        (void)pipe.release();  // the stream owns it now
+        state->start_reading();
+        return state;
+    }
 
     /// Reaps the child if it has ended; true once the returncode is known.
     bool try_reap() noexcept {
@@ -203,7 +261,9 @@ private:
     }
 
     task<> feed_stdin(std::string input);
-    static task<std::string> read_to_end(file& pipe);
+    /// Reads a pipe to its end: through its stream if one was made (with the bytes it read
+    /// ahead), else through its file.
+    static task<std::string> read_to_end(file& pipe, const stream_reader& stream);
 
     pid_t m_pid = -1;
     int m_pidfd = -1;  // open for the object's lifetime (-1 when moved from)
@@ -211,6 +271,10 @@ private:
     file m_stdin;
     file m_stdout;
     file m_stderr;
+    stream_writer m_stdin_writer;
+    stream_reader m_stdout_reader;
+    stream_reader m_stderr_reader;
+    std::size_t m_limit = 64 * 1024;
 };
 
 /// The synchronous part of create_subprocess_exec: spawns the child. Throws std::system_error
@@ -296,7 +360,7 @@ inline process spawn_process(const std::vector<std::string>& argv, const subproc
         detail::throw_errno(err, what + ": pidfd_open (Linux 5.3 or newer is needed)");
     }
     // The child ends (child_in, child_out, child_err, devnull) close here, in the parent.
-    return process(pid, pidfd, std::move(parent_in), std::move(parent_out), std::move(parent_err));
+    return process(pid, pidfd, std::move(parent_in), std::move(parent_out), std::move(parent_err), options.limit);
 }
 
 /// Starts argv[0] (searched in PATH) with arguments argv[1...]. Yields the running process.
@@ -330,6 +394,20 @@ inline task<int> process::wait() {
 }
 
 inline task<> process::feed_stdin(std::string input) {
+    if (m_stdin_writer) {
+        // asyncio's communicate: write, drain, close.
+        try {
+            if (!input.empty() && !m_stdin_writer.is_closing()) {
+                m_stdin_writer.write(input);
+                co_await m_stdin_writer.drain();
+            }
+        } catch (const std::system_error& e) {
+            if (e.code().value() != EPIPE && e.code().value() != ECONNRESET) throw;
+        }
+        m_stdin_writer.close();
+        co_await m_stdin_writer.wait_closed();
+        co_return;
+    }
     if (!m_stdin.is_open()) co_return;
     try {
         if (!input.empty()) co_await m_stdin.write_all(input);
@@ -340,7 +418,8 @@ inline task<> process::feed_stdin(std::string input) {
     co_await m_stdin.close();
 }
 
-inline task<std::string> process::read_to_end(file& pipe) {
+inline task<std::string> process::read_to_end(file& pipe, const stream_reader& stream) {
+    if (stream) co_return co_await stream.read();
     if (!pipe.is_open()) co_return std::string();
     detail::read_buffer buffer(4096);  // grows as the output does
     for (;;) {
@@ -354,8 +433,8 @@ inline task<std::string> process::read_to_end(file& pipe) {
 
 inline task<process::communicate_result> process::communicate(std::string input) {
     task_handle<> feeder = create_task(feed_stdin(std::move(input)), "communicate: stdin");
-    task_handle<std::string> out = create_task(read_to_end(m_stdout), "communicate: stdout");
-    task_handle<std::string> err = create_task(read_to_end(m_stderr), "communicate: stderr");
+    task_handle<std::string> out = create_task(read_to_end(m_stdout, m_stdout_reader), "communicate: stdout");
+    task_handle<std::string> err = create_task(read_to_end(m_stderr, m_stderr_reader), "communicate: stderr");
     communicate_result result;
     std::exception_ptr failure;
     try {

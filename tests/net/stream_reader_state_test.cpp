@@ -4,6 +4,8 @@
 // tests/net/stream_test.cpp tests the same through real sockets.
 #include <coring/net/stream_reader_state.hpp>
 
+#include <coring/net/stream_peer.hpp>
+
 #include "support/catch.hpp"
 #include "support/fake_transport.hpp"
 
@@ -25,7 +27,7 @@ namespace {
 struct reader_fixture {
     explicit reader_fixture(std::size_t limit = 10) : reader(transport, peer, limit, 4) { transport.reader = &reader; }
     coring_test::fake_transport transport;
-    coring::address peer = coring::address::parse("127.0.0.1", 5000);
+    coring::detail::stream_peer peer{coring::address::parse("127.0.0.1", 5000), {}};
     reader_state reader;
 };
 
@@ -236,4 +238,15 @@ TEST_CASE("reader_state - a transport's own failure is thrown instead of the err
     } catch (const std::runtime_error& e) {
         CHECK(std::string(e.what()) == "bad record mac");
     }
+}
+
+TEST_CASE("stream_peer - errors name a socket's peer address, or a pipe in words", "[net][stream_peer]") {
+    const coring::detail::stream_peer socket_peer{coring::address::parse("127.0.0.1", 5000), {}};
+    CHECK(socket_peer.receiving() == "recv from 127.0.0.1:5000");
+    CHECK(socket_peer.sending() == "send to 127.0.0.1:5000");
+    CHECK(socket_peer.to_string() == "127.0.0.1:5000");
+    const coring::detail::stream_peer pipe{{}, "the stdout pipe of process 42"};
+    CHECK(pipe.receiving() == "read from the stdout pipe of process 42");
+    CHECK(pipe.sending() == "write to the stdout pipe of process 42");
+    CHECK(pipe.to_string() == "the stdout pipe of process 42");
 }

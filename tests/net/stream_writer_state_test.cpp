@@ -22,7 +22,7 @@ struct writer_fixture {
     writer_fixture(std::size_t high = 10, std::size_t low = 4) : writer(transport, peer, high, low) { transport.writer = &writer; }
     void write(std::string_view s) { writer.write(std::as_bytes(std::span(s.data(), s.size()))); }
     coring_test::fake_transport transport;
-    coring::address peer = coring::address::parse("127.0.0.1", 5000);
+    coring::detail::stream_peer peer{coring::address::parse("127.0.0.1", 5000), {}};
     writer_state writer;
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 // detail::socket_transport: a stream's bytes over a connected socket (the byte_transport of
-// plaintext streams; detail/byte_transport.hpp describes the seam).
+// plaintext streams; detail/byte_transport.hpp describes the seam), or over one end of a pipe
+// (a child process's stdin, stdout or stderr: process.hpp).
 //
 // Receiving. Where the kernel has provided-buffer rings (5.19) it receives with a multishot recv
 // on a buffer ring (io/buffer_ring.hpp): one SQE stays armed; each CQE's chunk is copied into the
@@ -12,6 +13,10 @@
 //
 // Sending. One send is in flight at a time, of m_sending; send() swaps the client's vector in
 // once the previous one is sent, so the kernel never reads memory that is moving.
+//
+// Pipes. recv and send work on sockets only: on a pipe end the same paths use read and write
+// (without a buffer ring), and shutting down the writing direction closes the write end, which
+// is how a pipe's reader sees its end. A write end never receives.
 
 #include <coring/detail/byte_transport.hpp>
 #include <coring/detail/ring.hpp>
@@ -43,6 +48,9 @@ namespace coring::detail {
 /// - The descriptor is shut down for writing (m_shut_down) only once nothing is in flight to send.
 class socket_transport final : public byte_transport, public multishot_recv_core<socket_transport> {
 public:
+    /// What the descriptor is: a socket, or the read or write end of a pipe.
+    enum class descriptor : unsigned char { socket, pipe_read_end, pipe_write_end };
+
     /// Takes ownership of `fd`. `ring` null: plain recv of `recv_size` bytes at a time.
     socket_transport(event_loop& loop, int fd, io::buffer_ring_ptr ring, std::size_t recv_size, transport_client& client) noexcept
         : multishot_recv_core(loop, fd, std::move(ring)),
@@ -60,7 +68,7 @@ public:
 
     // ---- byte_transport
     void receive() override {
-        if (!wants_data()) return;
+        if (m_descriptor == descriptor::pipe_write_end || !wants_data()) return;
         if (has_ring())
             start();
         else
@@ -85,12 +93,18 @@ public:
         if (!m_fd_closed && fd() >= 0) ::close(fd());
         m_fd_closed = true;
     }
-    [[nodiscard]] int native_fd() const noexcept override { return fd(); }
+    [[nodiscard]] int native_fd() const noexcept override { return m_fd_closed ? -1 : fd(); }
     [[nodiscard]] bool uses_buffer_ring() const noexcept override { return has_ring(); }
 
     /// From now on, another client gets the bytes (a TLS session sits between the socket and the
     /// stream).
     void set_client(transport_client& client) noexcept { m_client = &client; }
+    /// The descriptor is a pipe end: read and write instead of recv and send. Before the first
+    /// receive(), and only for a transport made without a buffer ring.
+    void use_pipe(descriptor end) noexcept {
+        assert(!has_ring() && end != descriptor::socket);
+        m_descriptor = end;
+    }
     /// Bytes per plain recv (or the size of the ring's buffers).
     [[nodiscard]] std::size_t receive_size() const noexcept { return m_recv_size; }
 
@@ -118,7 +132,12 @@ private:
     void shut_down() noexcept {
         if (m_shut_down) return;
         m_shut_down = true;
-        ::shutdown(fd(), SHUT_WR);
+        if (m_descriptor == descriptor::socket) {
+            ::shutdown(fd(), SHUT_WR);
+        } else if (!m_fd_closed) {
+            ::close(fd());  // a pipe's reader sees its end when the last write end closes
+            m_fd_closed = true;
+        }
     }
 
     static void on_plain_recv(io_completion* base, int result, unsigned flags) noexcept;
@@ -138,6 +157,7 @@ private:
     bool m_shutdown_requested = false;
     bool m_shut_down = false;
     bool m_fd_closed = false;
+    descriptor m_descriptor = descriptor::socket;
 };
 
 // ---------------------------------------------------------------------- receiving
@@ -195,7 +215,11 @@ inline void socket_transport::arm_plain() {
     if (m_plain_in_flight) return;
     const std::span<std::byte> space = m_client->receive_space(m_recv_size);
     io_uring_sqe* sqe = loop().get_sqe();
-    io_uring_prep_recv(sqe, fd(), space.data(), std::min(space.size(), m_recv_size), 0);
+    const std::size_t length = std::min(space.size(), m_recv_size);
+    if (m_descriptor == descriptor::socket)
+        io_uring_prep_recv(sqe, fd(), space.data(), length, 0);
+    else
+        io_uring_prep_read(sqe, fd(), space.data(), static_cast<unsigned>(length), static_cast<std::uint64_t>(-1));  // -1: the current position
     loop().submit(sqe, m_plain_op);
     m_plain_in_flight = true;
 }
@@ -251,7 +275,12 @@ inline void socket_transport::send(std::vector<std::byte>& data) {
 
 inline void socket_transport::send_rest() {
     io_uring_sqe* sqe = loop().get_sqe();
-    io_uring_prep_send(sqe, fd(), m_sending.data() + m_send_pos, m_sending.size() - m_send_pos, MSG_NOSIGNAL);
+    const std::size_t length = m_sending.size() - m_send_pos;
+    if (m_descriptor == descriptor::socket)
+        io_uring_prep_send(sqe, fd(), m_sending.data() + m_send_pos, length, MSG_NOSIGNAL);
+    else
+        io_uring_prep_write(sqe, fd(), m_sending.data() + m_send_pos, static_cast<unsigned>(std::min<std::size_t>(length, 1U << 30)),
+                            static_cast<std::uint64_t>(-1));
     loop().submit(sqe, m_send_op);
     m_send_in_flight = true;
 }

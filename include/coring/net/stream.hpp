@@ -63,6 +63,7 @@
 #include <coring/net/socket_transport.hpp>
 #include <coring/net/stream_errors.hpp>
 #include <coring/net/stream_options.hpp>
+#include <coring/net/stream_peer.hpp>
 #include <coring/net/stream_reader_state.hpp>
 #include <coring/net/stream_writer_state.hpp>
 #include <coring/net/tls_context.hpp>
@@ -116,13 +117,26 @@ class stream_state final : public transport_client {
 public:
     stream_state(event_loop& loop, socket connection, const address& peer, const stream_options& options, io::buffer_ring_ptr ring,
                  stream_close_listener* listener)
-        : m_peer(peer),
+        : m_peer{peer, {}},
           m_listener(listener),
           m_socket(loop, connection.release(), std::move(ring), options.recv_buffer_size, *this),
           m_tls(start_tls(options)),
           m_transport(m_tls ? static_cast<byte_transport*>(m_tls.get()) : &m_socket),
           m_reader(*m_transport, m_peer, options.limit, m_socket.receive_size()),
           m_writer(*m_transport, m_peer, options.high_water, options.low_water) {}
+
+    /// A stream over one end of a pipe, which it owns from now on; `name` says which in errors
+    /// ("the stdout pipe of process 1234"). A write end's reader is at its end from the start.
+    stream_state(event_loop& loop, int pipe_fd, socket_transport::descriptor end, std::string name, const stream_options& options)
+        : m_peer{address(), std::move(name)},
+          m_listener(nullptr),
+          m_socket(loop, pipe_fd, nullptr, options.recv_buffer_size, *this),
+          m_transport(&m_socket),
+          m_reader(*m_transport, m_peer, options.limit, m_socket.receive_size()),
+          m_writer(*m_transport, m_peer, options.high_water, options.low_water) {
+        m_socket.use_pipe(end);
+        if (end == socket_transport::descriptor::pipe_write_end) m_reader.ended(0);
+    }
 
     stream_state(const stream_state&) = delete;
     stream_state& operator=(const stream_state&) = delete;
@@ -149,7 +163,11 @@ public:
     wait_queue& close_waiters() noexcept { return m_close_waiters; }
     [[nodiscard]] const bool& closed_flag() const noexcept { return m_closed; }
 
-    [[nodiscard]] const address& peer() const noexcept { return m_peer; }
+    /// The socket's peer (empty for a pipe).
+    [[nodiscard]] const address& peer() const noexcept { return m_peer.socket_peer; }
+    /// The other end in words: the peer's address, or the pipe.
+    [[nodiscard]] std::string peer_text() const { return m_peer.to_string(); }
+    [[nodiscard]] bool is_pipe() const noexcept { return !m_peer.pipe.empty(); }
     /// The descriptor, or -1 once closed.
     [[nodiscard]] int native_fd() const noexcept { return m_closed ? -1 : m_transport->native_fd(); }
     [[nodiscard]] bool uses_buffer_ring() const noexcept { return m_transport->uses_buffer_ring(); }
@@ -160,7 +178,7 @@ public:
     void upgrade_to_tls(const tls_context& context, std::string_view server_hostname) {
         assert(m_tls == nullptr && m_writer.buffered() == 0);
         std::string name(server_hostname);
-        if (name.empty() && !context.is_server()) name = m_peer.host();
+        if (name.empty() && !context.is_server()) name = m_peer.socket_peer.host();
         m_tls = context.engine()->start(m_socket, *this, name, m_peer.to_string());
         m_transport = m_tls.get();
         m_reader.set_transport(*m_transport);
@@ -200,7 +218,7 @@ private:
         if (!options.tls) return nullptr;
         const std::string peer_text = m_peer.to_string();
         std::string name(options.server_hostname);
-        if (name.empty() && !options.tls->is_server()) name = m_peer.host();
+        if (name.empty() && !options.tls->is_server()) name = m_peer.socket_peer.host();
         return options.tls->engine()->start(m_socket, *this, name, peer_text);
     }
 
@@ -212,7 +230,7 @@ private:
         m_writer.close();
     }
 
-    address m_peer;
+    stream_peer m_peer;
     stream_close_listener* m_listener;
     socket_transport m_socket;
     std::unique_ptr<tls_session> m_tls;  // declared after the socket: destroyed before it
@@ -281,7 +299,7 @@ private:
 
     static void describe(const ready_node* node, await_description& out) {
         const auto* self = static_cast<const stream_read_awaiter*>(node);
-        out.what = std::string(self->name()) + " from " + self->m_state->peer().to_string();
+        out.what = std::string(self->name()) + " from " + self->m_state->peer_text();
     }
 
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
@@ -444,6 +462,7 @@ private:
         if (!state) throw invalid_state_error("coring: use of an empty stream_writer");
         if (!context) throw std::invalid_argument("coring: start_tls with an empty tls_context");
         if (state->tls() != nullptr) throw invalid_state_error("coring: start_tls on a stream that speaks TLS already");
+        if (state->is_pipe()) throw invalid_state_error("coring: start_tls on a pipe");
         if (state->is_closing()) throw invalid_state_error("coring: start_tls on a closing stream");
         detail::writer_state& writer = state->writer();
         if (writer.buffered() > 0) {

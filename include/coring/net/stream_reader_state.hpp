@@ -8,7 +8,7 @@
 #include <coring/detail/byte_buffer.hpp>
 #include <coring/detail/byte_transport.hpp>
 #include <coring/errors.hpp>
-#include <coring/net/address.hpp>
+#include <coring/net/stream_peer.hpp>
 #include <coring/net/stream_errors.hpp>
 
 #include <algorithm>
@@ -68,7 +68,7 @@ private:
 /// it is ready(). room() is 0 once the stream ended, failed or closes, so no receive is armed then.
 class reader_state {
 public:
-    reader_state(byte_transport& transport, const address& peer, std::size_t limit, std::size_t recv_size) noexcept
+    reader_state(byte_transport& transport, const stream_peer& peer, std::size_t limit, std::size_t recv_size) noexcept
         : m_transport(&transport), m_peer(&peer), m_limit(limit == 0 ? 1 : limit), m_recv_size(recv_size) {}
 
     // ---- for the reads
@@ -84,7 +84,7 @@ public:
     [[nodiscard]] bool truncated() const noexcept { return m_truncated; }
     [[noreturn]] void throw_error() const {
         if (std::exception_ptr failure = m_transport->failure()) std::rethrow_exception(failure);
-        throw_errno(m_error, "recv from " + m_peer->to_string());
+        throw_errno(m_error, m_peer->receiving());
     }
     /// From now on the bytes come through `transport` (start_tls).
     void set_transport(byte_transport& transport) noexcept { m_transport = &transport; }
@@ -155,7 +155,7 @@ private:
     }
 
     byte_transport* m_transport;
-    const address* m_peer;
+    const stream_peer* m_peer;
     byte_buffer m_in;
     read_request* m_waiting = nullptr;
     std::size_t m_limit;

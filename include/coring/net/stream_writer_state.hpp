@@ -6,7 +6,7 @@
 #include <coring/detail/byte_transport.hpp>
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>
-#include <coring/net/address.hpp>
+#include <coring/net/stream_peer.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,7 +24,7 @@ namespace coring::detail {
 /// failed, and the stream is not closed).
 class writer_state {
 public:
-    writer_state(byte_transport& transport, const address& peer, std::size_t high_water, std::size_t low_water) noexcept
+    writer_state(byte_transport& transport, const stream_peer& peer, std::size_t high_water, std::size_t low_water) noexcept
         : m_transport(&transport), m_peer(&peer), m_high(high_water), m_low(std::min(low_water, high_water)) {}
     writer_state(const writer_state&) = delete;
     writer_state& operator=(const writer_state&) = delete;
@@ -47,7 +47,7 @@ public:
     [[nodiscard]] int error() const noexcept { return m_error; }
     [[noreturn]] void throw_error() const {
         if (std::exception_ptr failure = m_transport->failure()) std::rethrow_exception(failure);
-        throw_errno(m_error, "send to " + m_peer->to_string());
+        throw_errno(m_error, m_peer->sending());
     }
     /// From now on the bytes go through `transport` (start_tls; nothing is buffered then).
     void set_transport(byte_transport& transport) noexcept { m_transport = &transport; }
@@ -96,7 +96,7 @@ private:
     }
 
     byte_transport* m_transport;
-    const address* m_peer;
+    const stream_peer* m_peer;
     std::vector<std::byte> m_pending;
     std::size_t m_high;
     std::size_t m_low;
