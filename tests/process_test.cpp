@@ -513,6 +513,26 @@ TEST_CASE("process - cancelling a readline on the child's output: prompt, and no
     }()));
 }
 
+TEST_CASE("process - sendfile into a child's stdin: read and written in chunks, in order", "[process][stream][sendfile]") {
+    coring::run(leaving_nothing_behind([]() -> coring::task<> {
+        const coring_test::temp_dir dir;
+        const std::string data = coring_test::pattern(3, 3 << 20);
+        co_await coring::write_file(dir.file("in.bin"), data);
+        coring::file f = co_await coring::file::open(dir.file("in.bin"));
+        auto cat = co_await coring::create_subprocess_exec(args("cat"), {.std_in = coring::stdio::pipe, .std_out = coring::stdio::pipe});
+        auto reading = coring::create_task([](coring::process& p) -> coring::task<std::string> { co_return co_await p.stdout_reader().read(); }(cat));
+        cat.stdin_writer().write("<");
+        const std::uint64_t sent = co_await cat.stdin_writer().sendfile(f, 1000);
+        cat.stdin_writer().write(">");
+        cat.stdin_writer().close();
+        const std::string echoed = co_await reading;
+        CHECK(sent == data.size() - 1000);
+        CHECK(echoed == "<" + data.substr(1000) + ">");
+        (void)co_await cat.wait();
+        co_await f.close();
+    }()));
+}
+
 TEST_CASE("process - a moved process keeps its streams", "[process][stream]") {
     coring::run(leaving_nothing_behind([]() -> coring::task<> {
         auto p = co_await coring::create_subprocess_exec(args("sh", "-c", "echo first; echo second"), {.std_out = coring::stdio::pipe});

@@ -1,6 +1,8 @@
 // Tests of coring/net/stream.hpp: asyncio streams over real sockets on 127.0.0.1.
 #include <coring/net/stream.hpp>
 
+#include <coring/io/file.hpp>
+
 #include <coring/run.hpp>
 #include <coring/task_handle.hpp>
 #include <coring/time.hpp>
@@ -12,6 +14,7 @@
 #include "support/sockets.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -599,4 +602,151 @@ TEST_CASE("stream - the reader reads ahead only up to its limit while nobody rea
         co_await sending;
         CHECK(got == data);
     }(ring));
+}
+
+// ------------------------------------------------------------------------- sendfile
+
+namespace {
+
+// A file of `n` pattern bytes in `dir`, opened for reading.
+coring::task<coring::file> pattern_file(const coring_test::temp_dir& dir, std::size_t n) {
+    const std::string path = dir.file("data.bin");
+    co_await coring::write_file(path, pattern(0, n));
+    co_return co_await coring::file::open(path);
+}
+
+}  // namespace
+
+TEST_CASE("stream - sendfile sends the file in order between what was written before and after", "[stream][sendfile]") {
+    coring::run([]() -> coring::task<> {
+        const coring_test::temp_dir dir;
+        constexpr std::size_t size = 8 << 20;
+        coring::file f = co_await pattern_file(dir, size);
+        stream_pair p = co_await connect_pair();
+        auto receiving = coring::create_task(recv_all(p.server));
+        p.writer.write("HEAD\n");
+        const std::uint64_t sent = co_await p.writer.sendfile(f);
+        p.writer.write("TAIL\n");
+        p.writer.close();
+        co_await p.writer.wait_closed();
+        const std::string got = co_await receiving;
+        CHECK(sent == size);
+        REQUIRE(got.size() == size + 10);
+        CHECK(got.substr(0, 5) == "HEAD\n");
+        CHECK(got.substr(5, size) == pattern(0, size));
+        CHECK(got.substr(5 + size) == "TAIL\n");
+    }());
+}
+
+TEST_CASE("stream - sendfile of a part: offset and count; a count past the end sends up to it", "[stream][sendfile]") {
+    coring::run([]() -> coring::task<> {
+        const coring_test::temp_dir dir;
+        constexpr std::size_t size = 3 << 20;
+        coring::file f = co_await pattern_file(dir, size);
+        stream_pair p = co_await connect_pair();
+        auto receiving = coring::create_task(recv_all(p.server));
+        const std::uint64_t middle = co_await p.writer.sendfile(f, 1'000'001, 1'500'000);
+        const std::uint64_t tail = co_await p.writer.sendfile(f, size - 10, 1'000);
+        const std::uint64_t past_end = co_await p.writer.sendfile(f, size + 5);
+        p.writer.close();
+        const std::string got = co_await receiving;
+        CHECK(middle == 1'500'000);
+        CHECK(tail == 10);
+        CHECK(past_end == 0);
+        CHECK(got == pattern(1'000'001, 1'500'000) + pattern(size - 10, 10));
+    }());
+}
+
+TEST_CASE("stream - sendfile: misuse is refused with a clear error", "[stream][sendfile]") {
+    coring::run([]() -> coring::task<> {
+        const coring_test::temp_dir dir;
+        coring::file f = co_await pattern_file(dir, 16 << 20);
+        stream_pair p = co_await connect_pair();
+        const int small = 4096;  // the receiver reads nothing yet: the sendfile has to wait
+        ::setsockopt(p.server.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        const bool zero_count = co_await coring_test::throws<std::invalid_argument>(p.writer.sendfile(f, 0, 0));
+        CHECK(zero_count);
+        coring::file closed;
+        const bool closed_file = co_await coring_test::throws<std::invalid_argument>(p.writer.sendfile(closed));
+        CHECK(closed_file);
+        auto sending = coring::create_task(p.writer.sendfile(f));
+        co_await coring::sleep(5ms);
+        REQUIRE_FALSE(sending.done());
+        CHECK_THROWS_AS(p.writer.write("x"), coring::invalid_state_error);  // asyncio: RuntimeError
+        const bool second = co_await coring_test::throws<coring::invalid_state_error>(p.writer.sendfile(f));
+        CHECK(second);
+        auto receiving = coring::create_task(recv_all(p.server));
+        const std::uint64_t sent = co_await sending;
+        CHECK(sent == 16u << 20);
+        p.writer.write("after");  // allowed again
+        p.writer.close();
+        const std::string got = co_await receiving;
+        CHECK(got.size() == (16u << 20) + 5);
+        CHECK(got.substr(16u << 20) == "after");
+    }());
+}
+
+TEST_CASE("stream - sendfile to a peer that resets: the stream's send error, and the process lives", "[stream][sendfile]") {
+    coring::run([]() -> coring::task<> {
+        const coring_test::temp_dir dir;
+        coring::file f = co_await pattern_file(dir, 32 << 20);
+        stream_pair p = co_await connect_pair();
+        auto sending = coring::create_task(p.writer.sendfile(f));
+        std::array<std::byte, 1000> some{};
+        (void)co_await p.server.recv(some);  // the transfer has begun
+        const linger reset{1, 0};            // close with RST
+        ::setsockopt(p.server.fd(), SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+        p.server = coring::socket();
+        int error = 0;
+        std::string message;
+        try {
+            (void)co_await sending;
+        } catch (const std::system_error& e) {
+            error = e.code().value();
+            message = e.what();
+        }
+        CHECK((error == ECONNRESET || error == EPIPE));
+        CHECK(message.find("send to 127.0.0.1:") != std::string::npos);
+        const bool drain_fails = co_await coring_test::throws<std::system_error>(p.writer.drain());
+        CHECK(drain_fails);  // the stream has failed, as after any failed send
+    }());
+}
+
+TEST_CASE("stream - cancelling sendfile: prompt, and no descriptor left behind", "[stream][sendfile][cancel]") {
+    coring::run([]() -> coring::task<> {
+        const coring_test::temp_dir dir;
+        coring::file f = co_await pattern_file(dir, 16 << 20);
+        const int fds_before = count_open_fds();
+        {
+            stream_pair p = co_await connect_pair();
+            auto sending = coring::create_task(p.writer.sendfile(f));  // nobody reads: it waits for room
+            co_await coring::sleep(20ms);
+            REQUIRE_FALSE(sending.done());
+            const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(sending);
+            CHECK(ended.by_cancelled_error);
+            CHECK(ended.ms_after_cancel < 1000);
+            p.writer.close();
+            co_await p.writer.wait_closed();
+        }
+        for (int i = 0; i < 1000 && count_open_fds() != fds_before; ++i) co_await coring::sleep(1ms);
+        CHECK(count_open_fds() == fds_before);  // the splice pipe and the socket are closed
+    }());
+}
+
+TEST_CASE("stream - closing the stream during sendfile: the descriptor stays open until it ends", "[stream][sendfile]") {
+    coring::run([]() -> coring::task<> {
+        const coring_test::temp_dir dir;
+        constexpr std::size_t size = 4 << 20;
+        coring::file f = co_await pattern_file(dir, size);
+        stream_pair p = co_await connect_pair();
+        auto sending = coring::create_task(p.writer.sendfile(f));
+        co_await coring::sleep(5ms);
+        p.writer.close();  // the splices still use the socket: it closes once they are done
+        CHECK(p.writer.native_handle() >= 0);
+        const std::string got = co_await recv_all(p.server);
+        const std::uint64_t sent = co_await sending;
+        co_await p.writer.wait_closed();
+        CHECK(sent == size);
+        CHECK(got == pattern(0, size));
+    }());
 }

@@ -1,6 +1,7 @@
 // Tests of coring/net/tls.hpp: streams over TLS 1.3 / 1.2 on OpenSSL, against coring's own
 // server and client and against the openssl command-line tool (s_server, s_client), with
 // certificates made at test time (tests/support/tls_certs.hpp).
+#include <coring/io/file.hpp>
 #include <coring/net/server.hpp>
 #include <coring/net/stream.hpp>
 #include <coring/net/tls.hpp>
@@ -274,6 +275,29 @@ TEST_CASE("tls - bytes arrive intact in both directions, from 1 byte to 16 MiB",
         }
         srv.close();
         co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("tls - sendfile over TLS: the file's bytes are encrypted in order, between writes", "[tls][sendfile]") {
+    coring::run([]() -> coring::task<> {
+        const coring_test::temp_dir dir;
+        const std::string data = pattern(7, 3 << 20);
+        co_await coring::write_file(dir.file("data.bin"), data);
+        coring::file f = co_await coring::file::open(dir.file("data.bin"));
+        const coring::tls_context server_ctx = server_context();
+        coring::server srv = co_await start_echo_server(server_ctx);
+        const coring::tls_context ctx = client_context();
+        auto [reader, writer] = co_await connect(srv.port(), ctx);
+        auto reading = coring::create_task([](coring::stream_reader r) -> coring::task<std::string> { co_return co_await r.read(); }(reader));
+        writer.write("<");
+        const std::uint64_t sent = co_await writer.sendfile(f, 5, 2 << 20);
+        writer.write(">");
+        writer.write_eof();
+        const std::string back = co_await reading;
+        CHECK(sent == 2u << 20);
+        CHECK(back == "<" + data.substr(5, 2 << 20) + ">");
+        co_await close_both(writer, srv);
+        co_await f.close();
     }());
 }
 

@@ -449,6 +449,31 @@ private:
     int m_flags;
 };
 
+/// IORING_OP_SPLICE: moves up to `length` bytes from `fd_in` to `fd_out` inside the kernel, one
+/// of which must be a pipe (splice(2)). An offset of -1 uses the descriptor's position (a pipe
+/// has none and must be given -1). Yields the bytes moved; 0 at the end of the input. The kernel
+/// runs it in a worker thread: a splice into a full socket waits there, not on the loop.
+class [[nodiscard]] splice final : public detail::io_awaiter<splice> {
+public:
+    splice(int fd_in, std::int64_t offset_in, int fd_out, std::int64_t offset_out, std::size_t length, unsigned flags = SPLICE_F_MOVE) noexcept
+        : m_fd_in(fd_in), m_fd_out(fd_out), m_offset_in(offset_in), m_offset_out(offset_out), m_length(length), m_flags(flags) {}
+    void prepare(io_uring_sqe* sqe) noexcept {
+        io_uring_prep_splice(sqe, m_fd_in, m_offset_in, m_fd_out, m_offset_out, detail::clamp_length(m_length), m_flags);
+    }
+    [[nodiscard]] std::string describe() const {
+        return "splice(fd " + std::to_string(m_fd_in) + " -> fd " + std::to_string(m_fd_out) + ")";
+    }
+    std::size_t await_resume() const { return static_cast<std::size_t>(checked_result()); }
+
+private:
+    int m_fd_in;
+    int m_fd_out;
+    std::int64_t m_offset_in;
+    std::int64_t m_offset_out;
+    std::size_t m_length;
+    unsigned m_flags;
+};
+
 /// IORING_OP_RECVMSG: recvmsg(2) into `*message` (which, with its iovecs and name buffer, must
 /// outlive the await). Yields the bytes received.
 class [[nodiscard]] recvmsg final : public detail::io_awaiter<recvmsg> {

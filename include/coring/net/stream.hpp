@@ -57,6 +57,8 @@
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/io/buffer_ring.hpp>
+#include <coring/io/file.hpp>
+#include <coring/io/splice_file.hpp>
 #include <coring/net/address.hpp>
 #include <coring/net/resolve.hpp>
 #include <coring/net/socket.hpp>
@@ -194,14 +196,22 @@ public:
     void sent(int error) noexcept override { m_writer.sent(error); }
     /// Finishes a requested close when nothing is in flight; deletes the state when unreferenced.
     void settle() noexcept override {
-        if (m_close_requested && !m_closed && !m_transport->busy()) {
+        if (m_close_requested && !m_closed && !busy()) {
             m_transport->close();
             m_closed = true;
             m_writer.closed();
             m_close_waiters.grant_all();
             if (stream_close_listener* listener = std::exchange(m_listener, nullptr)) listener->m_on_closed(listener);
         }
-        if (m_refs == 0 && !m_transport->busy()) delete this;
+        if (m_refs == 0 && !busy()) delete this;
+    }
+
+    /// A kernel operation on the descriptor outside the transport (sendfile's splices) begins or
+    /// ends: while one is in flight the descriptor stays open, even if the stream closes.
+    void begin_external_operation() noexcept { ++m_external_operations; }
+    void end_external_operation() noexcept {
+        --m_external_operations;
+        settle();
     }
 
 private:
@@ -222,6 +232,8 @@ private:
         return options.tls->engine()->start(m_socket, *this, name, peer_text);
     }
 
+    [[nodiscard]] bool busy() const noexcept { return m_transport->busy() || m_external_operations != 0; }
+
     void request_close() noexcept {
         if (m_close_requested) return;
         m_close_requested = true;
@@ -239,6 +251,7 @@ private:
     writer_state m_writer;
     wait_queue m_close_waiters;
     unsigned m_refs = 1;
+    unsigned m_external_operations = 0;
     bool m_close_requested = false;
     bool m_closed = false;
 };
@@ -448,6 +461,19 @@ public:
                                    std::chrono::milliseconds handshake_timeout = std::chrono::seconds(60)) const {
         return start_tls_of(m_state, context, std::move(server_hostname), handshake_timeout);
     }
+    /// asyncio's loop.sendfile(transport, file, offset, count): sends `count` bytes of `f` from
+    /// `offset` (to the end of the file when empty) after everything written before, and yields
+    /// the bytes sent (fewer only when the file ends first). On a plaintext socket the kernel
+    /// moves them (io/splice_file.hpp: splice through a pipe, never a copy in user space); over
+    /// TLS, which must encrypt them, and on a child's pipe, they are read and written in chunks
+    /// of 256 KiB, as asyncio's fallback does. write() throws invalid_state_error while it runs,
+    /// as in asyncio. A failed send fails the stream and throws its error ("send to
+    /// 127.0.0.1:5000: Broken pipe"); a file that cannot be read throws std::system_error. A
+    /// count of 0 is std::invalid_argument (asyncio's ValueError). Cancelled, it stops at the
+    /// next kernel completion, and how much of the file went out is unknown: close the stream.
+    [[nodiscard]] task<std::uint64_t> sendfile(const file& f, std::uint64_t offset = 0, std::optional<std::uint64_t> count = std::nullopt) const {
+        return sendfile_of(m_state, f.fd(), offset, count);
+    }
     /// What the TLS handshake agreed on (asyncio's get_extra_info("ssl_object")); null on
     /// plaintext.
     [[nodiscard]] const tls_info* tls() const {
@@ -464,23 +490,71 @@ private:
         if (state->tls() != nullptr) throw invalid_state_error("coring: start_tls on a stream that speaks TLS already");
         if (state->is_pipe()) throw invalid_state_error("coring: start_tls on a pipe");
         if (state->is_closing()) throw invalid_state_error("coring: start_tls on a closing stream");
-        detail::writer_state& writer = state->writer();
-        if (writer.buffered() > 0) {
-            // drain() with both water marks at 0 waits until every byte written in the clear is sent.
-            const std::size_t high = writer.high_water();
-            const std::size_t low = writer.low_water();
-            writer.set_limits(0, 0);
-            std::exception_ptr failure;
-            try {
-                co_await detail::stream_drain_awaiter(state);
-            } catch (...) {
-                failure = std::current_exception();
-            }
-            writer.set_limits(high, low);
-            if (failure) std::rethrow_exception(failure);
-        }
+        co_await flush(state);  // every byte written in the clear goes first
         state->upgrade_to_tls(context, server_hostname);
         co_await detail::complete_tls_handshake(state, handshake_timeout);
+    }
+    static task<> flush(const detail::ref_ptr<detail::stream_state>& state) {
+        detail::writer_state& writer = state->writer();
+        if (writer.buffered() == 0) co_return;
+        // drain() with both water marks at 0 waits until every byte written so far is sent.
+        const std::size_t high = writer.high_water();
+        const std::size_t low = writer.low_water();
+        writer.set_limits(0, 0);
+        std::exception_ptr failure;
+        try {
+            co_await detail::stream_drain_awaiter(state);
+        } catch (...) {
+            failure = std::current_exception();
+        }
+        writer.set_limits(high, low);
+        if (failure) std::rethrow_exception(failure);
+    }
+    static task<std::uint64_t> sendfile_of(detail::ref_ptr<detail::stream_state> state, int file_fd, std::uint64_t offset,
+                                           std::optional<std::uint64_t> count) {
+        if (!state) throw invalid_state_error("coring: use of an empty stream_writer");
+        if (count && *count == 0) throw std::invalid_argument("coring: sendfile with a count of 0 (leave it empty to send up to the end of the file)");
+        if (file_fd < 0) throw std::invalid_argument("coring: sendfile of a closed file");
+        detail::writer_state& writer = state->writer();
+        if (state->is_closing()) throw invalid_state_error("coring: sendfile() on a closing stream");
+        if (writer.sendfile_in_progress()) throw invalid_state_error("coring: sendfile() while another sendfile() is in progress");
+        if (writer.error() != 0) writer.throw_error();
+        // From here until the end: no write() from others, and the descriptor stays open even
+        // if the stream is closed meanwhile (the splices use it).
+        writer.set_sendfile_in_progress(true);
+        state->begin_external_operation();
+        struct end_sendfile {
+            detail::stream_state* state;
+            ~end_sendfile() {
+                state->writer().set_sendfile_in_progress(false);
+                state->end_external_operation();
+            }
+        } guard{state.get()};
+        co_await flush(state);
+        if (state->tls() != nullptr || state->is_pipe()) co_return co_await copy_file(state, file_fd, offset, count);
+        const detail::splice_result result = co_await detail::splice_file(file_fd, offset, count, state->native_fd());
+        if (result.output_error != 0) {
+            writer.sent(result.output_error);  // the stream has failed
+            writer.throw_error();
+        }
+        co_return result.sent;
+    }
+    /// sendfile where the kernel cannot move the bytes: read, write, drain, in chunks.
+    static task<std::uint64_t> copy_file(const detail::ref_ptr<detail::stream_state>& state, int file_fd, std::uint64_t offset,
+                                         std::optional<std::uint64_t> count) {
+        constexpr std::uint64_t chunk = 256 * 1024;
+        std::vector<std::byte> buffer(chunk);
+        std::uint64_t sent = 0;
+        while (!count || sent < *count) {
+            const std::uint64_t want = count ? std::min(chunk, *count - sent) : chunk;
+            const std::size_t n = co_await io::read(file_fd, std::span(buffer).first(static_cast<std::size_t>(want)), static_cast<std::int64_t>(offset + sent));
+            if (n == 0) break;
+            state->writer().append(std::span(buffer).first(n));
+            co_await detail::stream_drain_awaiter(state);
+            if (state->writer().error() != 0) state->writer().throw_error();
+            sent += n;
+        }
+        co_return sent;
     }
     static task<> wait_closed_of(detail::ref_ptr<detail::stream_state> state) {
         if (!state) throw invalid_state_error("coring: use of an empty stream_writer");

@@ -33,11 +33,20 @@ public:
     void write(std::span<const std::byte> data) {
         if (m_closing) throw invalid_state_error("coring: write() on a stream_writer after close()");
         if (m_eof_requested) throw invalid_state_error("coring: write() on a stream_writer after write_eof()");
+        if (m_sendfile) throw invalid_state_error("coring: write() on a stream_writer while sendfile() is in progress");
+        append(data);
+    }
+    /// write() without its checks: for sendfile's own chunks, where no kernel path exists.
+    void append(std::span<const std::byte> data) {
         if (m_error != 0 || data.empty()) return;
         m_pending.insert(m_pending.end(), data.begin(), data.end());
         m_transport->send(m_pending);
         update_writable();
     }
+    /// A sendfile owns the sending direction while it runs: write() is refused meanwhile, as
+    /// asyncio refuses it ("sendfile is in progress").
+    void set_sendfile_in_progress(bool on) noexcept { m_sendfile = on; }
+    [[nodiscard]] bool sendfile_in_progress() const noexcept { return m_sendfile; }
     void write_eof() noexcept {
         if (m_closing || m_eof_requested) return;
         m_eof_requested = true;
@@ -106,6 +115,7 @@ private:
     bool m_eof_requested = false;  // write_eof() called
     bool m_closing = false;        // close() called
     bool m_closed = false;         // the descriptor is closed
+    bool m_sendfile = false;       // a sendfile() runs
 };
 
 }  // namespace coring::detail
