@@ -14,6 +14,7 @@ trap 'rm -rf "$root"' EXIT
 printf 'the contents of a file\n' >"$root/sample.txt"
 mkdir "$root/sub"
 head -c 300000 /dev/urandom >"$root/sub/blob.bin"
+head -c 20000000 /dev/urandom >"$root/large.bin"
 
 start_server "$program" --port 0 --root "$root" --max-header-bytes 4096
 base="http://127.0.0.1:$port"
@@ -26,6 +27,14 @@ page=$(curl -sf "$base/") || fail "GET / failed"
 [[ $(curl -sf "$base/files/sample.txt") == "the contents of a file" ]] || fail "GET /files/sample.txt"
 curl -sf -o "$root/blob.copy" "$base/files/sub/blob.bin" || fail "GET /files/sub/blob.bin"
 cmp -s "$root/sub/blob.bin" "$root/blob.copy" || fail "the 300 kB file came back different"
+# Files go out with sendfile: a 20 MB one, twice on one kept-alive connection, then a page.
+connects=$(curl -s -o "$root/large.1" -o "$root/large.2" -o /dev/null -w '%{num_connects}\n' \
+    "$base/files/large.bin" "$base/files/large.bin" "$base/" | tr '\n' ' ')
+cmp -s "$root/large.bin" "$root/large.1" && cmp -s "$root/large.bin" "$root/large.2" || fail "the 20 MB file came back different"
+[[ $connects == "1 0 0 " ]] || fail "the connection was not kept alive after a file: num_connects $connects"
+length=$(curl -s -I "$base/files/large.bin" | tr -d '\r' | sed -n 's/^Content-Length: //p')
+[[ $length == 20000000 ]] || fail "HEAD of a file should give its length, got '$length'"
+[[ $(code_of "$base/files/sub") == 404 ]] || fail "a directory should be 404"
 [[ $(code_of "$base/missing") == 404 ]] || fail "a missing page should be 404"
 [[ $(code_of "$base/files/nothing.txt") == 404 ]] || fail "a missing file should be 404"
 [[ $(code_of --path-as-is "$base/files/../sample.txt") == 404 ]] || fail "a path leaving the root should be 404"

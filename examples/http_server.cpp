@@ -6,7 +6,8 @@
 // here discards) a request body; write() + drain() send the response.
 //
 //   GET /              a hello page
-//   GET /files/PATH    the file PATH under --root (read with coring::read_file); 404 if missing
+//   GET /files/PATH    the file PATH under --root, sent with writer.sendfile (the kernel moves
+//                      its bytes from the page cache to the socket); 404 if missing
 //   GET /sleep/MS      answers after MS milliseconds (for the timeouts of examples/fetch_urls)
 //   anything else      404; a method other than GET and HEAD: 405; a malformed request: 400
 //
@@ -27,6 +28,8 @@
 #include <coring/net/server.hpp>
 #include <coring/net/stream.hpp>
 #include <coring/net/tls.hpp>
+
+#include <sys/stat.h>
 
 #include <cctype>
 #include <csignal>
@@ -152,13 +155,16 @@ struct response {
     std::string type = "text/plain; charset=utf-8";
     std::string body;
     std::string extra_headers;
+    // A file to send after the head instead of `body` (/files/): its first `file_size` bytes.
+    std::optional<coring::file> file;
+    std::uint64_t file_size = 0;
 };
 
 void respond(coring::stream_writer& writer, const response& r, bool keep_alive, bool head_only) {
     std::string head = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) + "\r\n";
     head += "Server: coring-http-example\r\n";
     head += "Content-Type: " + r.type + "\r\n";
-    head += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    head += "Content-Length: " + std::to_string(r.file ? r.file_size : r.body.size()) + "\r\n";
     head += keep_alive ? "Connection: keep-alive\r\n" : "Connection: close\r\n";
     head += r.extra_headers;
     head += "\r\n";
@@ -216,7 +222,10 @@ coring::task<response> route(const request& r) {
         try {
             response file;
             file.type = content_type(*path);
-            file.body = co_await coring::read_file(*path);
+            file.file = co_await coring::file::open(*path);
+            struct stat info {};
+            if (::fstat(file.file->fd(), &info) != 0 || !S_ISREG(info.st_mode)) throw std::system_error(EISDIR, std::generic_category());
+            file.file_size = static_cast<std::uint64_t>(info.st_size);
             found = std::move(file);
         } catch (const std::system_error& e) {
             error = e.code().value();
@@ -282,8 +291,15 @@ coring::task<> serve_client(coring::stream_reader reader, coring::stream_writer 
         const std::optional<std::string_view> connection = parsed->header("Connection");
         const bool keep_alive = parsed->version == "HTTP/1.1" ? !(connection && iequals(*connection, "close"))
                                                               : (connection && iequals(*connection, "keep-alive"));
-        const response r = co_await route(*parsed);
-        respond(writer, r, keep_alive, parsed->method == "HEAD");
+        response r = co_await route(*parsed);
+        const bool head_only = parsed->method == "HEAD";
+        respond(writer, r, keep_alive, head_only);
+        if (r.file && !head_only) {
+            // The file may be shorter by now (truncated meanwhile): the promised length cannot
+            // be kept, so the connection ends.
+            const std::uint64_t sent = co_await writer.sendfile(*r.file, 0, r.file_size);
+            if (sent < r.file_size) break;
+        }
         co_await writer.drain();
         if (!keep_alive) break;
     }
