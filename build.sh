@@ -22,7 +22,9 @@ usage() {
 [[ $command == example || $command == test ]] || usage
 
 # Debian package names; each is installed only if missing.
-packages=(g++ cmake make pkg-config liburing-dev catch2 libbenchmark-dev python3 netcat-openbsd curl wrk fio libboost1.81-dev libssl-dev openssl)
+# nginx: the sendfile benchmark's baseline (it starts its own instance in a temporary folder).
+packages=(g++ cmake make pkg-config liburing-dev catch2 libbenchmark-dev python3 netcat-openbsd curl wrk fio libboost1.81-dev libssl-dev openssl
+    nginx)
 [[ $config == clang ]] && packages+=(clang)
 [[ $config == asan ]] && packages+=(libclang-rt-dev)
 
