@@ -12,7 +12,9 @@
 // A splice into the socket may move fewer bytes than the pipe holds; the rest is sent before
 // more of the file is read, so the bytes leave in order. Errors of the file side throw
 // std::system_error; an error of the output side ends the transfer and is returned, so that the
-// stream can fail with its own message. Cancelled, it stops at the next completion: bytes in the
+// stream can fail with its own message. A closed output is EPIPE for the caller, and no SIGPIPE
+// reaches the program: the kernel runs splices in its io_uring workers, not in the thread that
+// submitted them (tests/io/splice_file_test.cpp checks it without ignoring SIGPIPE). Cancelled, it stops at the next completion: bytes in the
 // pipe are dropped, and how much of the file went out is unknown to the caller (asyncio leaves the
 // transport in the same state).
 
