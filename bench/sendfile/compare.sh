@@ -9,14 +9,14 @@
 #   bench/sendfile/compare.sh [build-dir]      (default build/release; http_server built if needed)
 #
 # Environment: SENDFILE_MIB (file size, 64), SENDFILE_REPS (downloads per run, 10),
-# SENDFILE_RUNS (runs per server, the median run is kept: 3), SENDFILE_SKIP_BUILD=1,
+# SENDFILE_RUNS (runs per server, taking turns; the median run is kept: 5), SENDFILE_SKIP_BUILD=1,
 # SENDFILE_SERVER (the http_server binary). Exits 77 (skipped) without nginx or curl.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:-$root/build/release}
 mib=${SENDFILE_MIB:-64}
 reps=${SENDFILE_REPS:-10}
-runs=${SENDFILE_RUNS:-3}
+runs=${SENDFILE_RUNS:-5}
 
 nginx_bin=$(command -v nginx || true)
 [[ -z $nginx_bin && -x /usr/sbin/nginx ]] && nginx_bin=/usr/sbin/nginx
@@ -74,12 +74,8 @@ measure() {
     echo "$speed $(((after - before) * 1024 / (reps * mib)))"
 }
 
-# runs_of NAME PID URL: the median of `runs` runs, by speed.
-runs_of() {
-    local results
-    results=$(for _ in $(seq "$runs"); do measure "$@"; done)
-    sort -n <<<"$results" | awk '{a[NR]=$0} END {print a[int((NR + 1) / 2)]}'
-}
+# The median of a list of "speed cpu" lines, by speed.
+median_run() { sort -n | awk '{a[NR]=$0} END {print a[int((NR + 1) / 2)]}'; }
 
 # nginx, one process (no master), sendfile on, as its documentation recommends for static files.
 nginx_port=$(free_port)
@@ -127,8 +123,15 @@ for name in nginx coring; do
     [[ $got == same ]] || { echo "compare.sh: $name served a different file" >&2; exit 1; }
 done
 
-read -r nginx_speed nginx_cpu < <(runs_of nginx "$nginx_pid" "http://127.0.0.1:$nginx_port/files/big.bin")
-read -r coring_speed coring_cpu < <(runs_of coring "$coring_pid" "http://127.0.0.1:$coring_port/files/big.bin")
+# The servers take turns, run by run, so that a drift of the machine touches both alike.
+nginx_runs=
+coring_runs=
+for _ in $(seq "$runs"); do
+    nginx_runs+="$(measure nginx "$nginx_pid" "http://127.0.0.1:$nginx_port/files/big.bin")"$'\n'
+    coring_runs+="$(measure coring "$coring_pid" "http://127.0.0.1:$coring_port/files/big.bin")"$'\n'
+done
+read -r nginx_speed nginx_cpu < <(grep . <<<"$nginx_runs" | median_run)
+read -r coring_speed coring_cpu < <(grep . <<<"$coring_runs" | median_run)
 
 echo "sendfile: a ${mib} MiB file to curl, ${reps} downloads per run, median of ${runs} runs; server and curl pinned to separate cores"
 printf '%-8s %12s %10s %16s %10s\n' server "MiB/s" ratio "server ms/GiB" ratio
