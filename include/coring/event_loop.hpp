@@ -313,10 +313,15 @@ public:
         loop.m_running = true;
         loop.adopt_thread();
         loop.m_running_since = clock::now();
+        // While the loop runs, t_context is the running callback's context (see run_callback);
+        // the thread's own waits here and comes back when the run ends.
+        m_thread_context = std::exchange(detail::t_context, {});
     }
     running_scope(const running_scope&) = delete;
     running_scope& operator=(const running_scope&) = delete;
     ~running_scope() {
+        detail::t_context.clear();
+        detail::t_context = m_thread_context;
         m_loop.m_time_ran_before += clock::now() - m_loop.m_running_since;
         m_loop.m_running = false;
         detail::t_running_scheduler = nullptr;
@@ -324,6 +329,7 @@ public:
 
 private:
     event_loop& m_loop;
+    detail::context_slot m_thread_context;
 };
 
 inline detail::scheduler_options event_loop::scheduler_options_of(const loop_options& options) {
