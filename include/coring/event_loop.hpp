@@ -153,13 +153,15 @@ public:
     // time() (the loop's clock: clock::now(), or the virtual time) comes from detail::scheduler.
 
     /// Runs f() on the next iteration. Exceptions from f go to the exception handler. Throws
-    /// std::logic_error once the loop is closed (as do call_later and call_at).
+    /// std::logic_error once the loop is closed (as do call_later and call_at). f runs in a
+    /// copy of the caller's context (context_var.hpp), as do the callbacks of call_later,
+    /// call_at and call_soon_threadsafe.
     template <class F>
     void call_soon(F&& f) {
         check_thread("call_soon");
         if (m_closed) throw std::logic_error("coring: call_soon on a closed event loop");
         using node = detail::callback_node<std::decay_t<F>, true>;
-        schedule(*new node(*this, std::forward<F>(f)));
+        schedule(*new node(*this, detail::context_of(current_task_state()), std::forward<F>(f)));
     }
 
     /// Runs f() once `delay` has passed; the handle can cancel it.
@@ -178,7 +180,7 @@ public:
     void call_soon_threadsafe(F&& f) {
         if (m_closed) throw std::logic_error("coring: call_soon_threadsafe on a closed event loop");
         using node = detail::callback_node<std::decay_t<F>, false>;
-        push_from_any_thread(new node(*this, std::forward<F>(f)));
+        push_from_any_thread(new node(*this, detail::current_context(), std::forward<F>(f)));  // this thread's context
     }
 
     // ------------------------------------------------------------------ tasks
@@ -389,7 +391,7 @@ timer_handle event_loop::call_at(clock::time_point when, F&& f) {
     check_thread("call_at / call_later");
     if (m_closed) throw std::logic_error("coring: call_at / call_later on a closed event loop");
     using node = detail::timer_callback<std::decay_t<F>>;
-    auto* timer = new node(*this, when, std::forward<F>(f));
+    auto* timer = new node(*this, when, detail::context_of(current_task_state()), std::forward<F>(f));
     try {
         add_timer(*timer, when);
     } catch (...) {
