@@ -9,6 +9,7 @@
 #include <coring/task_handle.hpp>
 #include <coring/thread/to_thread.hpp>
 #include <coring/time.hpp>
+#include <coring/wait_for.hpp>
 
 #include "support/catch.hpp"
 #include "support/helpers.hpp"
@@ -314,6 +315,14 @@ TEST_CASE("context_var - gather's children run in copies", "[context_var]") {
         CHECK(a == 21);
         CHECK(b == 5);
         CHECK(number.get() == 21);
+    }());
+}
+
+TEST_CASE("context_var - wait_for runs its awaitable in a task of its own (unlike asyncio 3.12)", "[context_var]") {
+    coring::run([]() -> coring::task<> {
+        const int seen = co_await coring::wait_for(set_number_and_read(9), 1h);
+        CHECK(seen == 9);
+        CHECK_FALSE(number.is_set());  // documented in docs/api.md, "Differences from asyncio"
     }());
 }
 
