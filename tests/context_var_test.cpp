@@ -382,6 +382,58 @@ TEST_CASE("context_var - call_soon_threadsafe captures the calling thread's cont
     }());
 }
 
+TEST_CASE("context_var - on a thread that never set a variable, a context from another thread still travels", "[context_var][to_thread]") {
+    // A fresh thread: nothing was set on it, so its loop starts out skipping context copies.
+    int in_callback = -1;
+    int in_task = -1;
+    std::thread([&] {
+        coring::run([](int* callback_saw, int* task_saw) -> coring::task<> {
+            coring::future<coring::task_handle<int>> made;
+            coring::event_loop* loop = &coring::get_running_loop();
+            auto* out = &made;
+            co_await coring::to_thread([loop, out, callback_saw] {
+                number.set(55);  // on the pool thread; the callback copies it
+                loop->call_soon_threadsafe([out, callback_saw] {
+                    *callback_saw = number.get();
+                    out->set_result(coring::create_task(read_number_after_yield()));  // copies it again
+                });
+            });
+            coring::task_handle<int> child = co_await made;
+            *task_saw = co_await child;
+            CHECK_FALSE(number.is_set());
+        }(&in_callback, &in_task));
+    }).join();
+    CHECK(in_callback == 55);
+    CHECK(in_task == 55);
+}
+
+TEST_CASE("context_var - on a fresh thread, the first set() makes create_task and call_soon copy", "[context_var]") {
+    int child_saw = -1;
+    int callback_saw = -1;
+    std::thread([&] {
+        coring::run([](int* child, int* callback) -> coring::task<> {
+            auto token = number.set(88);
+            coring::get_running_loop().call_soon([callback] { *callback = number.get(); });
+            *child = co_await coring::create_task(read_number_after_yield());
+        }(&child_saw, &callback_saw));
+    }).join();
+    CHECK(child_saw == 88);
+    CHECK(callback_saw == 88);
+}
+
+TEST_CASE("context_var - a to_thread call hands its context on to call_soon_threadsafe", "[context_var][to_thread]") {
+    coring::run([]() -> coring::task<> {
+        auto token = number.set(66);
+        coring::future<int> seen;
+        coring::event_loop* loop = &coring::get_running_loop();
+        coring::future<int>* out = &seen;
+        // The call sets nothing: its thread (new, with this loop's pool) only carries the task's.
+        co_await coring::to_thread([loop, out] { loop->call_soon_threadsafe([out] { out->set_result(number.get()); }); });
+        const int value = co_await seen;
+        CHECK(value == 66);
+    }());
+}
+
 TEST_CASE("context_var - another thread of the program has its own context", "[context_var]") {
     auto token = number.set(5);
     bool other_sees = true;

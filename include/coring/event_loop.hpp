@@ -160,8 +160,10 @@ public:
     void call_soon(F&& f) {
         check_thread("call_soon");
         if (m_closed) throw std::logic_error("coring: call_soon on a closed event loop");
-        using node = detail::callback_node<std::decay_t<F>, true>;
-        schedule(*new node(*this, detail::context_of(current_task_state()), std::forward<F>(f)));
+        if (CORING_UNLIKELY(detail::t_contexts_used))
+            schedule(*new detail::callback_node<std::decay_t<F>, true, true>(*this, std::forward<F>(f)));
+        else
+            schedule(*new detail::callback_node<std::decay_t<F>, true>(*this, std::forward<F>(f)));
     }
 
     /// Runs f() once `delay` has passed; the handle can cancel it.
@@ -179,8 +181,10 @@ public:
     template <class F>
     void call_soon_threadsafe(F&& f) {
         if (m_closed) throw std::logic_error("coring: call_soon_threadsafe on a closed event loop");
-        using node = detail::callback_node<std::decay_t<F>, false>;
-        push_from_any_thread(new node(*this, detail::current_context(), std::forward<F>(f)));  // this thread's context
+        if (detail::t_contexts_used)  // this thread's: the calling code's context
+            push_from_any_thread(new detail::callback_node<std::decay_t<F>, false, true>(*this, std::forward<F>(f)));
+        else
+            push_from_any_thread(new detail::callback_node<std::decay_t<F>, false>(*this, std::forward<F>(f)));
     }
 
     // ------------------------------------------------------------------ tasks
@@ -391,7 +395,7 @@ timer_handle event_loop::call_at(clock::time_point when, F&& f) {
     check_thread("call_at / call_later");
     if (m_closed) throw std::logic_error("coring: call_at / call_later on a closed event loop");
     using node = detail::timer_callback<std::decay_t<F>>;
-    auto* timer = new node(*this, when, detail::context_of(current_task_state()), std::forward<F>(f));
+    auto* timer = new node(*this, when, detail::capture_context(), std::forward<F>(f));
     try {
         add_timer(*timer, when);
     } catch (...) {

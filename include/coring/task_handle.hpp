@@ -166,7 +166,7 @@ template <class Handle, class F>
 class done_callback final : public done_callback_base {
 public:
     template <class G>
-    done_callback(state_base* s, G&& function) : m_state(s), m_function(std::forward<G>(function)), m_context(context_ref::share(current_context())) {
+    done_callback(state_base* s, G&& function) : m_state(s), m_function(std::forward<G>(function)), m_context(context_ref::adopt(capture_context())) {
         m_state->add_ref();
     }
 

@@ -18,6 +18,8 @@
 // O(log n)). Allocations use the global heap, not the per-thread frame pool, since maps and
 // values may be freed on another thread.
 
+#include <coring/config.hpp>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -158,9 +160,8 @@ static_assert(sizeof(context_map) % alignof(context_map::entry) == 0);
 class context_ref {
 public:
     context_ref() noexcept = default;
-    /// Takes a new reference to `map` (null: the empty context).
-    static context_ref share(context_map* map) noexcept {
-        if (map != nullptr) map->add_ref();
+    /// Adopts a reference the caller holds (null: the empty context).
+    static context_ref adopt(context_map* map) noexcept {
         context_ref ref;
         ref.m_map = map;
         return ref;
@@ -192,9 +193,12 @@ struct context_slot {
 
     [[nodiscard]] bool in_use() const noexcept { return (reinterpret_cast<std::uintptr_t>(map) | serial) != 0; }
     void clear() noexcept {
-        if (map != nullptr) std::exchange(map, nullptr)->release();
+        if (map != nullptr) release(std::exchange(map, nullptr));
         serial = 0;
     }
+    // Out of line, so that the destructors and the callback path that clear a slot stay small
+    // enough to inline where no context was ever set.
+    CORING_NOINLINE static void release(context_map* map) noexcept { map->release(); }
     /// Replaces the map with `fresh` (adopted), and gives the slot an identity if it has none.
     void replace(context_map* fresh) noexcept {
         if (map != nullptr) map->release();
@@ -206,6 +210,12 @@ struct context_slot {
         return last.fetch_add(1, std::memory_order_relaxed) + 1;
     }
 };
+
+/// True once this thread has seen a context: a context_var was set or reset here, or a callback
+/// or to_thread call brought one from elsewhere. Sticky. Until then every context this thread
+/// can see is empty, so create_task and the callbacks do not look for one to copy: a program that
+/// never sets a variable pays one predictable branch per task or callback.
+constinit inline thread_local bool t_contexts_used = false;
 
 /// The context of code that runs in this thread outside any task: on a thread without a running
 /// loop, the thread's own (set before run() is seen by the main task, which starts from a copy);

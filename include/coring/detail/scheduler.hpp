@@ -440,7 +440,10 @@ void scheduler::run_callback(F& f, context_map* context) noexcept {
     // t_context is empty between callbacks while the loop runs (the loop keeps the thread's own
     // aside), so the callback's context goes in without a save, and anything in the slot
     // afterwards (the context it brought, or what it set) ends with the callback.
-    if (CORING_UNLIKELY(context != nullptr)) t_context.map = context;
+    if (CORING_UNLIKELY(context != nullptr)) {
+        t_context.map = context;
+        t_contexts_used = true;  // it may come from another thread
+    }
     auto call = [&] {
         try {
             f();
@@ -452,7 +455,7 @@ void scheduler::run_callback(F& f, context_map* context) noexcept {
         timed_step(nullptr, call);
     else
         call();
-    if (CORING_UNLIKELY(t_context.in_use())) t_context.clear();
+    if (CORING_UNLIKELY(t_contexts_used) && t_context.in_use()) t_context.clear();
 }
 
 inline void scheduler::run_once() {

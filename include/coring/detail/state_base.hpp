@@ -221,7 +221,7 @@ protected:
     state_base(scheduler& loop, bool is_task, std::string_view name, const source_location& site);
     virtual ~state_base();
     // Out of line: a program that never sets a context_var does not pay for it in create_task.
-    void inherit_context(context_map* creators);
+    void inherit_context(const state_base* creator);
 
     // The ready_node base starts the root frame (create_task schedules it).
     static void step(ready_node* node, ready_node::action what) noexcept;
@@ -244,7 +244,13 @@ protected:
     struct extras {
         std::string name;  // empty: the default name "Task-<id>"
         std::string cancel_message;
-        context_slot context;  // cleared by ~state_base
+        context_slot context;
+
+        extras() = default;
+        extras(std::string n, std::string message) : name(std::move(n)), cancel_message(std::move(message)) {}
+        extras(const extras&) = delete;
+        extras& operator=(const extras&) = delete;
+        ~extras() { context.clear(); }
     };
     std::unique_ptr<extras> m_extras;
     source_location m_site;
@@ -273,8 +279,18 @@ protected:
 /// The map of the context that the code running in this thread reads.
 [[nodiscard]] inline context_map* current_context() noexcept { return context_of(running_task()); }
 
+/// A new reference to the context of the code running in this thread, for a callback or a
+/// to_thread call to run in; null if it is empty.
+[[nodiscard]] inline context_map* capture_context() noexcept {
+    if (CORING_LIKELY(!t_contexts_used)) return nullptr;
+    context_map* map = current_context();
+    if (map != nullptr) map->add_ref();
+    return map;
+}
+
 /// The slot that set() and reset() replace the current map in.
 [[nodiscard]] inline context_slot& current_context_slot() {
+    t_contexts_used = true;
     if (state_base* task = running_task()) return task->writable_context();
     release_thread_context_at_exit();
     return t_context;
@@ -320,25 +336,25 @@ inline void state_base::rethrow_if_failed() {
 
 inline state_base::state_base(scheduler& loop, bool is_task, std::string_view name, const source_location& site)
     : ready_node(start_operations), m_loop(&loop), m_frame(), m_site(site), m_is_task(is_task) {
-    if (!name.empty()) m_extras = std::make_unique<extras>(extras{std::string(name), {}, {}});
+    if (!name.empty()) m_extras = std::make_unique<extras>(std::string(name), std::string());
     if (is_task) {
         // asyncio's Task copies contextvars.copy_context(): the creator's context, the running
         // task's or else the thread's (a callback's, or main's before the loop runs).
-        context_map* creators = context_of(loop.m_current);
-        if (CORING_UNLIKELY(creators != nullptr)) inherit_context(creators);
+        if (CORING_UNLIKELY(t_contexts_used)) inherit_context(loop.m_current);
         m_id = loop.m_next_task_id++;
         ++loop.m_unfinished_tasks;
     }
     loop.m_states.push_back(*this);
 }
 
-CORING_NOINLINE inline void state_base::inherit_context(context_map* creators) {
+CORING_NOINLINE inline void state_base::inherit_context(const state_base* creator) {
+    context_map* creators = context_of(creator);
+    if (creators == nullptr) return;
     writable_context().map = creators;
     creators->add_ref();
 }
 
 inline state_base::~state_base() {
-    if (m_extras) m_extras->context.clear();
     static_cast<list_hook<registry_tag>&>(*this).unlink();
     // Done callbacks of a future that never finished: free them without running them.
     while (completion_waiter* waiter = m_waiters.pop_front()) waiter->run(ready_node::action::discard);
@@ -367,7 +383,7 @@ inline bool state_base::request_cancel(std::string_view message) noexcept {
         if (m_extras)
             m_extras->cancel_message.assign(message);
         else if (!message.empty())
-            m_extras = std::make_unique<extras>(extras{{}, std::string(message), {}});
+            m_extras = std::make_unique<extras>(std::string(), std::string(message));
     } catch (...) {
         // Out of memory: the cancellation goes on without its message.
     }

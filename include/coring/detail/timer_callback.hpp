@@ -36,7 +36,7 @@ public:
 
 protected:
     timer_callback_base(scheduler& loop, clock::time_point when, context_map* context) noexcept
-        : timer_node(operations_), m_loop(&loop), m_when(when), m_context(context_ref::share(context)) {}
+        : timer_node(operations_), m_loop(&loop), m_when(when), m_context(context_ref::adopt(context)) {}
     virtual ~timer_callback_base() = default;
     virtual void invoke() = 0;
 
@@ -53,7 +53,7 @@ private:
 
     scheduler* m_loop;
     clock::time_point m_when;
-    context_ref m_context;     // the creator's; handed to run_callback when it runs
+    context_ref m_context;     // the creator's (adopted); handed to run_callback when it runs
     std::uint32_t m_refs = 1;  // the loop's reference
     bool m_cancelled = false;
     bool m_finished = false;  // ran, or was dropped when the loop closed

@@ -62,7 +62,7 @@ public:
         if (!begin_suspend(frame)) return false;  // a pending cancel: the call never starts
         m_loop = &get_running_loop();  // the task's loop: it suspends while running
         m_pool = &m_loop->default_executor();
-        m_context = context_ref::share(context_of(task()));
+        m_context = context_ref::adopt(capture_context());  // the awaiting task's
         m_pool->submit(*this);
         arm();
         return true;
@@ -86,6 +86,7 @@ private:
         auto* self = static_cast<to_thread_awaiter*>(base);
         // The pool thread's slot holds the task's context for the call, then what it had.
         const context_slot outside = std::exchange(t_context, context_slot{self->m_context.detach(), 0});
+        if (t_context.map != nullptr) t_contexts_used = true;  // so that what the call schedules copies it
         try {
             if constexpr (std::is_void_v<R>) {
                 std::apply([&](auto&... args) { std::invoke(std::move(self->m_function), std::move(args)...); }, self->m_args);
