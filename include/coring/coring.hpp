@@ -5,6 +5,7 @@
 #include <coring/as_completed.hpp>
 #include <coring/clock.hpp>
 #include <coring/config.hpp>
+#include <coring/context_var.hpp>
 #include <coring/debug.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>

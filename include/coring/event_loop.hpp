@@ -153,13 +153,17 @@ public:
     // time() (the loop's clock: clock::now(), or the virtual time) comes from detail::scheduler.
 
     /// Runs f() on the next iteration. Exceptions from f go to the exception handler. Throws
-    /// std::logic_error once the loop is closed (as do call_later and call_at).
+    /// std::logic_error once the loop is closed (as do call_later and call_at). f runs in a
+    /// copy of the caller's context (context_var.hpp), as do the callbacks of call_later,
+    /// call_at and call_soon_threadsafe.
     template <class F>
     void call_soon(F&& f) {
         check_thread("call_soon");
         if (m_closed) throw std::logic_error("coring: call_soon on a closed event loop");
-        using node = detail::callback_node<std::decay_t<F>, true>;
-        schedule(*new node(*this, std::forward<F>(f)));
+        if (CORING_UNLIKELY(detail::t_contexts_used))
+            schedule(*new detail::callback_node<std::decay_t<F>, true, true>(*this, std::forward<F>(f)));
+        else
+            schedule(*new detail::callback_node<std::decay_t<F>, true>(*this, std::forward<F>(f)));
     }
 
     /// Runs f() once `delay` has passed; the handle can cancel it.
@@ -177,8 +181,10 @@ public:
     template <class F>
     void call_soon_threadsafe(F&& f) {
         if (m_closed) throw std::logic_error("coring: call_soon_threadsafe on a closed event loop");
-        using node = detail::callback_node<std::decay_t<F>, false>;
-        push_from_any_thread(new node(*this, std::forward<F>(f)));
+        if (detail::t_contexts_used)  // this thread's: the calling code's context
+            push_from_any_thread(new detail::callback_node<std::decay_t<F>, false, true>(*this, std::forward<F>(f)));
+        else
+            push_from_any_thread(new detail::callback_node<std::decay_t<F>, false>(*this, std::forward<F>(f)));
     }
 
     // ------------------------------------------------------------------ tasks
@@ -313,10 +319,15 @@ public:
         loop.m_running = true;
         loop.adopt_thread();
         loop.m_running_since = clock::now();
+        // While the loop runs, t_context is the running callback's context (see run_callback);
+        // the thread's own waits here and comes back when the run ends.
+        m_thread_context = std::exchange(detail::t_context, {});
     }
     running_scope(const running_scope&) = delete;
     running_scope& operator=(const running_scope&) = delete;
     ~running_scope() {
+        detail::t_context.clear();
+        detail::t_context = m_thread_context;
         m_loop.m_time_ran_before += clock::now() - m_loop.m_running_since;
         m_loop.m_running = false;
         detail::t_running_scheduler = nullptr;
@@ -324,6 +335,7 @@ public:
 
 private:
     event_loop& m_loop;
+    detail::context_slot m_thread_context;
 };
 
 inline detail::scheduler_options event_loop::scheduler_options_of(const loop_options& options) {
@@ -383,7 +395,7 @@ timer_handle event_loop::call_at(clock::time_point when, F&& f) {
     check_thread("call_at / call_later");
     if (m_closed) throw std::logic_error("coring: call_at / call_later on a closed event loop");
     using node = detail::timer_callback<std::decay_t<F>>;
-    auto* timer = new node(*this, when, std::forward<F>(f));
+    auto* timer = new node(*this, when, detail::capture_context(), std::forward<F>(f));
     try {
         add_timer(*timer, when);
     } catch (...) {

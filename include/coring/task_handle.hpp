@@ -160,12 +160,13 @@ private:
     std::uint64_t m_id;
 };
 
-/// A done callback: holds a reference to the state until it has run.
+/// A done callback: holds a reference to the state until it has run. It runs in a copy of the
+/// context of the code that added it (asyncio's add_done_callback copies it too).
 template <class Handle, class F>
 class done_callback final : public done_callback_base {
 public:
     template <class G>
-    done_callback(state_base* s, G&& function) : m_state(s), m_function(std::forward<G>(function)) {
+    done_callback(state_base* s, G&& function) : m_state(s), m_function(std::forward<G>(function)), m_context(context_ref::adopt(capture_context())) {
         m_state->add_ref();
     }
 
@@ -181,7 +182,7 @@ public:
                 else
                     m_function();
             };
-            m_state->loop()->run_callback(call);
+            m_state->loop()->run_callback(call, m_context.detach());
         }
         m_state->release();
         delete this;
@@ -190,6 +191,7 @@ public:
 private:
     state_base* m_state;
     F m_function;
+    context_ref m_context;
 };
 
 /// What task_handle<T>, future<T> and any_task_handle share.

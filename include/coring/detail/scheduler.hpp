@@ -25,6 +25,7 @@
 
 #include <coring/clock.hpp>
 #include <coring/config.hpp>
+#include <coring/detail/context_map.hpp>
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ready_queue.hpp>
@@ -113,9 +114,11 @@ public:
         m_step_frame = frame;
         m_handoffs_left = handoffs;
     }
-    /// Runs f() as a callback: no current task, exceptions reported to the handler.
+    /// Runs f() as a callback: no current task, exceptions reported to the handler. `context`
+    /// (a reference the callback hands over, or null) is the context f runs in: the one its
+    /// creator had (see t_context); a copy, so what f sets ends with it.
     template <class F>
-    void run_callback(F& f) noexcept;
+    void run_callback(F& f, context_map* context = nullptr) noexcept;
 
     /// Reports to the loop's exception handler (event_loop::call_exception_handler).
     virtual void call_exception_handler(const exception_context& context) noexcept = 0;
@@ -432,8 +435,15 @@ protected:
 // ---------------------------------------------------------------------- implementation
 
 template <class F>
-void scheduler::run_callback(F& f) noexcept {
+void scheduler::run_callback(F& f, context_map* context) noexcept {
     m_current = nullptr;
+    // t_context is empty between callbacks while the loop runs (the loop keeps the thread's own
+    // aside), so the callback's context goes in without a save, and anything in the slot
+    // afterwards (the context it brought, or what it set) ends with the callback.
+    if (CORING_UNLIKELY(context != nullptr)) {
+        t_context.map = context;
+        t_contexts_used = true;  // it may come from another thread
+    }
     auto call = [&] {
         try {
             f();
@@ -445,6 +455,7 @@ void scheduler::run_callback(F& f) noexcept {
         timed_step(nullptr, call);
     else
         call();
+    if (CORING_UNLIKELY(t_contexts_used) && t_context.in_use()) t_context.clear();
 }
 
 inline void scheduler::run_once() {

@@ -109,7 +109,7 @@ private:
             if (auto it = self->find(sig); it != self->m_handlers.end()) {
                 try {
                     using node = callback_node<std::function<void()>, true>;
-                    self->m_loop->schedule(*new node(*self->m_loop, it->second));
+                    self->m_loop->schedule(*new node(*self->m_loop, it->second));  // between callbacks: an empty context
                 } catch (...) {
                     self->m_loop->call_exception_handler({"could not queue the handler of signal " + std::to_string(sig), std::current_exception(), {}, {}});
                 }

@@ -14,6 +14,8 @@
 // by throwing cancelled_error. A request that finds no slot (the task is running, queued to run,
 // or not started) stays pending and is delivered at the next suspension point.
 
+#include <coring/config.hpp>
+#include <coring/detail/context_map.hpp>
 #include <coring/detail/exception_report.hpp>
 #include <coring/detail/frame_pool.hpp>
 #include <coring/detail/intrusive_list.hpp>
@@ -141,6 +143,15 @@ public:
     [[nodiscard]] const ready_node* suspended_in() const noexcept { return m_status == status::running ? m_slot : nullptr; }
     [[nodiscard]] const source_location& creation_site() const noexcept { return m_site; }
 
+    // --- the task's context (context_var.hpp): a copy of its creator's, taken by the constructor
+    /// The map the task's code reads (null: nothing set).
+    [[nodiscard]] context_map* context() const noexcept { return m_extras != nullptr ? m_extras->context.map : nullptr; }
+    /// The slot that set() and reset() replace the map in.
+    [[nodiscard]] context_slot& writable_context() {
+        if (!m_extras) m_extras = std::make_unique<extras>();
+        return m_extras->context;
+    }
+
     /// Cancels a future at once; asks a task to stop. False when already finished. Each request
     /// counts (cancelling()); `message` becomes the cancelled_error's message (asyncio's
     /// cancel(msg): the latest request's message wins, none clears it).
@@ -209,6 +220,8 @@ public:
 protected:
     state_base(scheduler& loop, bool is_task, std::string_view name, const source_location& site);
     virtual ~state_base();
+    // Out of line: a program that never sets a context_var does not pay for it in create_task.
+    void inherit_context(const state_base* creator);
 
     // The ready_node base starts the root frame (create_task schedules it).
     static void step(ready_node* node, ready_node::action what) noexcept;
@@ -226,10 +239,18 @@ protected:
     // The task's number and its cancel count share a word: the count costs the state no size.
     std::uint64_t m_id : 48 = 0;
     std::uint64_t m_cancelling : 16 = 0;
-    // What few tasks have, allocated on first use: a name of their own, a cancel message.
+    // What few tasks have, allocated on first use: a name of their own, a cancel message, a
+    // context (a program that never sets a context_var has none, so create_task copies nothing).
     struct extras {
         std::string name;  // empty: the default name "Task-<id>"
         std::string cancel_message;
+        context_slot context;
+
+        extras() = default;
+        extras(std::string n, std::string message) : name(std::move(n)), cancel_message(std::move(message)) {}
+        extras(const extras&) = delete;
+        extras& operator=(const extras&) = delete;
+        ~extras() { context.clear(); }
     };
     std::unique_ptr<extras> m_extras;
     source_location m_site;
@@ -243,6 +264,37 @@ protected:
 
     friend class coring::event_loop;  // close() detaches the states that outlive the loop
 };
+
+/// The task running in this thread (on the loop running here), or null: in a callback, outside
+/// any loop, on a pool thread.
+[[nodiscard]] inline state_base* running_task() noexcept {
+    const scheduler* loop = t_running_scheduler;
+    return loop != nullptr ? loop->current_task_state() : nullptr;
+}
+
+/// The map of the context that code running as `task` reads (null: nothing set), or with no
+/// task, the thread's (see t_context).
+[[nodiscard]] inline context_map* context_of(const state_base* task) noexcept { return task != nullptr ? task->context() : t_context.map; }
+
+/// The map of the context that the code running in this thread reads.
+[[nodiscard]] inline context_map* current_context() noexcept { return context_of(running_task()); }
+
+/// A new reference to the context of the code running in this thread, for a callback or a
+/// to_thread call to run in; null if it is empty.
+[[nodiscard]] inline context_map* capture_context() noexcept {
+    if (CORING_LIKELY(!t_contexts_used)) return nullptr;
+    context_map* map = current_context();
+    if (map != nullptr) map->add_ref();
+    return map;
+}
+
+/// The slot that set() and reset() replace the current map in.
+[[nodiscard]] inline context_slot& current_context_slot() {
+    t_contexts_used = true;
+    if (state_base* task = running_task()) return task->writable_context();
+    release_thread_context_at_exit();
+    return t_context;
+}
 
 /// True if `error` holds a cancelled_error.
 inline bool is_cancellation(const std::exception_ptr& error) noexcept {
@@ -284,12 +336,22 @@ inline void state_base::rethrow_if_failed() {
 
 inline state_base::state_base(scheduler& loop, bool is_task, std::string_view name, const source_location& site)
     : ready_node(start_operations), m_loop(&loop), m_frame(), m_site(site), m_is_task(is_task) {
-    if (!name.empty()) m_extras = std::make_unique<extras>(extras{std::string(name), {}});
+    if (!name.empty()) m_extras = std::make_unique<extras>(std::string(name), std::string());
     if (is_task) {
+        // asyncio's Task copies contextvars.copy_context(): the creator's context, the running
+        // task's or else the thread's (a callback's, or main's before the loop runs).
+        if (CORING_UNLIKELY(t_contexts_used)) inherit_context(loop.m_current);
         m_id = loop.m_next_task_id++;
         ++loop.m_unfinished_tasks;
     }
     loop.m_states.push_back(*this);
+}
+
+CORING_NOINLINE inline void state_base::inherit_context(const state_base* creator) {
+    context_map* creators = context_of(creator);
+    if (creators == nullptr) return;
+    writable_context().map = creators;
+    creators->add_ref();
 }
 
 inline state_base::~state_base() {
@@ -321,7 +383,7 @@ inline bool state_base::request_cancel(std::string_view message) noexcept {
         if (m_extras)
             m_extras->cancel_message.assign(message);
         else if (!message.empty())
-            m_extras = std::make_unique<extras>(extras{{}, std::string(message)});
+            m_extras = std::make_unique<extras>(std::string(), std::string(message));
     } catch (...) {
         // Out of memory: the cancellation goes on without its message.
     }

@@ -3,9 +3,11 @@
 //
 // A timer_callback is shared by the loop (while it is scheduled or queued to run) and by every
 // timer_handle copy; it is freed when the last of them lets go. Dropping every handle does not
-// cancel the callback (asyncio's TimerHandle behaves the same).
+// cancel the callback (asyncio's TimerHandle behaves the same). The callback runs in the
+// context its creator had (context_var.hpp).
 
 #include <coring/clock.hpp>
+#include <coring/detail/context_map.hpp>
 #include <coring/detail/frame_pool.hpp>
 #include <coring/detail/scheduler.hpp>
 #include <coring/detail/timer_heap.hpp>
@@ -33,8 +35,8 @@ public:
     }
 
 protected:
-    timer_callback_base(scheduler& loop, clock::time_point when) noexcept
-        : timer_node(operations_), m_loop(&loop), m_when(when) {}
+    timer_callback_base(scheduler& loop, clock::time_point when, context_map* context) noexcept
+        : timer_node(operations_), m_loop(&loop), m_when(when), m_context(context_ref::adopt(context)) {}
     virtual ~timer_callback_base() = default;
     virtual void invoke() = 0;
 
@@ -43,7 +45,7 @@ private:
 
     static void fire(ready_node* node, action what) noexcept {
         auto* self = static_cast<timer_callback_base*>(node);
-        if (what == action::run && !self->m_cancelled) self->m_loop->run_callback(*self);
+        if (what == action::run && !self->m_cancelled) self->m_loop->run_callback(*self, self->m_context.detach());
         self->m_finished = true;
         self->release();  // the loop's reference
     }
@@ -51,6 +53,7 @@ private:
 
     scheduler* m_loop;
     clock::time_point m_when;
+    context_ref m_context;     // the creator's (adopted); handed to run_callback when it runs
     std::uint32_t m_refs = 1;  // the loop's reference
     bool m_cancelled = false;
     bool m_finished = false;  // ran, or was dropped when the loop closed
@@ -63,8 +66,8 @@ template <class F>
 class timer_callback final : public timer_callback_base {
 public:
     template <class G>
-    timer_callback(scheduler& loop, clock::time_point when, G&& function)
-        : timer_callback_base(loop, when), m_function(std::forward<G>(function)) {}
+    timer_callback(scheduler& loop, clock::time_point when, context_map* context, G&& function)
+        : timer_callback_base(loop, when, context), m_function(std::forward<G>(function)) {}
 
 private:
     void invoke() override { m_function(); }

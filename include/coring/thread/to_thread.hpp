@@ -21,7 +21,12 @@
 // next suspension point.
 //
 // The loop's close() waits for tasks, so a call that never returns keeps close() waiting.
+//
+// f runs in a copy of the awaiting task's context (context_var.hpp), as asyncio's to_thread
+// runs it in contextvars.copy_context(): it sees the task's variables, and what it sets stays on
+// the pool thread and ends with the call.
 
+#include <coring/detail/context_map.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/state_base.hpp>
@@ -57,6 +62,7 @@ public:
         if (!begin_suspend(frame)) return false;  // a pending cancel: the call never starts
         m_loop = &get_running_loop();  // the task's loop: it suspends while running
         m_pool = &m_loop->default_executor();
+        m_context = context_ref::adopt(capture_context());  // the awaiting task's
         m_pool->submit(*this);
         arm();
         return true;
@@ -78,6 +84,9 @@ private:
     // the loop thread may resume the frame and destroy it.
     static void run_on_worker(pool_work* base) noexcept {
         auto* self = static_cast<to_thread_awaiter*>(base);
+        // The pool thread's slot holds the task's context for the call, then what it had.
+        const context_slot outside = std::exchange(t_context, context_slot{self->m_context.detach(), 0});
+        if (t_context.map != nullptr) t_contexts_used = true;  // so that what the call schedules copies it
         try {
             if constexpr (std::is_void_v<R>) {
                 std::apply([&](auto&... args) { std::invoke(std::move(self->m_function), std::move(args)...); }, self->m_args);
@@ -88,6 +97,8 @@ private:
         } catch (...) {
             self->m_error = std::current_exception();
         }
+        t_context.clear();
+        t_context = outside;
         // The loop cannot be closed meanwhile: close() waits for this task, which waits for us.
         self->m_loop->call_soon_threadsafe([self] { self->on_finished(); });
     }
@@ -120,6 +131,7 @@ private:
     std::exception_ptr m_error;  // likewise
     event_loop* m_loop = nullptr;
     thread_pool* m_pool = nullptr;
+    context_ref m_context;  // the task's, until the worker takes it
     bool m_finished = false;  // loop thread: the result came back
 };
 
