@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <span>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -558,4 +559,103 @@ TEST_CASE("server - EMFILE on accept: the server backs off and keeps serving onc
     for (std::size_t at = output.find("accepting on"); at != std::string::npos; at = output.find("accepting on", at + 1)) ++reports;
     CHECK(reports >= 1);
     CHECK(reports <= 3);
+}
+
+// ---------------------------------------------------------------------- abuse
+
+TEST_CASE("server - max_connections: accepting pauses at the cap and resumes below it", "[server][abuse]") {
+    coring::run([]() -> coring::task<> {
+        coring::server_options options;
+        options.max_connections = 2;
+        coring::server srv = co_await coring::start_server(echo_lines, "127.0.0.1", 0, options);
+        auto [r1, w1] = co_await coring::open_connection("127.0.0.1", srv.port());
+        auto [r2, w2] = co_await coring::open_connection("127.0.0.1", srv.port());
+        w1.write("one\n");
+        w2.write("two\n");
+        const std::string a = co_await r1.readline();
+        const std::string b = co_await r2.readline();
+        CHECK(a == "one\n");
+        CHECK(b == "two\n");
+        // The third connects (the kernel's backlog takes it) but is not accepted: no echo.
+        auto [r3, w3] = co_await coring::open_connection("127.0.0.1", srv.port());
+        w3.write("three\n");
+        auto read_line = [](coring::stream_reader& r) -> coring::task<std::string> { co_return co_await r.readline(); };
+        auto third = coring::create_task(read_line(r3));
+        co_await coring::sleep(200ms);
+        CHECK_FALSE(third.done());
+        CHECK(srv.connections() == 2);
+        // One leaves: the third is accepted and served, and the count stays at the cap.
+        w1.close();
+        co_await w1.wait_closed();
+        const auto start = std::chrono::steady_clock::now();
+        const std::string c = co_await third;
+        CHECK(c == "three\n");
+        CHECK(coring_test::ms_since(start) < 2000);
+        CHECK(srv.connections() == 2);
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+}
+
+TEST_CASE("server - idle_timeout: silent clients are closed unreported, an active one is served", "[server][abuse][timeout]") {
+    coring_test::captured_reports captured;
+    coring::event_loop loop;
+    captured.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        coring::server_options options;
+        options.stream.idle_timeout = 300ms;
+        coring::server srv = co_await coring::start_server(echo_lines, "127.0.0.1", 0, options);
+        // 50 clients connect; each sends half a line and goes quiet (a slowloris attack).
+        std::vector<coring::socket> silent;
+        for (int i = 0; i < 50; ++i) {
+            coring::socket s = co_await coring::socket::connect_to(coring::address::loopback_ipv4(srv.port()));
+            co_await s.send_all("GET / HTTP/1.1");
+            silent.push_back(std::move(s));
+        }
+        // One active client talks every 100 ms throughout.
+        auto [reader, writer] = co_await coring::open_connection("127.0.0.1", srv.port());
+        const auto start = std::chrono::steady_clock::now();
+        int echoed = 0;
+        while (coring_test::ms_since(start) < 900) {
+            writer.write("ping\n");
+            const std::string line = co_await reader.readline();
+            if (line == "ping\n") ++echoed;
+            co_await coring::sleep(100ms);
+        }
+        CHECK(echoed >= 8);
+        // Every silent client was cut off: each sees the end of its connection.
+        int ended = 0;
+        for (coring::socket& s : silent) {
+            char byte = 0;
+            const std::size_t n = co_await s.recv(std::as_writable_bytes(std::span(&byte, 1)));
+            if (n == 0) ++ended;
+        }
+        CHECK(ended == 50);
+        CHECK(srv.connections() == 1);
+        writer.close();
+        co_await writer.wait_closed();
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+    CHECK(captured.reports.empty());  // the handlers' ETIMEDOUT is any client's doing
+}
+
+TEST_CASE("server - idle_timeout in debug mode: the handler's error is reported", "[server][abuse][timeout]") {
+    coring_test::captured_reports captured;
+    coring::event_loop loop;
+    loop.set_debug(true);
+    captured.install(loop);
+    loop.run_until_complete([]() -> coring::task<> {
+        coring::server_options options;
+        options.stream.idle_timeout = 100ms;
+        coring::server srv = co_await coring::start_server(echo_lines, "127.0.0.1", 0, options);
+        coring::socket s = co_await coring::socket::connect_to(coring::address::loopback_ipv4(srv.port()));
+        char byte = 0;
+        const std::size_t n = co_await s.recv(std::as_writable_bytes(std::span(&byte, 1)));
+        CHECK(n == 0);
+        srv.close();
+        co_await srv.wait_closed();
+    }());
+    REQUIRE(captured.reports.size() == 1);
+    CHECK(coring::detail::describe_exception(captured.reports[0].exception).find("timed out") != std::string::npos);
 }

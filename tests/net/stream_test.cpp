@@ -752,3 +752,146 @@ TEST_CASE("stream - closing the stream during sendfile: the descriptor stays ope
         CHECK(got == pattern(0, size));
     }());
 }
+
+// ---------------------------------------------------------------------- timeouts
+
+TEST_CASE("stream - read_timeout: a read waiting too long throws timeout_error and takes nothing", "[stream][timeout]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    coring::run([](bool use_ring) -> coring::task<> {
+        coring::stream_options o = options_for(use_ring);
+        o.read_timeout = 100ms;
+        stream_pair p = co_await connect_pair(o);
+        co_await p.server.send_all("partial ");
+        const auto start = std::chrono::steady_clock::now();
+        std::string message;
+        try {
+            (void)co_await p.reader.readline();
+        } catch (const coring::timeout_error& e) {
+            message = e.what();
+        }
+        const double waited = coring_test::ms_since(start);
+        CHECK(message.find("readline from 127.0.0.1:") != std::string::npos);
+        CHECK(message.find("100 ms (stream_options::read_timeout)") != std::string::npos);
+        CHECK(waited >= 95);
+        CHECK(waited < 2000);
+        // Nothing was taken, the stream is usable, and each read has its own 100 ms.
+        co_await p.server.send_all("line\n");
+        const std::string line = co_await p.reader.readline();
+        CHECK(line == "partial line\n");
+        auto late = [](const coring::socket& s) -> coring::task<> {
+            co_await coring::sleep(60ms);
+            co_await s.send_all("ab");
+            co_await coring::sleep(60ms);
+            co_await s.send_all("cd");
+        };
+        auto sending = coring::create_task(late(p.server));
+        const std::string first = co_await p.reader.readexactly(2);  // 60 ms: in time
+        const std::string second = co_await p.reader.readexactly(2);  // 60 ms more: in time
+        co_await sending;
+        CHECK(first + second == "abcd");
+    }(ring));
+}
+
+TEST_CASE("stream - read_timeout: a cancelled read is cancelled, and its timer does not fire later", "[stream][timeout][cancel]") {
+    coring::run([]() -> coring::task<> {
+        coring::stream_options o;
+        o.read_timeout = 50ms;
+        stream_pair p = co_await connect_pair(o);
+        auto reader = [](coring::stream_reader& r) -> coring::task<std::string> { co_return co_await r.readline(); };
+        auto h = coring::create_task(reader(p.reader));
+        co_await coring::sleep(10ms);
+        const coring_test::cancel_outcome ended = co_await coring_test::cancel_and_await(h);
+        CHECK(ended.by_cancelled_error);
+        co_await coring::sleep(80ms);  // past the cancelled read's deadline
+        auto h2 = coring::create_task(reader(p.reader));
+        co_await coring::sleep(20ms);
+        co_await p.server.send_all("x\n");
+        const std::string line = co_await h2;
+        CHECK(line == "x\n");
+    }());
+}
+
+TEST_CASE("stream - read_timeout: data in time wins, the stream outlives the timer", "[stream][timeout]") {
+    const std::size_t frames = coring_test::live_frames();
+    coring::run([]() -> coring::task<> {
+        coring::stream_options o;
+        o.read_timeout = 30ms;
+        for (int i = 0; i < 20; ++i) {
+            stream_pair p = co_await connect_pair(o);
+            co_await p.server.send_all("y\n");
+            const std::string line = co_await p.reader.readline();
+            CHECK(line == "y\n");
+            // The stream closes while a read waits with its timer armed: the read sees the end.
+            auto reader = [](coring::stream_reader& r) -> coring::task<std::string> { co_return co_await r.readline(); };
+            auto h = coring::create_task(reader(p.reader));
+            co_await coring::sleep(1ms);
+            p.writer.close();
+            const std::string end = co_await h;
+            CHECK(end.empty());
+        }
+        co_await coring::sleep(40ms);  // past every deadline: no timer touches a freed stream
+    }());
+    CHECK(coring_test::live_frames() == frames);
+}
+
+TEST_CASE("stream - idle_timeout: a silent peer is cut off with ETIMEDOUT, and the socket closes", "[stream][timeout]") {
+    const bool ring = GENERATE(true, false);
+    CAPTURE(ring);
+    const std::size_t fds_before = count_open_fds();
+    coring::run([](bool use_ring) -> coring::task<> {
+        coring::stream_options o = options_for(use_ring);
+        o.idle_timeout = 100ms;
+        stream_pair p = co_await connect_pair(o);
+        // Activity pushes the deadline: 5 lines 50 ms apart keep the stream alive for 250 ms.
+        for (int i = 0; i < 5; ++i) {
+            co_await coring::sleep(50ms);
+            co_await p.server.send_all("tick\n");
+            const std::string line = co_await p.reader.readline();
+            CHECK(line == "tick\n");
+        }
+        const auto start = std::chrono::steady_clock::now();
+        int error = 0;
+        try {
+            (void)co_await p.reader.readline();
+        } catch (const std::system_error& e) {
+            error = e.code().value();
+        }
+        const double waited = coring_test::ms_since(start);
+        CHECK(error == ETIMEDOUT);
+        CHECK(waited >= 90);
+        CHECK(waited < 2000);
+        // The writer failed too, and the peer sees the connection end.
+        const bool drain_failed = co_await coring_test::throws<std::system_error>(p.writer.drain());
+        CHECK(drain_failed);
+        char byte = 0;
+        const std::size_t n = co_await p.server.recv(std::as_writable_bytes(std::span(&byte, 1)));
+        CHECK(n == 0);
+        co_await p.writer.wait_closed();
+        CHECK(p.writer.native_handle() == -1);
+    }(ring));
+    CHECK(count_open_fds() == static_cast<int>(fds_before));
+}
+
+TEST_CASE("stream - idle_timeout: a peer that stops reading cannot hold a drain for ever", "[stream][timeout]") {
+    coring::run([]() -> coring::task<> {
+        coring::stream_options o;
+        o.idle_timeout = 200ms;
+        stream_pair p = co_await connect_pair(o);
+        const std::string chunk(1 << 20, 'z');
+        int error = 0;
+        const auto start = std::chrono::steady_clock::now();
+        try {
+            for (int i = 0; i < 64; ++i) {  // 64 MiB: far more than the kernel's buffers
+                p.writer.write(chunk);
+                co_await p.writer.drain();
+            }
+        } catch (const std::system_error& e) {
+            error = e.code().value();
+        }
+        CHECK(error == ETIMEDOUT);
+        CHECK(coring_test::ms_since(start) < 5000);
+        p.writer.close();
+        co_await p.writer.wait_closed();
+    }());
+}

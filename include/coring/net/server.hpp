@@ -32,6 +32,12 @@
 //   server: the error is reported once through the loop's exception handler, accepting backs off
 //   (100 ms, doubling up to 1 s) and resumes when descriptors are free again; existing
 //   connections keep being served.
+// - server_options::max_connections caps the connections open at once: at the cap, accepting
+//   pauses (new clients wait in the listen backlog, as nginx's worker_connections make them) and
+//   resumes as soon as one closes. With stream.read_timeout / stream.idle_timeout this bounds
+//   what clients that connect and go quiet can hold (a slowloris attack); both are off by
+//   default, as in asyncio. A handler's error that follows its stream's idle timeout is not
+//   reported (any client can cause it), except in debug mode.
 // - Every connection receives through one provided-buffer ring that the server shares between
 //   them (server_options::buffer_count buffers of stream.recv_buffer_size bytes) where the kernel
 //   has buffer rings; see net/socket_transport.hpp.
@@ -90,6 +96,9 @@ struct server_options {
     /// accept_retry_max.
     std::chrono::milliseconds accept_retry_min{100};
     std::chrono::milliseconds accept_retry_max{1000};
+    /// At most this many connections at once (counted from accept until the descriptor is
+    /// closed); accepting pauses at the cap. Zero: no cap.
+    std::size_t max_connections = 0;
 };
 
 class server;
@@ -179,6 +188,8 @@ public:
         if (!c.m_handler_done || !c.m_stream_closed) return;
         c.unlink();
         delete &c;
+        --m_open_connections;
+        update_capacity();
         check_closed();
         release();  // the connection's reference: may delete *this
     }
@@ -235,6 +246,14 @@ private:
         release();
     }
 
+    /// m_below_cap follows the connection count; accept loops paused at the cap resume.
+    void update_capacity() noexcept {
+        const bool below = m_options.max_connections == 0 || m_open_connections < m_options.max_connections;
+        if (below == m_below_cap) return;
+        m_below_cap = below;
+        if (below) m_capacity_waiters.grant_all();
+    }
+
     void check_closed() noexcept {
         if (m_all_closed || !m_closing || m_accepting != 0 || !m_connections.empty()) return;
         m_all_closed = true;
@@ -257,12 +276,15 @@ private:
     std::vector<task_handle<void>> m_accept_loops;
     intrusive_list<server_connection, server_connection_tag> m_connections;
     wait_queue m_closed_waiters;
+    wait_queue m_capacity_waiters;  // accept loops paused at max_connections
+    std::size_t m_open_connections = 0;  // listed in m_connections
     std::size_t m_accepting = 0;
     std::size_t m_running_handlers = 0;  // handler_guards alive
     unsigned m_refs = 1;
     bool m_closing = false;
     bool m_all_closed = false;
     bool m_serving_forever = false;      // a serve_forever() is waiting
+    bool m_below_cap = true;             // fewer than max_connections are open
 };
 
 inline void server_connection::on_stream_closed(stream_close_listener* self) noexcept {
@@ -287,6 +309,8 @@ inline task<> server_state::accept_loop(accept_guard guard) {
     std::chrono::milliseconds backoff = self.m_options.accept_retry_min;
     bool reported = false;  // one report per episode of errors
     for (;;) {
+        while (!self.m_below_cap)
+            co_await detail::flag_awaiter(self.m_capacity_waiters, self.m_below_cap, "coring::server", "server: accepting paused at max_connections");
         socket::accepted accepted;
         std::exception_ptr failure;
         int error = 0;
@@ -335,6 +359,8 @@ inline void server_state::spawn(socket::accepted accepted) {
     auto* connection = new server_connection(this);
     add_ref();
     m_connections.push_back(*connection);
+    ++m_open_connections;
+    update_capacity();
     ref_ptr<stream_state> stream;
     try {
         stream = start_stream(std::move(accepted.connection), accepted.peer, m_options.stream, connection);
@@ -376,11 +402,14 @@ inline task<> server_state::run_handler(handler_guard guard, ref_ptr<stream_stat
     }
     std::exception_ptr failure;
     try {
-        auto [reader, writer] = stream_handles(std::move(stream));
+        auto [reader, writer] = stream_handles(stream);
         co_await self.m_handler(std::move(reader), std::move(writer));
     } catch (const std::exception&) {
         failure = std::current_exception();  // cancelled_error is not a std::exception: it propagates
     }
+    const bool idle_expired = stream->idle_expired();
+    stream = ref_ptr<stream_state>();  // the last reference may close the connection now
+    if (failure && idle_expired && !self.m_loop->get_debug()) failure = nullptr;  // any client can cause it
     if (failure) {
         const task_handle<void>& h = guard.m_connection->m_handler;
         self.m_loop->call_exception_handler({"Unhandled exception in client_connected_cb", failure, h ? h.name() : std::string(),

@@ -44,15 +44,23 @@
 // and takes nothing: the bytes stay buffered for the next read. A cancelled drain() takes
 // nothing either.
 //
+// Timeouts (stream_options, off by default as in asyncio): read_timeout bounds each read's wait
+// (timeout_error, nothing taken, the stream usable); idle_timeout aborts a socket stream on
+// which no byte moved either way for that long (ETIMEDOUT). They are what keeps a server's
+// connection count bounded against clients that connect and go quiet (server_options).
+//
 // Lifetimes: reader and writer share one connection state; the connection closes (gracefully,
 // after the buffered data) when close() is called or when both handles are gone. The state lives
 // until its last kernel operation has completed. Destroy streams before their loop closes (tasks'
 // frames are: coring::run destroys them).
 
+#include <coring/clock.hpp>
 #include <coring/detail/byte_transport.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ref_ptr.hpp>
+#include <coring/detail/scheduler.hpp>
+#include <coring/detail/timer_heap.hpp>
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
@@ -97,6 +105,8 @@ class stream_writer;
 
 namespace detail {
 
+class stream_read_awaiter;
+
 /// Told once a stream's descriptor is closed (a server counts its open connections with it).
 struct stream_close_listener {
     using function = void (*)(stream_close_listener*) noexcept;
@@ -125,7 +135,10 @@ public:
           m_tls(start_tls(options)),
           m_transport(m_tls ? static_cast<byte_transport*>(m_tls.get()) : &m_socket),
           m_reader(*m_transport, m_peer, options.limit, m_socket.receive_size()),
-          m_writer(*m_transport, m_peer, options.high_water, options.low_water) {}
+          m_writer(*m_transport, m_peer, options.high_water, options.low_water),
+          m_scheduler(&scheduler_of(loop)),
+          m_read_timeout(options.read_timeout),
+          m_idle_timeout(options.idle_timeout) {}
 
     /// A stream over one end of a pipe, which it owns from now on; `name` says which in errors
     /// ("the stdout pipe of process 1234"). A write end's reader is at its end from the start.
@@ -135,7 +148,9 @@ public:
           m_socket(loop, pipe_fd, nullptr, options.recv_buffer_size, *this),
           m_transport(&m_socket),
           m_reader(*m_transport, m_peer, options.limit, m_socket.receive_size()),
-          m_writer(*m_transport, m_peer, options.high_water, options.low_water) {
+          m_writer(*m_transport, m_peer, options.high_water, options.low_water),
+          m_scheduler(&scheduler_of(loop)),
+          m_read_timeout(options.read_timeout) {
         m_socket.use_pipe(end);
         if (end == socket_transport::descriptor::pipe_write_end) m_reader.ended(0);
     }
@@ -152,8 +167,28 @@ public:
 
     [[nodiscard]] reader_state& reader() noexcept { return m_reader; }
     [[nodiscard]] writer_state& writer() noexcept { return m_writer; }
-    /// Starts reading ahead (called once the handles exist).
-    void start_reading() { m_transport->receive(); }
+    /// Starts reading ahead (called once the handles exist), and the idle clock.
+    void start_reading() {
+        if (m_idle_timeout.count() > 0) {
+            m_last_activity = m_scheduler->time();
+            arm(m_idle_timer, m_last_activity + m_idle_timeout);
+        }
+        m_transport->receive();
+    }
+
+    // ---- timeouts (stream_options::read_timeout and idle_timeout)
+    [[nodiscard]] std::chrono::milliseconds read_timeout() const noexcept { return m_read_timeout; }
+    /// The waiting read `r` times out after read_timeout unless disarm_read_timeout() comes first.
+    void arm_read_timeout(stream_read_awaiter& r) {
+        m_timed_read = &r;
+        arm(m_read_timer, m_scheduler->time() + m_read_timeout);
+    }
+    void disarm_read_timeout() noexcept {
+        m_timed_read = nullptr;
+        disarm(m_read_timer);
+    }
+    /// The idle timeout aborted the connection.
+    [[nodiscard]] bool idle_expired() const noexcept { return m_idle_expired; }
 
     /// close(): stop reading, close once the buffered data is sent (now, if nothing is in
     /// flight). Idempotent. Called through a handle, so the state outlives the call.
@@ -191,9 +226,15 @@ public:
     // ---- transport_client
     [[nodiscard]] std::size_t receive_room() const noexcept override { return m_reader.room(); }
     std::span<std::byte> receive_space(std::size_t n) override { return m_reader.space(n); }
-    void received(std::size_t n) noexcept override { m_reader.received(n); }
+    void received(std::size_t n) noexcept override {
+        note_activity();
+        m_reader.received(n);
+    }
     void receive_ended(int error) noexcept override { m_reader.ended(error); }
-    void sent(int error) noexcept override { m_writer.sent(error); }
+    void sent(int error) noexcept override {
+        if (error == 0) note_activity();
+        m_writer.sent(error);
+    }
     /// Finishes a requested close when nothing is in flight; deletes the state when unreferenced.
     void settle() noexcept override {
         if (m_close_requested && !m_closed && !busy()) {
@@ -201,6 +242,8 @@ public:
             m_closed = true;
             m_writer.closed();
             m_close_waiters.grant_all();
+            disarm(m_idle_timer);  // the reference it held: the check below may delete
+            disarm(m_read_timer);
             if (stream_close_listener* listener = std::exchange(m_listener, nullptr)) listener->m_on_closed(listener);
         }
         if (m_refs == 0 && !busy()) delete this;
@@ -210,6 +253,7 @@ public:
     /// ends: while one is in flight the descriptor stays open, even if the stream closes.
     void begin_external_operation() noexcept { ++m_external_operations; }
     void end_external_operation() noexcept {
+        note_activity();
         --m_external_operations;
         settle();
     }
@@ -234,6 +278,69 @@ private:
 
     [[nodiscard]] bool busy() const noexcept { return m_transport->busy() || m_external_operations != 0; }
 
+    /// A timer of the stream: while it is armed (in the loop's heap, or expired and queued to
+    /// run) it holds a reference, so the state outlives it; at the loop's close it is discarded.
+    struct timer final : timer_node {
+        using function = void (*)(stream_state&) noexcept;
+        timer(stream_state* owner, function expired) noexcept : timer_node(operations_), m_owner(owner), m_expired(expired) {}
+        static void fire(ready_node* node, action what) noexcept {
+            auto* self = static_cast<timer*>(static_cast<timer_node*>(node));
+            stream_state& owner = *self->m_owner;
+            self->m_armed = false;
+            if (what == action::run) self->m_expired(owner);
+            owner.release();
+        }
+        static constexpr operations operations_{&fire};
+        stream_state* m_owner;
+        function m_expired;
+        bool m_armed = false;  // scheduled, or expired and queued
+    };
+
+    void arm(timer& t, clock::time_point when) {
+        if (t.m_armed) return;
+        m_scheduler->add_timer(t, when);
+        t.m_armed = true;
+        ++m_refs;
+    }
+    /// Unschedules `t` if it has not expired yet. Drops its reference without deleting: the
+    /// caller holds another one, or is settle(), which checks for deletion next.
+    void disarm(timer& t) noexcept {
+        if (!t.scheduled()) return;  // not armed, or expired and queued: fire() releases
+        m_scheduler->remove_timer(t);
+        t.m_armed = false;
+        --m_refs;
+    }
+
+    void note_activity() noexcept {
+        if (m_idle_timeout.count() > 0) m_last_activity = m_scheduler->time();
+    }
+
+    static void read_timed_out(stream_state& self) noexcept;
+
+    /// Nothing moved for idle_timeout: the reads and the writer fail with ETIMEDOUT, the socket
+    /// is shut down (which ends its receive and send in flight) and the stream closes, as
+    /// asyncio's transport.abort(). Activity since the timer was set: it is set again from the
+    /// last activity.
+    static void idle_timer_expired(stream_state& self) noexcept {
+        if (self.m_closed || self.m_idle_expired) return;
+        const clock::time_point due = self.m_last_activity + self.m_idle_timeout;
+        if (self.m_scheduler->time() < due) {
+            try {
+                self.arm(self.m_idle_timer, due);
+                return;
+            } catch (...) {
+                // No memory for the timer heap: treat it as expired.
+            }
+        }
+        self.m_idle_expired = true;
+        self.m_reader.ended(ETIMEDOUT);
+        self.m_writer.sent(ETIMEDOUT);
+        const int fd = self.m_socket.native_fd();
+        if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+        self.request_close();  // the timer's reference keeps the state alive through settle()
+        self.settle();
+    }
+
     void request_close() noexcept {
         if (m_close_requested) return;
         m_close_requested = true;
@@ -250,10 +357,18 @@ private:
     reader_state m_reader;
     writer_state m_writer;
     wait_queue m_close_waiters;
+    scheduler* m_scheduler;
+    std::chrono::milliseconds m_read_timeout{0};
+    std::chrono::milliseconds m_idle_timeout{0};  // zero for pipes
+    clock::time_point m_last_activity{};
+    timer m_read_timer{this, &read_timed_out};
+    timer m_idle_timer{this, &idle_timer_expired};
+    stream_read_awaiter* m_timed_read = nullptr;  // the read m_read_timer is armed for
     unsigned m_refs = 1;
     unsigned m_external_operations = 0;
     bool m_close_requested = false;
     bool m_closed = false;
+    bool m_idle_expired = false;
 };
 
 /// co_await reader.read(n) / readline() / readexactly(n) / readuntil(sep): resumes with the
@@ -279,12 +394,23 @@ public:
     bool await_suspend(std::coroutine_handle<> frame) {
         if (!begin_suspend(frame)) return false;
         m_state->reader().wait(*this);  // this read may need more than the reader reads ahead
+        if (m_state->read_timeout().count() > 0) {
+            try {
+                m_state->arm_read_timeout(*this);
+            } catch (...) {
+                m_state->reader().stop_waiting();
+                throw;
+            }
+        }
         arm();
         return true;
     }
 
     std::string await_resume() {
         throw_if_cancelled();
+        if (m_timed_out)
+            throw timeout_error("coring::timeout_error: " + std::string(name()) + " from " + m_state->peer_text() + " took longer than " +
+                                std::to_string(m_state->read_timeout().count()) + " ms (stream_options::read_timeout)");
         struct read_on {
             reader_state* reader;
             ~read_on() { reader->after_consume(); }
@@ -292,10 +418,20 @@ public:
         return extract(m_state->reader());
     }
 
+    /// read_timeout passed while the read waited (stream_state's timer).
+    void time_out() noexcept {
+        if (m_woken) return;
+        m_woken = true;
+        m_timed_out = true;
+        m_state->reader().stop_waiting();
+        leaf_awaiter::wake();
+    }
+
 private:
     static void on_ready(read_request* request) noexcept {
         auto* self = static_cast<stream_read_awaiter*>(request);
         self->m_woken = true;
+        self->m_state->disarm_read_timeout();
         self->leaf_awaiter::wake();
     }
 
@@ -304,6 +440,7 @@ private:
         self->take_cancel_request();
         self->mark_cancelled();
         if (!self->m_woken) {
+            self->m_state->disarm_read_timeout();
             self->m_state->reader().stop_waiting();
             self->leaf_awaiter::wake();
         }
@@ -319,7 +456,12 @@ private:
 
     ref_ptr<stream_state> m_state;
     bool m_woken = false;
+    bool m_timed_out = false;
 };
+
+inline void stream_state::read_timed_out(stream_state& self) noexcept {
+    if (stream_read_awaiter* read = std::exchange(self.m_timed_read, nullptr)) read->time_out();
+}
 
 /// co_await writer.drain(): at once while the buffered amount is at most the high-water mark,
 /// else once it is down to the low-water mark. Throws the send error, if a send failed.

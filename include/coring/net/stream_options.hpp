@@ -37,6 +37,18 @@ struct stream_options {
     std::string_view server_hostname{};
     /// How long a TLS handshake may take; past it, timeout_error.
     std::chrono::milliseconds tls_handshake_timeout{60'000};
+    /// How long one read (read, readline, readexactly, readuntil) may wait for its data. Past
+    /// it the read throws timeout_error and takes nothing: the bytes that did arrive stay
+    /// buffered, and the stream stays usable (asyncio's wait_for(reader.readline(), t), without
+    /// a task). Zero: no limit (asyncio's default).
+    std::chrono::milliseconds read_timeout{0};
+    /// A socket stream is aborted once no byte was received and none sent for this long,
+    /// whatever its tasks are doing (a silent client, or one that stops reading the responses).
+    /// The stream then closes: reads return what was already buffered and then fail with
+    /// ETIMEDOUT ("recv from 127.0.0.1:5000: Connection timed out"), as drain() does, and
+    /// unsent bytes are dropped. A server does not report a handler's error that comes from
+    /// its stream's idle timeout. Zero: no limit (asyncio's default). Pipes ignore it.
+    std::chrono::milliseconds idle_timeout{0};
 };
 
 }  // namespace coring
