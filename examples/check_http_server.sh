@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of examples/http_server with real clients: curl (pages, files, 404, 405, a header
-# over the limit, keep-alive across requests), nc (a malformed request: 400) and a 2-second wrk
-# run; stopped by SIGTERM, exit status 0.
+# over the limit, keep-alive across requests), nc (a malformed request: 400, a bare-LF request),
+# a 2-second wrk run, and Python's socket module as slow and silent clients (a second server with
+# short timeouts: a head trickling in, an idle kept-alive connection, the connection cap);
+# stopped by SIGTERM, exit status 0.
 #   check_http_server.sh PATH/TO/http_server
 set -euo pipefail
 program=$1
@@ -9,6 +11,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/smoke_lib.sh"
 require curl curl
 require nc netcat-openbsd
 require wrk wrk
+require python3 python3
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 printf 'the contents of a file\n' >"$root/sample.txt"
@@ -55,6 +58,17 @@ reply=$(printf 'THIS IS NOT HTTP\r\n\r\n' | timeout 5 nc -N 127.0.0.1 "$port" | 
 reply=$(printf 'GET / HTTP/9.9\r\n\r\n' | timeout 5 nc -N 127.0.0.1 "$port" | head -n1 | tr -d '\r')
 [[ $reply == "HTTP/1.1 400 Bad Request" ]] || fail "an unknown version should get 400, got '$reply'"
 
+# Bare-LF line endings are accepted (RFC 9112, 2.2); a bare CR is refused.
+reply=$(printf 'GET / HTTP/1.1\nHost: x\nConnection: close\n\n' | timeout 5 nc -N 127.0.0.1 "$port" | head -n1 | tr -d '\r')
+[[ $reply == "HTTP/1.1 200 OK" ]] || fail "a bare-LF request should get 200, got '$reply'"
+reply=$(printf 'GET / HTTP/1.1\r\nHost: x\ry\r\n\r\n' | timeout 5 nc -N 127.0.0.1 "$port" | head -n1 | tr -d '\r')
+[[ $reply == "HTTP/1.1 400 Bad Request" ]] || fail "a bare CR should get 400, got '$reply'"
+# Numbers never overflow: 14 digits of milliseconds are refused, not wrapped.
+[[ $(code_of "$base/sleep/99999999999999") == 400 ]] || fail "/sleep/99999999999999 should be 400"
+[[ $(code_of "$base/sleep/-5") == 400 ]] || fail "/sleep/-5 should be 400"
+[[ $(curl -s "$base/sleep/10") == "slept 10 ms" ]] || fail "/sleep/10"
+[[ $(code_of -H "Content-Length: 99999999999999999999999" -d x "$base/") == 400 ]] || fail "an overflowing Content-Length should be 400"
+
 # Load: 2 seconds of wrk over 20 connections; every response a 200.
 wrk_out=$(wrk -t1 -c20 -d2s "$base/" 2>&1) || fail "wrk failed: $wrk_out"
 echo "$wrk_out"
@@ -63,5 +77,66 @@ requests=$(sed -n 's/^ *\([0-9][0-9]*\) requests in .*/\1/p' <<<"$wrk_out")
 ! grep -q 'Non-2xx' <<<"$wrk_out" || fail "wrk saw errors: $wrk_out"
 ! grep -q 'Socket errors' <<<"$wrk_out" || fail "wrk saw socket errors: $wrk_out"
 
+stop_server TERM
+
+# Slow and silent clients, against a server with short timeouts. slow_client PORT MODE prints
+# "MS FIRST-LINE": how long after its last request byte the server closed, and its answer.
+#   trickle: a head that never ends, one byte every 100 ms
+#   silent:  connects and sends nothing
+#   idle:    one request, then nothing (a kept-alive connection)
+slow_client() {
+    python3 - "$@" <<'EOF'
+import select, socket, sys, time
+port, mode = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port))
+if mode == "idle":
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+elif mode == "trickle":
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+start, data = time.monotonic(), b""
+while time.monotonic() - start < 10:
+    if select.select([s], [], [], 0.1)[0]:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+        if mode == "idle":
+            start = time.monotonic()  # the keep-alive wait starts at the response
+    elif mode == "trickle":
+        try:
+            s.sendall(b"a")
+        except OSError:
+            pass  # closed meanwhile: the answer, if any, is read next
+print(int((time.monotonic() - start) * 1000), data.split(b"\r\n")[0].decode() or "-")
+EOF
+}
+start_server "$program" --port 0 --head-timeout-ms 600 --keepalive-timeout-ms 800 --idle-timeout-ms 5000 --max-connections 3
+base="http://127.0.0.1:$port"
+read -r ms line < <(slow_client "$port" trickle)
+[[ $line == "HTTP/1.1 408 Request Timeout" ]] || fail "a head trickling in should get 408, got '$line'"
+((ms >= 500 && ms < 3000)) || fail "a head trickling in should be cut off at 600 ms, took $ms ms"
+read -r ms line < <(slow_client "$port" silent)
+[[ $line == "-" ]] || fail "a silent client should get no answer, got '$line'"
+((ms >= 700 && ms < 3000)) || fail "a silent client should be closed at 800 ms, took $ms ms"
+read -r ms line < <(slow_client "$port" idle)
+[[ $line == "HTTP/1.1 200 OK" ]] || fail "the idle client's request should get 200, got '$line'"
+((ms >= 700 && ms < 3000)) || fail "an idle kept-alive connection should be closed 800 ms after the response, took $ms ms"
+# The cap: three silent clients hold every place; a fourth waits (curl gives up after 300 ms),
+# and is served once the silent ones are closed.
+python3 - "$port" "$root/ready" <<'EOF' &
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(3)]
+open(sys.argv[2], "w").close()
+time.sleep(2)
+EOF
+holder=$!
+for _ in $(seq 100); do [[ -e $root/ready ]] && break; sleep 0.05; done
+code=$(code_of --max-time 0.3 "$base/" || true)  # curl exits 28 when it gives up
+[[ $code == 000 ]] || fail "a fourth connection should wait at --max-connections 3, got $code"
+wait "$holder"
+[[ $(code_of --max-time 5 "$base/") == 200 ]] || fail "accepting should resume below --max-connections"
 stop_server TERM
 echo "http_server: all checks passed"

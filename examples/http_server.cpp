@@ -1,19 +1,30 @@
 // http_server: a small HTTP/1.1 server on coring::start_server and asyncio-style streams.
 //
-// It shows a request loop over one kept-alive connection: readuntil("\r\n\r\n") reads a request
-// head, and the stream's limit bounds it (a head larger than --max-header-bytes is answered with
-// 431 and the connection closed, instead of buffering without bound); readexactly() reads (and
-// here discards) a request body; write() + drain() send the response.
+// It shows a request loop over one kept-alive connection: readline() reads the request head's
+// lines (examples/http_request.hpp parses them; CRLF or bare LF), and the stream's limit bounds
+// it (a head larger than --max-header-bytes is answered with 431 and the connection closed,
+// instead of buffering without bound); readexactly() reads (and here discards) a request body;
+// write() + drain() send the response.
 //
 //   GET /              a hello page
 //   GET /files/PATH    the file PATH under --root, sent with writer.sendfile (the kernel moves
 //                      its bytes from the page cache to the socket); 404 if missing
-//   GET /sleep/MS      answers after MS milliseconds (for the timeouts of examples/fetch_urls)
+//   GET /sleep/MS      answers after MS milliseconds, at most 60000 (for the timeouts of
+//                      examples/fetch_urls); 400 if MS is not a number
 //   anything else      404; a method other than GET and HEAD: 405; a malformed request: 400
 //
 // HTTP/1.1 connections stay open between requests unless the client says "Connection: close"
 // (HTTP/1.0 ones only with "Connection: keep-alive"). It prints "listening on HOST:PORT" when
 // ready (--port 0 picks a free port) and stops cleanly on SIGINT or SIGTERM.
+//
+// Clients that connect and stay (slowloris) cannot exhaust it, as with nginx's defaults:
+// - a request head must be complete 10 s after its first byte (--head-timeout-ms), else 408 and
+//   the connection closes;
+// - a kept-alive connection waits 30 s for its next request (--keepalive-timeout-ms; the
+//   stream's read_timeout, which also bounds each wait for a body);
+// - a connection on which nothing moves for 60 s is aborted (--idle-timeout-ms; a client that
+//   stops reading its responses);
+// - at most 1000 connections are open at once (--max-connections); more wait to be accepted.
 //
 // --tls CERT KEY serves HTTPS instead: the same handler, over TLS (a server tls_context in
 // server_options.stream.tls; the handler sees a connection once its handshake is over).
@@ -29,6 +40,8 @@
 #include <coring/net/stream.hpp>
 #include <coring/net/tls.hpp>
 
+#include "http_request.hpp"
+
 #include <sys/stat.h>
 
 #include <cctype>
@@ -42,6 +55,9 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using http_example::iequals;
+using http_example::parse_decimal;
+using http_example::request;
 
 namespace {
 
@@ -53,75 +69,16 @@ struct settings {
     std::size_t max_body_bytes = 1 << 20;
     std::string tls_cert;  // --tls CERT KEY: serve HTTPS
     std::string tls_key;
+    // Against clients that hold connections open (slowloris): nginx's client_header_timeout,
+    // keepalive_timeout and send_timeout, and its worker_connections.
+    std::chrono::milliseconds head_timeout{10'000};       // from a head's first byte to its end
+    std::chrono::milliseconds keepalive_timeout{30'000};  // for the next request's first byte
+    std::chrono::milliseconds idle_timeout{60'000};       // nothing moving either way
+    std::size_t max_connections = 1000;
 };
 
 settings g_settings;
 std::uint64_t g_requests = 0;
-
-struct request {
-    std::string method;
-    std::string target;
-    std::string version;
-    std::vector<std::pair<std::string, std::string>> headers;
-
-    [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const {
-        for (const auto& [key, value] : headers) {
-            if (key.size() != name.size()) continue;
-            bool same = true;
-            for (std::size_t i = 0; i < key.size() && same; ++i)
-                same = std::tolower(static_cast<unsigned char>(key[i])) == std::tolower(static_cast<unsigned char>(name[i]));
-            if (same) return value;
-        }
-        return std::nullopt;
-    }
-};
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-    return true;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
-
-bool is_token(std::string_view s) {
-    if (s.empty()) return false;
-    for (const char c : s)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos)) return false;
-    return true;
-}
-
-// Parses a request head (request line and header lines, ending in an empty line). Nothing for
-// a malformed one.
-std::optional<request> parse_head(std::string_view head) {
-    request r;
-    std::size_t line_end = head.find("\r\n");
-    const std::string_view line = head.substr(0, line_end);
-    const std::size_t sp1 = line.find(' ');
-    const std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) return std::nullopt;
-    r.method = line.substr(0, sp1);
-    r.target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    r.version = line.substr(sp2 + 1);
-    if (!is_token(r.method) || r.target.empty() || r.target[0] != '/') return std::nullopt;
-    if (r.version != "HTTP/1.1" && r.version != "HTTP/1.0") return std::nullopt;
-    std::size_t at = line_end + 2;
-    for (;;) {
-        line_end = head.find("\r\n", at);
-        if (line_end == std::string_view::npos || line_end == at) break;  // the empty line
-        const std::string_view field = head.substr(at, line_end - at);
-        const std::size_t colon = field.find(':');
-        if (colon == std::string_view::npos || !is_token(field.substr(0, colon))) return std::nullopt;
-        r.headers.emplace_back(field.substr(0, colon), trim(field.substr(colon + 1)));
-        at = line_end + 2;
-    }
-    return r;
-}
 
 std::string_view content_type(std::string_view path) {
     const std::size_t dot = path.rfind('.');
@@ -142,6 +99,7 @@ const char* reason(int status) {
         case 400: return "Bad Request";
         case 404: return "Not Found";
         case 405: return "Method Not Allowed";
+        case 408: return "Request Timeout";
         case 413: return "Content Too Large";
         case 431: return "Request Header Fields Too Large";
         case 500: return "Internal Server Error";
@@ -208,10 +166,11 @@ coring::task<response> route(const request& r) {
         co_return page;
     }
     if (target.starts_with("/sleep/")) {
-        const int ms = std::atoi(std::string(target.substr(7)).c_str());
-        co_await coring::sleep(std::chrono::milliseconds(std::min(ms, 60'000)));
+        const std::optional<std::uint64_t> ms = parse_decimal(target.substr(7), 60'000);  // at most a minute
+        if (!ms) co_return error_page(400);
+        co_await coring::sleep(std::chrono::milliseconds(*ms));
         response done;
-        done.body = "slept " + std::to_string(ms) + " ms\n";
+        done.body = "slept " + std::to_string(*ms) + " ms\n";
         co_return done;
     }
     if (target.starts_with("/files/")) {
@@ -236,41 +195,75 @@ coring::task<response> route(const request& r) {
     co_return error_page(404);
 }
 
+// A request head as it arrived: its lines through the empty one, or why there is none.
+struct head_read {
+    std::string text;
+    int refuse = 0;    // a status to answer with, then close
+    bool end = false;  // close without an answer: the client left, or kept silent too long
+};
+
+// Reads the next request head. Its first byte may take up to --keepalive-timeout-ms (the stream's
+// read_timeout); from that byte the whole head must arrive within --head-timeout-ms (408). Lines
+// end in CRLF or a bare LF; the stream's limit bounds each line and the sum bounds the head (431).
+coring::task<head_read> read_head(coring::stream_reader& reader) {
+    head_read h;
+    try {
+        h.text = co_await reader.read(1);
+    } catch (const coring::timeout_error&) {
+        h.end = true;  // an idle kept-alive connection
+        co_return h;
+    }
+    if (h.text.empty()) {
+        h.end = true;  // the client closed between requests
+        co_return h;
+    }
+    try {
+        co_await coring::with_timeout(g_settings.head_timeout, [&](coring::timeout_scope&) -> coring::task<> {
+            for (;;) {
+                std::string line = co_await reader.readline();
+                h.text += line;
+                if (line.empty() || line.back() != '\n') {
+                    h.refuse = 400;  // the client closed in the middle of the head
+                    co_return;
+                }
+                if (h.text.size() > g_settings.max_header_bytes) {
+                    h.refuse = 431;
+                    co_return;
+                }
+                if (http_example::is_head_end(line) && h.text.size() > line.size()) co_return;
+            }
+        });
+    } catch (const coring::timeout_error&) {
+        h.refuse = 408;
+    } catch (const coring::limit_overrun&) {
+        h.refuse = 431;  // one line is larger than the stream's limit
+    }
+    co_return h;
+}
+
 // One connection: requests one after the other until the client closes, asks to close, or sends
 // something we cannot answer and keep the connection.
 coring::task<> serve_client(coring::stream_reader reader, coring::stream_writer writer) {
     for (;;) {
-        std::string head;
-        int refuse = 0;  // a status to answer with, then close
-        try {
-            head = co_await reader.readuntil("\r\n\r\n");
-        } catch (const coring::incomplete_read& e) {
-            // The client closed: between requests (normal), or in the middle of one.
-            if (!e.partial().empty()) refuse = 400;
-        } catch (const coring::limit_overrun&) {
-            refuse = 431;  // the head is larger than the stream's limit
-        } catch (const std::system_error&) {
-            break;  // reset by the client
-        }
-        if (head.empty() && refuse == 0) break;
+        head_read h = co_await read_head(reader);
+        if (h.end) break;
+        int refuse = h.refuse;
         std::optional<request> parsed;
         if (refuse == 0) {
-            parsed = parse_head(head);
+            parsed = http_example::parse_head(h.text);
             if (!parsed) refuse = 400;
         }
         if (refuse == 0 && parsed->header("Transfer-Encoding")) refuse = 501;
         std::size_t body_length = 0;
         if (refuse == 0) {
             if (const auto length = parsed->header("Content-Length")) {
-                const std::string text(*length);
-                char* end = nullptr;
-                const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
-                if (text.empty() || *end != '\0' || text[0] == '-')
+                const std::optional<std::uint64_t> n = parse_decimal(*length);
+                if (!n)
                     refuse = 400;
-                else if (n > g_settings.max_body_bytes)
+                else if (*n > g_settings.max_body_bytes)
                     refuse = 413;
                 else
-                    body_length = static_cast<std::size_t>(n);
+                    body_length = static_cast<std::size_t>(*n);
             }
         }
         if (refuse != 0) {
@@ -310,6 +303,9 @@ coring::task<> serve_client(coring::stream_reader reader, coring::stream_writer 
 coring::task<> amain() {
     coring::server_options options;
     options.stream.limit = g_settings.max_header_bytes;  // bounds a request head
+    options.stream.read_timeout = g_settings.keepalive_timeout;
+    options.stream.idle_timeout = g_settings.idle_timeout;
+    options.max_connections = g_settings.max_connections;
     coring::tls_context tls;
     if (!g_settings.tls_cert.empty()) {
         tls = coring::tls_context::server(g_settings.tls_cert, g_settings.tls_key);
@@ -333,24 +329,46 @@ coring::task<> amain() {
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: http_server [--host H] [--port P] [--root DIR] [--max-header-bytes N] [--tls CERT KEY]\n");
+    std::fprintf(stderr,
+                 "usage: http_server [--host H] [--port P] [--root DIR] [--max-header-bytes N] [--tls CERT KEY]\n"
+                 "                   [--head-timeout-ms MS] [--keepalive-timeout-ms MS] [--idle-timeout-ms MS]\n"
+                 "                   [--max-connections N]\n");
     std::exit(2);
+}
+
+// A flag's number, or the usage message: never a silently wrapped or partly read value.
+std::uint64_t number(const char* text, std::uint64_t max) {
+    const std::optional<std::uint64_t> n = parse_decimal(text, max);
+    if (!n) {
+        std::fprintf(stderr, "http_server: '%s' is not a number from 0 to %llu\n", text, static_cast<unsigned long long>(max));
+        usage();
+    }
+    return *n;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    constexpr std::uint64_t a_day_ms = 86'400'000;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (i + 1 >= argc) usage();
         if (arg == "--host")
             g_settings.host = argv[++i];
         else if (arg == "--port")
-            g_settings.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
+            g_settings.port = static_cast<std::uint16_t>(number(argv[++i], 65535));
         else if (arg == "--root")
             g_settings.root = argv[++i];
         else if (arg == "--max-header-bytes")
-            g_settings.max_header_bytes = static_cast<std::size_t>(std::atol(argv[++i]));
+            g_settings.max_header_bytes = static_cast<std::size_t>(number(argv[++i], 1 << 30));
+        else if (arg == "--head-timeout-ms")
+            g_settings.head_timeout = std::chrono::milliseconds(number(argv[++i], a_day_ms));
+        else if (arg == "--keepalive-timeout-ms")
+            g_settings.keepalive_timeout = std::chrono::milliseconds(number(argv[++i], a_day_ms));
+        else if (arg == "--idle-timeout-ms")
+            g_settings.idle_timeout = std::chrono::milliseconds(number(argv[++i], a_day_ms));
+        else if (arg == "--max-connections")
+            g_settings.max_connections = static_cast<std::size_t>(number(argv[++i], 1'000'000));
         else if (arg == "--tls" && i + 2 < argc) {
             g_settings.tls_cert = argv[++i];
             g_settings.tls_key = argv[++i];

@@ -838,7 +838,7 @@ TEST_CASE("stream - read_timeout: data in time wins, the stream outlives the tim
 TEST_CASE("stream - idle_timeout: a silent peer is cut off with ETIMEDOUT, and the socket closes", "[stream][timeout]") {
     const bool ring = GENERATE(true, false);
     CAPTURE(ring);
-    const std::size_t fds_before = count_open_fds();
+    const int fds_before = count_open_fds();
     coring::run([](bool use_ring) -> coring::task<> {
         coring::stream_options o = options_for(use_ring);
         o.idle_timeout = 100ms;
@@ -870,7 +870,7 @@ TEST_CASE("stream - idle_timeout: a silent peer is cut off with ETIMEDOUT, and t
         co_await p.writer.wait_closed();
         CHECK(p.writer.native_handle() == -1);
     }(ring));
-    CHECK(count_open_fds() == static_cast<int>(fds_before));
+    CHECK(count_open_fds() == fds_before);
 }
 
 TEST_CASE("stream - idle_timeout: a peer that stops reading cannot hold a drain for ever", "[stream][timeout]") {
@@ -894,4 +894,21 @@ TEST_CASE("stream - idle_timeout: a peer that stops reading cannot hold a drain 
         p.writer.close();
         co_await p.writer.wait_closed();
     }());
+}
+
+TEST_CASE("stream - idle_timeout: dropping the handles closes at once, not at the timer", "[stream][timeout]") {
+    const int fds_before = count_open_fds();
+    coring::run([]() -> coring::task<> {
+        coring::stream_options o;
+        o.idle_timeout = 60s;
+        stream_pair p = co_await connect_pair(o);
+        const auto start = std::chrono::steady_clock::now();
+        p.reader = coring::stream_reader();
+        p.writer = coring::stream_writer();
+        char byte = 0;
+        const std::size_t n = co_await p.server.recv(std::as_writable_bytes(std::span(&byte, 1)));
+        CHECK(n == 0);  // the peer sees the end now
+        CHECK(coring_test::ms_since(start) < 1000);
+    }());
+    CHECK(count_open_fds() == fds_before);  // and the loop's close did not find the state alive
 }

@@ -122,8 +122,9 @@ struct stream_close_listener {
 ///   awaiters      ──┘                       └─ writer_state ─┘
 ///
 /// Invariants:
-/// - m_refs counts handles and awaiters; the state is deleted when m_refs is 0 and the transport
-///   is not busy (its kernel operations point here).
+/// - m_refs counts handles, awaiters and armed timers (m_timer_refs of them); the state is
+///   deleted when m_refs is 0 and the transport is not busy (its kernel operations point here).
+/// - Close is requested once only timers hold it: a timer keeps the memory, never the connection.
 /// - The descriptor is closed (m_closed) only once close was requested and the transport is idle.
 class stream_state final : public transport_client {
 public:
@@ -160,7 +161,7 @@ public:
 
     void add_ref() noexcept { ++m_refs; }
     void release() noexcept {
-        if (--m_refs != 0) return;
+        if (--m_refs > m_timer_refs) return;
         request_close();
         settle();
     }
@@ -287,6 +288,7 @@ private:
             auto* self = static_cast<timer*>(static_cast<timer_node*>(node));
             stream_state& owner = *self->m_owner;
             self->m_armed = false;
+            --owner.m_timer_refs;  // its reference counts as an ordinary one until released below
             if (what == action::run) self->m_expired(owner);
             owner.release();
         }
@@ -301,6 +303,7 @@ private:
         m_scheduler->add_timer(t, when);
         t.m_armed = true;
         ++m_refs;
+        ++m_timer_refs;
     }
     /// Unschedules `t` if it has not expired yet. Drops its reference without deleting: the
     /// caller holds another one, or is settle(), which checks for deletion next.
@@ -309,6 +312,7 @@ private:
         m_scheduler->remove_timer(t);
         t.m_armed = false;
         --m_refs;
+        --m_timer_refs;
     }
 
     void note_activity() noexcept {
@@ -365,6 +369,7 @@ private:
     timer m_idle_timer{this, &idle_timer_expired};
     stream_read_awaiter* m_timed_read = nullptr;  // the read m_read_timer is armed for
     unsigned m_refs = 1;
+    unsigned m_timer_refs = 0;  // of m_refs
     unsigned m_external_operations = 0;
     bool m_close_requested = false;
     bool m_closed = false;
