@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
     if (positional.size() != 2) usage();
     try {
         return coring::run(copy(std::string(positional[0]), std::string(positional[1]), window, block));
-    } catch (const std::system_error& e) {
+    } catch (const std::exception& e) {
         std::fprintf(stderr, "cp: %s\n", e.what());
         return 1;
     }

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 
 using namespace std::chrono_literals;
@@ -50,5 +51,13 @@ coring::task<> amain() {
 }
 
 int main() {
-    coring::run(amain(), coring::loop_options{.debug = true});
+    // Where io_uring is unavailable (switched off, a seccomp profile) the loop cannot start:
+    // one line that says why, and status 1.
+    try {
+        coring::run(amain(), coring::loop_options{.debug = true});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "debug_tour: %s\n", e.what());
+        return 1;
+    }
+    return 0;
 }

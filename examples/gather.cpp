@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -35,5 +36,13 @@ coring::task<> amain() {
 }
 
 int main() {
-    coring::run(amain());
+    // Where io_uring is unavailable (switched off, a seccomp profile) the loop cannot start:
+    // one line that says why, and status 1.
+    try {
+        coring::run(amain());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "gather: %s\n", e.what());
+        return 1;
+    }
+    return 0;
 }

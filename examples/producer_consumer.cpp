@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -98,5 +99,13 @@ coring::task<> amain() {
 }  // namespace
 
 int main() {
-    coring::run(amain());
+    // Where io_uring is unavailable (switched off, a seccomp profile) the loop cannot start:
+    // one line that says why, and status 1.
+    try {
+        coring::run(amain());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "producer_consumer: %s\n", e.what());
+        return 1;
+    }
+    return 0;
 }

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -55,5 +56,13 @@ coring::task<> amain() {
 }  // namespace
 
 int main() {
-    coring::run(amain());
+    // Where io_uring is unavailable (switched off, a seccomp profile) the loop cannot start:
+    // one line that says why, and status 1.
+    try {
+        coring::run(amain());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "rate_limit: %s\n", e.what());
+        return 1;
+    }
+    return 0;
 }

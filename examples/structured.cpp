@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -86,6 +87,13 @@ coring::task<> main_task() {
 }
 
 int main() {
-    coring::run(main_task());
+    // Where io_uring is unavailable (switched off, a seccomp profile) the loop cannot start:
+    // one line that says why, and status 1.
+    try {
+        coring::run(main_task());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "structured: %s\n", e.what());
+        return 1;
+    }
     return 0;
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -68,5 +69,13 @@ coring::task<> amain() {
 }
 
 int main() {
-    coring::run(amain());
+    // Where io_uring is unavailable (switched off, a seccomp profile) the loop cannot start:
+    // one line that says why, and status 1.
+    try {
+        coring::run(amain());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "timeouts: %s\n", e.what());
+        return 1;
+    }
+    return 0;
 }

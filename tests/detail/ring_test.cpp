@@ -16,6 +16,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -101,9 +102,65 @@ TEST_CASE("ring - a test binary without io_uring reports SKIP to ctest", "[ring]
 }
 
 TEST_CASE("ring - setup failure messages name the usual causes", "[ring]") {
-    CHECK(coring::detail::io_uring_setup_failure_message(ENOMEM).find("ulimit -l") != std::string::npos);
     CHECK(coring::detail::io_uring_setup_failure_message(EINVAL).find("5.11") != std::string::npos);
     CHECK(coring::detail::io_uring_probe() == 0);
+}
+
+TEST_CASE("ring - the ENOMEM hint names RLIMIT_MEMLOCK only where the kernel charges it", "[ring]") {
+    using coring::detail::memlock_facts;
+    const std::string charged = coring::detail::io_uring_setup_failure_message(ENOMEM, memlock_facts{.limit = 64 * 1024, .exempt = false});
+    CHECK(charged.find("RLIMIT_MEMLOCK, 64 KiB") != std::string::npos);
+    CHECK(charged.find("ulimit -l") != std::string::npos);
+    CHECK(charged.find("5.12") == std::string::npos);  // the age of the kernel is not the cause
+    // CAP_IPC_LOCK (root) or no limit: the locked-memory limit is not what failed.
+    for (const memlock_facts facts : {memlock_facts{.limit = 64 * 1024, .exempt = true}, memlock_facts{.limit = RLIM_INFINITY, .exempt = false}}) {
+        const std::string text = coring::detail::io_uring_setup_failure_message(ENOMEM, facts);
+        CHECK(text.find("RLIMIT_MEMLOCK") == std::string::npos);
+        CHECK(text.find("queue_depth") != std::string::npos);
+    }
+    // This process: root in CI, exempt.
+    const memlock_facts here = memlock_facts::current();
+    CHECK(here.exempt == (::geteuid() == 0));
+}
+
+// Without CAP_IPC_LOCK and under a small RLIMIT_MEMLOCK: where the kernel charges rings to it
+// (before 5.12, and again on kernels whose rings are accounted regions, such as 6.18), rings made
+// one right after another must not fail while the kernel returns the last one's share in the
+// background; and a limit too small for any ring gives the hint that names it.
+TEST_CASE("ring - under a small RLIMIT_MEMLOCK, rings made in a row all start", "[ring][memlock]") {
+    auto [status, output] = coring_test::run_in_child(
+        []() -> int {
+            if (::geteuid() == 0 && ::setgid(65534) == 0 && ::setuid(65534) != 0) return 101;  // nobody: no CAP_IPC_LOCK
+            const rlimit small{64 * 1024, 64 * 1024};
+            if (::setrlimit(RLIMIT_MEMLOCK, &small) != 0) return 102;
+            int failures = 0;
+            for (int i = 0; i < 30; ++i) {
+                try {
+                    coring::event_loop loop;
+                } catch (const std::system_error& e) {
+                    std::printf("%s\n", e.what());
+                    ++failures;
+                }
+            }
+            const rlimit tiny{4096, 4096};
+            if (::setrlimit(RLIMIT_MEMLOCK, &tiny) != 0) return 103;
+            try {
+                coring::event_loop loop;
+                std::printf("no ENOMEM under 4 KiB: this kernel does not charge rings to RLIMIT_MEMLOCK\n");
+            } catch (const std::system_error& e) {
+                std::printf("tiny: errno=%d %s\n", e.code().value(), e.what());
+            }
+            std::fflush(stdout);
+            return failures;
+        },
+        coring_test::child_stderr::inherited);
+    INFO(output);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    if (output.find("does not charge") == std::string::npos) {
+        CHECK(output.find("tiny: errno=" + std::to_string(ENOMEM)) != std::string::npos);
+        CHECK(output.find("RLIMIT_MEMLOCK, 4 KiB") != std::string::npos);
+    }
 }
 
 // The loop's busy path asks has_unsubmitted() every iteration instead of pending_submissions(),

@@ -5,6 +5,8 @@
 //   back only on EINVAL, and records what the kernel gave;
 // - when io_uring is unavailable (EPERM / ENOSYS: kernel.io_uring_disabled, a seccomp profile
 //   such as Docker's default) it throws one std::system_error that names cause and remedy;
+// - ENOMEM is retried for up to 200 ms (the kernel returns a closed ring's locked memory in the
+//   background) before it is thrown, with RLIMIT_MEMLOCK named only where it is charged;
 // - get_sqe() never returns null: a full submission queue is submitted to make room, and
 //   make_room(n) does so ahead of n SQEs that must reach the kernel together (linked ones);
 // - drain() empties the completion queue entry by entry (advancing the head before each handler
@@ -15,14 +17,17 @@
 #include <coring/errors.hpp>
 
 #include <liburing.h>
+#include <sys/resource.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 
 namespace coring::detail {
 
@@ -35,8 +40,34 @@ struct io_completion {
     bool m_internal;  // the loop's own operations (wake-up, signals) are not user work in flight
 };
 
+/// What decides whether the kernel charges a ring to RLIMIT_MEMLOCK: the limit (in bytes;
+/// RLIM_INFINITY for none) and whether the process holds CAP_IPC_LOCK, which exempts it.
+struct memlock_facts {
+    std::uint64_t limit = RLIM_INFINITY;
+    bool exempt = true;
+
+    /// This process's.
+    static memlock_facts current() noexcept {
+        memlock_facts facts;
+        rlimit limit{};
+        if (::getrlimit(RLIMIT_MEMLOCK, &limit) == 0) facts.limit = limit.rlim_cur;
+        facts.exempt = false;
+        if (std::FILE* status = std::fopen("/proc/self/status", "re")) {
+            char line[256];
+            unsigned long long effective = 0;
+            while (std::fgets(line, sizeof line, status) != nullptr)
+                if (std::sscanf(line, "CapEff: %llx", &effective) == 1) break;
+            std::fclose(status);
+            constexpr int cap_ipc_lock = 14;
+            facts.exempt = ((effective >> cap_ipc_lock) & 1U) != 0;
+        }
+        return facts;
+    }
+    [[nodiscard]] bool charged() const noexcept { return !exempt && limit != RLIM_INFINITY; }
+};
+
 /// Explains why io_uring_setup failed and what to do about it.
-inline std::string io_uring_setup_failure_message(int err) {
+inline std::string io_uring_setup_failure_message(int err, const memlock_facts& memlock = memlock_facts::current()) {
     std::string msg = "coring: cannot create an io_uring instance (io_uring_setup failed with ";
     msg += err == EPERM ? "EPERM" : err == ENOSYS ? "ENOSYS" : err == ENOMEM ? "ENOMEM" : std::to_string(err);
     msg += "). ";
@@ -52,8 +83,15 @@ inline std::string io_uring_setup_failure_message(int err) {
                    "hides it; coring needs Linux 5.11 or newer with io_uring allowed";
             break;
         case ENOMEM:
-            msg += "the ring does not fit in the locked-memory limit (kernels before 5.12 charge rings to "
-                   "RLIMIT_MEMLOCK): raise `ulimit -l` or lower loop_options.queue_depth";
+            // Kernels before 5.12, and again those whose rings live in accounted memory regions
+            // (6.18 does), charge rings to RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK.
+            if (memlock.charged()) {
+                msg += "the ring does not fit in the locked-memory limit (RLIMIT_MEMLOCK, " + std::to_string(memlock.limit / 1024) +
+                       " KiB; the kernel returns a closed ring's share a moment after it closes): raise `ulimit -l` or lower "
+                       "loop_options.queue_depth";
+            } else {
+                msg += "the kernel could not allocate the ring's memory (a memory cgroup's limit?): lower loop_options.queue_depth";
+            }
             break;
         default:
             msg += "check the kernel version (5.11 or newer) and loop_options.queue_depth";
@@ -89,6 +127,16 @@ public:
             params.flags = flags;
             params.cq_entries = cq_entries;
             err = -io_uring_queue_init_params(sq_entries, &m_ring, &params);
+            // Where rings count against RLIMIT_MEMLOCK, the kernel releases a closed ring's share
+            // in the background: a program restarted at once (or a ring made right after
+            // another closed) can find the limit still taken for a few milliseconds.
+            for (int retry = 0; err == ENOMEM && retry < enomem_retries; ++retry) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+                params = io_uring_params{};
+                params.flags = flags;
+                params.cq_entries = cq_entries;
+                err = -io_uring_queue_init_params(sq_entries, &m_ring, &params);
+            }
             if (err == 0) {
                 m_setup_flags = flags;
                 m_features = params.features;
@@ -102,6 +150,9 @@ public:
     ring(const ring&) = delete;
     ring& operator=(const ring&) = delete;
     ~ring() { close(); }
+
+    /// ENOMEM retries of io_uring_setup, 10 ms apart (see the constructor).
+    static constexpr int enomem_retries = 20;
 
     void close() noexcept {
         if (m_open) {

@@ -32,8 +32,9 @@
 // - Kernels without multishot recv (before 6.0) answer -EINVAL before any data: the receive then
 //   runs as single shots (IORING_OP_RECV with IOSQE_BUFFER_SELECT), re-armed after each CQE.
 // - Kernels without buffer rings (before 5.19): buffer_ring::create throws std::system_error
-//   with EINVAL, and buffer_ring::try_create returns null; streams then receive with
-//   plain recv into the reader's own buffer.
+//   with EINVAL. That, and any other failure to make one (EPERM where a seccomp profile forbids
+//   io_uring_register, ENOMEM under a small RLIMIT_MEMLOCK), makes buffer_ring::try_create
+//   return null; streams then receive with plain recv into the reader's own buffer.
 //
 // Lifetimes: a buffer ring is reference counted (buffer_ring_ptr, not atomic: loop thread only).
 // Every armed receive and every lease holds a reference, so the ring is unregistered only when
@@ -143,13 +144,13 @@ public:
     [[nodiscard]] static buffer_ring_ptr create(unsigned count = 64, std::size_t size = 16384) {
         return create(get_running_loop(), count, size);
     }
-    /// As create(), but null on kernels without buffer rings (EINVAL), for callers that fall back
-    /// to plain recv. Other errors are thrown.
+    /// As create(), but null where no ring can be made, whatever the errno (no buffer rings in
+    /// the kernel, io_uring_register forbidden, no locked memory left), for callers that fall
+    /// back to plain recv. A ring is an optimisation: nothing is lost without one.
     [[nodiscard]] static buffer_ring_ptr try_create(event_loop& loop, unsigned count, std::size_t size) {
         try {
             return create(loop, count, size);
-        } catch (const std::system_error& e) {
-            if (e.code().value() != EINVAL) throw;
+        } catch (const std::system_error&) {
             return nullptr;
         }
     }
