@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Smoke test of examples/echo_server, both ways (raw sockets, --streams), with nc from
 # netcat-openbsd: lines, a megabyte of random bytes, ten concurrent clients; stopped by SIGINT
-# (raw) and SIGTERM (streams), exit status 0.
+# (raw) and SIGTERM (streams), exit status 0. Then out of descriptors: logged once at the start
+# and once at the end.
 #   check_echo_server.sh PATH/TO/echo_server
 set -euo pipefail
 program=$1
@@ -42,4 +43,24 @@ for mode in raw streams; do
     wait "$idle_client" 2>/dev/null || true
     echo "$mode: ok"
 done
+# Out of descriptors (raw): a server limited to 24 descriptors meets 40 clients at once. It logs
+# one line when accepting starts failing and one when it works again (with the count), not one
+# per retry, and serves again once the clients leave.
+require python3 python3
+start_server bash -c 'ulimit -n 24 && exec "$0" "$@"' "$program" --port 0
+python3 - "$port" <<'EOF' || fail "emfile: the clients could not connect"
+import socket, sys, time
+held = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(40)]
+time.sleep(1.5)  # about 15 retries of accept
+EOF
+reply=$(printf 'after\n' | timeout 10 nc -N 127.0.0.1 "$port") || fail "emfile: nc failed after the clients left"
+[[ $reply == after ]] || fail "emfile: expected the echo after the clients left, got '$reply'"
+starts=$(grep -c 'Too many open files; retrying' "$server_log" || true)
+ends=$(grep -c 'accepting works again after' "$server_log" || true)
+# The clients leave one by one, which may make a second or third short episode.
+((starts >= 1 && starts <= 3 && ends == starts)) || fail "emfile: expected a line at each episode's start and end, got $starts and $ends"
+first=$(sed -n 's/.*works again after \([0-9]*\) failed.*/\1/p' "$server_log" | head -n1)
+((first >= 5)) || fail "emfile: the first episode should span several retries, got '$first'"
+stop_server INT
+echo "emfile: ok"
 echo "echo_server: all checks passed"

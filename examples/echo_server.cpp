@@ -29,6 +29,7 @@
 #include <coring/net/tls.hpp>
 
 #include <array>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -83,16 +84,29 @@ coring::task<> echo_connection_plain(coring::socket conn) {
 
 coring::task<> accept_connections(const coring::socket& listener, coring::io::buffer_ring_ptr ring) {
     coring::io::multishot_accept acceptor = listener.accept_multishot();
+    // EMFILE and the like last as long as the clients hold their connections: one line when it
+    // starts, one when accepting works again, never one per retry.
+    unsigned failures = 0;
+    auto since = std::chrono::steady_clock::now();
     for (;;) {
         int fd = -1;
         try {
             fd = co_await acceptor.next();
         } catch (const std::system_error& e) {
-            std::fprintf(stderr, "echo_server: %s\n", e.what());  // EMFILE and the like: wait, then go on
+            if (failures++ == 0) {
+                since = std::chrono::steady_clock::now();
+                std::fprintf(stderr, "echo_server: %s; retrying every 100 ms\n", e.what());
+            }
         }
         if (fd < 0) {
             co_await coring::sleep(100ms);
             continue;
+        }
+        if (failures != 0) {
+            const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count();
+            std::fprintf(stderr, "echo_server: accepting works again after %u failed attempt%s over %lld ms\n", failures, failures == 1 ? "" : "s",
+                         static_cast<long long>(ms));
+            failures = 0;
         }
         coring::socket conn(fd);
         conn.set_nodelay();
@@ -106,7 +120,8 @@ coring::task<> accept_connections(const coring::socket& listener, coring::io::bu
 coring::task<> serve_raw(settings s) {
     const std::vector<coring::address> where = co_await coring::resolve(s.host, s.port);
     coring::socket listener = co_await coring::socket::open_listener(where.front());
-    // Null on a kernel without provided-buffer rings: plain recv.
+    // Null where no provided-buffer ring can be made (a kernel before 5.19, io_uring_register
+    // forbidden by a seccomp profile): plain recv.
     const coring::io::buffer_ring_ptr ring = coring::io::buffer_ring::try_create(256, 4096);
     std::printf("listening on %s\n", listener.local_address().to_string().c_str());
     std::fflush(stdout);

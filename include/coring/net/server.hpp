@@ -31,7 +31,8 @@
 // - Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM) on accept does not stop the
 //   server: the error is reported once through the loop's exception handler, accepting backs off
 //   (100 ms, doubling up to 1 s) and resumes when descriptors are free again; existing
-//   connections keep being served.
+//   connections keep being served. The episode's end is reported too, once, with how many
+//   attempts failed and for how long (a log that neither floods nor leaves the reader guessing).
 // - server_options::max_connections caps the connections open at once: at the cap, accepting
 //   pauses (new clients wait in the listen backlog, as nginx's worker_connections make them) and
 //   resumes as soon as one closes. With stream.read_timeout / stream.idle_timeout this bounds
@@ -43,6 +44,7 @@
 //   has buffer rings; see net/socket_transport.hpp.
 // - The server object owns the listeners: destroying it closes it (without waiting).
 
+#include <coring/clock.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ref_ptr.hpp>
 #include <coring/detail/wait_queue.hpp>
@@ -262,6 +264,7 @@ private:
 
     void spawn(socket::accepted accepted);
     void report_accept_error(std::size_t index, int error, std::exception_ptr failure);
+    void report_accept_recovered(std::size_t index, int error, std::uint64_t failures, clock::duration lasted);
 
     static task<> accept_loop(accept_guard guard);
     static task<> run_handler(handler_guard guard, ref_ptr<stream_state> stream);
@@ -307,7 +310,10 @@ inline task<> server_state::accept_loop(accept_guard guard) {
     const std::size_t index = guard.m_index;
     const socket& listener = self.m_listeners[index];
     std::chrono::milliseconds backoff = self.m_options.accept_retry_min;
-    bool reported = false;  // one report per episode of errors
+    // One report when an episode of errors starts, one when it ends.
+    std::uint64_t failures = 0;  // in this episode
+    int first_error = 0;
+    clock::time_point episode_start{};
     for (;;) {
         while (!self.m_below_cap)
             co_await detail::flag_awaiter(self.m_capacity_waiters, self.m_below_cap, "coring::server", "server: accepting paused at max_connections");
@@ -323,14 +329,15 @@ inline task<> server_state::accept_loop(accept_guard guard) {
         if (self.m_closing) break;  // an accept that won the race with close(): its socket closes here
         if (!failure) {
             backoff = self.m_options.accept_retry_min;
-            reported = false;
+            if (failures != 0) self.report_accept_recovered(index, first_error, std::exchange(failures, 0), clock::now() - episode_start);
             self.spawn(std::move(accepted));
             continue;
         }
         if (is_transient_accept_error(error)) continue;
-        if (!reported) {
+        if (failures++ == 0) {
+            first_error = error;
+            episode_start = clock::now();
             self.report_accept_error(index, error, failure);
-            reported = true;
         }
         co_await sleep(backoff);
         backoff = std::min(backoff * 2, self.m_options.accept_retry_max);
@@ -346,6 +353,14 @@ inline void server_state::report_accept_error(std::size_t index, int error, std:
     else
         message += "; retrying with back-off";
     m_loop->call_exception_handler({message, std::move(failure), {}, {}});
+}
+
+inline void server_state::report_accept_recovered(std::size_t index, int error, std::uint64_t failures, clock::duration lasted) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(lasted).count();
+    std::string message = "coring::server: accepting on " + m_addresses[index].to_string() + " works again after " + std::to_string(failures) +
+                          (failures == 1 ? " failed attempt" : " failed attempts") + " over " + std::to_string(ms) + " ms (" +
+                          std::system_category().message(error) + ")";
+    m_loop->call_exception_handler({std::move(message), nullptr, {}, {}});
 }
 
 inline void server_state::spawn(socket::accepted accepted) {
