@@ -97,8 +97,8 @@ struct loop_stats {
     std::uint64_t cq_overflows = 0;                 ///< times the completion queue was found full with more completions
                                                     ///< waiting on the kernel's overflow list (all delivered later)
     std::uint64_t cq_dropped = 0;                   ///< CQEs the kernel dropped (its cq.koverflow count): completions lost
-    std::uint64_t dropped_completions_reported = 0; ///< times io_uring_enter said so (EBADR), each one reported once to the
-                                                    ///< exception handler
+    std::uint64_t dropped_completions_reported = 0; ///< reports to the exception handler that io_uring_enter said so
+                                                    ///< (EBADR): one for each, or for several seen in one iteration
 };
 
 /// The loop running in this thread, or throws std::logic_error.

@@ -433,7 +433,7 @@ private:
     inbox m_inbox;
     clock::time_point m_virtual_now{};
     std::chrono::nanoseconds m_time_in_kernel{};
-    std::uint64_t m_lost_completion_reports = 0;  // EBADR reports made to the exception handler
+    std::uint64_t m_lost_completion_reports = 0;  // reports of EBADR made to the exception handler
     std::thread::id m_thread;
 
 protected:
@@ -552,10 +552,11 @@ CORING_NOINLINE inline void scheduler::poll_io(bool may_block) {
 
 // The kernel had to drop CQEs (its overflow list could not grow) and said so once, with EBADR.
 // The operations they belonged to never learn their result; nothing tells which ones they are,
-// so the loop cannot wake them. It goes on with everything else and says so, once per EBADR.
+// so the loop cannot wake them. It goes on with everything else and says so: one report for
+// the EBADRs seen since the last one (in practice, one each).
 CORING_NOINLINE inline void scheduler::report_lost_completions() noexcept {
     const unsigned times = m_ring.take_lost_completions();
-    m_lost_completion_reports += times;
+    ++m_lost_completion_reports;
     exception_context report;
     try {
         report.message = "coring: completions were lost: the kernel dropped " + std::to_string(m_ring.cq_dropped()) +
