@@ -342,6 +342,7 @@ TEST_CASE("stats - iterations, submissions, completions, kernel time, high water
     const std::string line = coring::format_stats(s);
     CHECK(line.find("iterations=") == 0);
     CHECK(line.find("live_tasks=0") != std::string::npos);
+    CHECK(line.find("cq_overflows=0 cq_dropped=0 dropped_completions_reported=0") != std::string::npos);
 }
 
 TEST_CASE("dump_tasks - two tasks awaiting each other show up while a main task is alive", "[debug][dump]") {

@@ -26,8 +26,10 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -333,21 +335,117 @@ TEST_CASE("event_loop - a signal interrupting the wait (EINTR) does not disturb 
 }
 
 TEST_CASE("event_loop - completions beyond the CQ size overflow and are all delivered", "[event_loop][ring]") {
-    // A ring with a 4-entry CQ and 500 operations completing at once: the kernel parks the
-    // surplus on its overflow list, and the loop must flush it.
+    // A ring with a 4-entry CQ and 500 nops: they complete as the SQ (4 entries) is submitted
+    // to make room, so the kernel parks the surplus on its overflow list, and the loop must
+    // flush it. The loop saw the overflow, and nothing was dropped.
     coring::event_loop loop(coring::loop_options{.queue_depth = 4, .completion_queue_depth = 4});
-    const int completed = loop.run_until_complete([]() -> coring::task<int> {
+    REQUIRE(loop.stats().cq_overflows == 0);
+    std::vector<int> order;
+    const int completed = loop.run_until_complete([](std::vector<int>& done) -> coring::task<int> {
         int count = 0;
-        auto one = [](int& c) -> coring::task<> {
+        auto one = [](int& c, std::vector<int>& d, int i) -> coring::task<> {
             co_await coring::io::nop();
             ++c;
+            d.push_back(i);
         };
         std::vector<coring::task_handle<>> hs;
-        for (int i = 0; i < 500; ++i) hs.push_back(coring::create_task(one(count)));
+        for (int i = 0; i < 500; ++i) hs.push_back(coring::create_task(one(count, done, i)));
         for (auto& h : hs) co_await h;
         co_return count;
-    }());
+    }(order));
     CHECK(completed == 500);
+    std::sort(order.begin(), order.end());
+    CHECK(std::adjacent_find(order.begin(), order.end()) == order.end());  // each one once
+    const coring::loop_stats s = loop.stats();
+    CHECK(s.cq_overflows > 0);
+    CHECK(s.cq_dropped == 0);
+    CHECK(s.dropped_completions_reported == 0);
+    CHECK(s.completions >= 500);
+}
+
+TEST_CASE("event_loop - link timeouts that fire together overflow the CQ, and every task sees its timeout", "[event_loop][ring]") {
+    // 100 reads of an empty pipe with a 20 ms link timeout; the loop's thread then blocks for
+    // 100 ms, so every timeout has fired before it next enters the kernel: 200 CQEs (each read's
+    // -ECANCELED and its timeout's -ETIME) arrive at once at an 8-entry CQ.
+    coring::event_loop loop(coring::loop_options{.queue_depth = 8, .completion_queue_depth = 8});
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    const int timed_out = loop.run_until_complete([](int fd) -> coring::task<int> {
+        int count = 0;
+        auto one = [](int f, int& c) -> coring::task<> {
+            std::array<std::byte, 8> buf{};
+            const bool threw = co_await coring_test::throws<coring::timeout_error>(coring::io::with_timeout(coring::io::read(f, buf), 20ms));
+            if (threw) ++c;
+        };
+        std::vector<coring::task_handle<>> hs;
+        for (int i = 0; i < 100; ++i) hs.push_back(coring::create_task(one(fd, count)));
+        co_await coring::sleep(0s);  // the tasks submit their reads
+        co_await coring::sleep(0s);  // and the loop hands them to the kernel
+        std::this_thread::sleep_for(100ms);
+        for (auto& h : hs) co_await h;
+        co_return count;
+    }(fds[0]));
+    CHECK(timed_out == 100);
+    const coring::loop_stats s = loop.stats();
+    CHECK(s.cq_overflows > 0);
+    CHECK(s.cq_dropped == 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+}
+
+TEST_CASE("event_loop - EBADR (the kernel dropped CQEs) is reported once per occurrence, and the loop goes on", "[event_loop][ring]") {
+    coring_test::captured_reports captured;
+    int nops_done = 0;
+    CHECK_NOTHROW(coring::run([](coring_test::captured_reports& reports, int& nops) -> coring::task<> {
+        coring::event_loop& loop = coring::get_running_loop();
+        reports.install(loop);
+        // While waiting: the sleep makes the loop block in io_uring_enter.
+        coring_test::test_access::fail_next_enter(loop, EBADR);
+        co_await coring::sleep(1ms);
+        co_await coring::sleep(1ms);
+        REQUIRE(reports.reports.size() == 1);
+        CHECK(loop.stats().dropped_completions_reported == 1);
+        // While polling: a nop in flight makes the loop enter without waiting.
+        coring_test::test_access::fail_next_enter(loop, EBADR);
+        co_await coring::io::nop();
+        ++nops;
+        for (int i = 0; i < 10; ++i) {
+            co_await coring::io::nop();
+            ++nops;
+        }
+        co_await coring::sleep(1ms);
+    }(captured, nops_done)));
+    CHECK(nops_done == 11);
+    REQUIRE(captured.reports.size() == 2);
+    for (const coring::exception_context& report : captured.reports) {
+        CHECK(report.message.find("completions were lost") != std::string::npos);
+        CHECK(report.message.find("EBADR") != std::string::npos);
+        CHECK(report.message.find("completion_queue_depth") != std::string::npos);
+        REQUIRE(report.exception);
+        try {
+            std::rethrow_exception(report.exception);
+        } catch (const std::system_error& e) {
+            CHECK(e.code().value() == EBADR);
+        }
+    }
+}
+
+TEST_CASE("event_loop - an io_uring_enter error other than EBADR is still thrown out of the loop", "[event_loop][ring]") {
+    coring::event_loop loop;
+    bool reached_after = false;
+    int err = 0;
+    try {
+        loop.run_until_complete([](bool& after) -> coring::task<> {
+            coring_test::test_access::fail_next_enter(coring::get_running_loop(), EFAULT);
+            co_await coring::sleep(1ms);
+            after = true;
+        }(reached_after));
+    } catch (const std::system_error& e) {
+        err = e.code().value();
+    }
+    CHECK(err == EFAULT);
+    CHECK_FALSE(reached_after);
+    CHECK(loop.stats().dropped_completions_reported == 0);
 }
 
 TEST_CASE("event_loop - setup flags are recorded", "[event_loop][ring]") {

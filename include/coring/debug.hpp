@@ -13,7 +13,8 @@
 // - dump_tasks_on_signal(SIGUSR1): `kill -USR1 <pid>` prints the tree and the statistics of a
 //   live program.
 // - event_loop::stats(): iterations, submissions, completions, time blocked in the kernel, time
-//   running, ready-queue high-water mark, live tasks; format_stats() prints them.
+//   running, ready-queue high-water mark, live tasks, completion-queue overflows and dropped
+//   completions; format_stats() prints them.
 
 #include <coring/detail/task_tree.hpp>
 #include <coring/event_loop.hpp>
@@ -38,13 +39,15 @@ inline void dump_tasks(std::ostream& out) { dump_tasks(get_running_loop(), out);
 
 /// The statistics as one line: "iterations=... submissions=... ...".
 [[nodiscard]] inline std::string format_stats(const loop_stats& s) {
-    char line[256];
+    char line[384];
     std::snprintf(line, sizeof line,
                   "iterations=%llu handoffs=%llu submissions=%llu completions=%llu time_in_kernel=%.3fs time_running=%.3fs "
-                  "ready_high_water=%zu live_tasks=%zu",
+                  "ready_high_water=%zu live_tasks=%zu cq_overflows=%llu cq_dropped=%llu dropped_completions_reported=%llu",
                   static_cast<unsigned long long>(s.iterations), static_cast<unsigned long long>(s.handoffs), static_cast<unsigned long long>(s.submissions),
                   static_cast<unsigned long long>(s.completions), std::chrono::duration<double>(s.time_in_kernel).count(),
-                  std::chrono::duration<double>(s.time_running).count(), s.ready_high_water, s.live_tasks);
+                  std::chrono::duration<double>(s.time_running).count(), s.ready_high_water, s.live_tasks,
+                  static_cast<unsigned long long>(s.cq_overflows), static_cast<unsigned long long>(s.cq_dropped),
+                  static_cast<unsigned long long>(s.dropped_completions_reported));
     return line;
 }
 

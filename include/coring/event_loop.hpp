@@ -94,6 +94,11 @@ struct loop_stats {
     std::chrono::nanoseconds time_running{};        ///< running, all else: tasks, callbacks, the loop itself
     std::size_t ready_high_water = 0;               ///< the most callbacks and task steps run in one iteration
     std::size_t live_tasks = 0;                     ///< tasks created and not finished
+    std::uint64_t cq_overflows = 0;                 ///< times the completion queue was found full with more completions
+                                                    ///< waiting on the kernel's overflow list (all delivered later)
+    std::uint64_t cq_dropped = 0;                   ///< CQEs the kernel dropped (its cq.koverflow count): completions lost
+    std::uint64_t dropped_completions_reported = 0; ///< reports to the exception handler that io_uring_enter said so
+                                                    ///< (EBADR): one for each, or for several seen in one iteration
 };
 
 /// The loop running in this thread, or throws std::logic_error.
@@ -416,6 +421,9 @@ inline loop_stats event_loop::stats() const noexcept {
     s.ready_high_water = ready_high_water();
     s.handoffs = handoffs();
     s.live_tasks = m_unfinished_tasks;
+    s.cq_overflows = owned_ring().cq_overflows();
+    s.cq_dropped = owned_ring().cq_dropped();
+    s.dropped_completions_reported = lost_completion_reports();
     return s;
 }
 

@@ -23,6 +23,11 @@ struct test_access {
         io_uring_sqe_set_data64(sqe, 0);
     }
 
+    // ---- the ring
+    /// The loop's next io_uring_enter returns -err instead of what the kernel returned (its SQEs
+    /// are submitted all the same): EBADR is what the kernel says once after dropping CQEs.
+    static void fail_next_enter(event_loop& loop, int err) noexcept { loop.m_ring.m_injected_enter_result = -err; }
+
     // ---- multishot requests: the re-arm count, and the end the kernel may impose (CQ overflow)
     static unsigned arm_count(const io::multishot_accept& a) noexcept { return a.m_state.get() != nullptr ? a.m_state.get()->arm_count() : 0; }
     static unsigned arm_count(const io::multishot_recv& r) noexcept { return r.m_state.get() != nullptr ? r.m_state.get()->arm_count() : 0; }

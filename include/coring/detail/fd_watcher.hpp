@@ -156,7 +156,7 @@ public:
         }
         // The kernel takes the file now, while `fd` is still the caller's descriptor. (A failed
         // submit leaves the SQE queued: the loop submits it with the others.)
-        (void)io_uring_submit(r.native());
+        r.submit_now();
         fd_watch*& slot = map(events)[fd];
         if (slot != nullptr) slot->unregister();
         slot = watch;

@@ -11,9 +11,16 @@
 //   make_room(n) does so ahead of n SQEs that must reach the kernel together (linked ones);
 // - drain() empties the completion queue entry by entry (advancing the head before each handler
 //   runs, so a handler may submit or even drain again) and flushes the kernel's overflow list;
+// - a full completion queue is survived: the kernel parks the surplus on its overflow list and
+//   sets IORING_SQ_CQ_OVERFLOW, drain() moves it back (counted: cq_overflows()). Only when the
+//   kernel cannot allocate room on that list does it drop a CQE for good (cq_dropped(), its
+//   own counter) and then fail one io_uring_enter with EBADR: that is recorded, not thrown
+//   (take_lost_completions(): the loop reports it and goes on);
 // - user_data 0 marks an SQE whose completion nobody needs (an async cancel request) and ~0 is
 //   liburing's own timeout marker: drain() skips both, so no operation ever uses them.
 
+#include <coring/config.hpp>
+#include <coring/detail/test_access.hpp>
 #include <coring/errors.hpp>
 
 #include <liburing.h>
@@ -28,6 +35,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 namespace coring::detail {
 
@@ -156,6 +164,7 @@ public:
 
     void close() noexcept {
         if (m_open) {
+            m_dropped_at_close = read_dropped();  // the counter lives in memory unmapped with the ring
             io_uring_queue_exit(&m_ring);
             m_open = false;
         }
@@ -180,13 +189,23 @@ public:
     /// SQEs handed out and CQEs reaped since the ring was created (loop statistics).
     [[nodiscard]] std::uint64_t sqes_prepared() const noexcept { return m_sqes; }
     [[nodiscard]] std::uint64_t cqes_reaped() const noexcept { return m_cqes; }
+    /// Times the kernel's overflow list was seen in use (IORING_SQ_CQ_OVERFLOW set: completions
+    /// did not fit in the CQ and waited there); one stretch of overflow counts once.
+    [[nodiscard]] std::uint64_t cq_overflows() const noexcept { return m_cq_overflows; }
+    /// CQEs the kernel dropped since the ring was created (its cq.koverflow counter): completions
+    /// that are lost, whose operations will never see their result.
+    [[nodiscard]] std::uint64_t cq_dropped() const noexcept { return m_open ? read_dropped() : m_dropped_at_close; }
+    /// How many times io_uring_enter failed with EBADR (the kernel dropped CQEs) since the last
+    /// call; the count restarts at 0. The kernel reports each loss once, so the loop must.
+    [[nodiscard]] unsigned take_lost_completions() noexcept { return std::exchange(m_lost_reports, 0u); }
+    [[nodiscard]] bool has_lost_completions() const noexcept { return m_lost_reports != 0; }
 
     /// A free submission queue entry; submits what is queued when the queue is full.
     io_uring_sqe* get_sqe() {
         ++m_sqes;
         io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
         if (sqe == nullptr) {
-            make_room(&m_ring, 1);
+            make_room(1);
             sqe = io_uring_get_sqe(&m_ring);
         }
         return sqe;
@@ -196,18 +215,30 @@ public:
     /// next `n` get_sqe() calls hand out consecutive entries and none of them submits: SQEs
     /// chained with IOSQE_IO_LINK must reach the kernel together. A ring smaller than `n` can
     /// never hold them: std::logic_error.
-    static void make_room(io_uring* ring, unsigned n) {
-        if (n > ring->sq.ring_entries)
+    void make_room(unsigned n) {
+        if (n > m_ring.sq.ring_entries)
             throw std::logic_error("coring: " + std::to_string(n) + " linked SQEs need a ring of at least " + std::to_string(n) +
                                    " entries (loop_options.queue_depth)");
-        while (io_uring_sq_space_left(ring) < n) {
-            const int r = io_uring_submit(ring);
+        while (io_uring_sq_space_left(&m_ring) < n) {
+            const int r = io_uring_submit(&m_ring);
+            // EBADR: nothing was submitted, and the kernel, having said it dropped CQEs, has
+            // cleared the condition: record it for the loop and submit again.
+            if (r == -EBADR) {
+                ++m_lost_reports;
+                continue;
+            }
             // EBUSY/EAGAIN: the kernel wants its completion backlog reaped first. Nobody here
             // can reap (we may be inside a completion handler), so give the kernel the CQ
             // entries it needs by flushing the overflow list, then try again.
             if (r < 0 && r != -EBUSY && r != -EAGAIN && r != -EINTR) throw_errno(-r, "io_uring_submit");
-            if (r < 0) io_uring_get_events(ring);
+            if (r < 0) get_events();
         }
+    }
+
+    /// Hands what is queued to the kernel now, collecting nothing. A failure leaves the SQEs
+    /// queued for the loop's next submission, which reports what is wrong.
+    void submit_now() noexcept {
+        if (io_uring_submit(&m_ring) == -EBADR) ++m_lost_reports;
     }
 
     /// Submits what is queued and collects completions without waiting.
@@ -234,8 +265,11 @@ public:
         unsigned handled = 0;
         for (;;) {
             if (io_uring_cq_ready(&m_ring) == 0) {
-                if (!io_uring_cq_has_overflow(&m_ring)) break;
-                io_uring_get_events(&m_ring);  // moves overflowed CQEs into the ring
+                if (!io_uring_cq_has_overflow(&m_ring)) {
+                    m_in_overflow = false;
+                    break;
+                }
+                get_events();  // moves overflowed CQEs into the ring
                 if (io_uring_cq_ready(&m_ring) == 0) break;
             }
             const unsigned head = *m_ring.cq.khead;
@@ -253,17 +287,43 @@ public:
     }
 
 private:
+    friend struct test_access;
+
     // Waiting can end early for harmless reasons: the timeout passed (ETIME), a signal arrived
     // (EINTR: the caller recomputes its deadline on the next iteration), or the kernel asks us
-    // to reap first (EBUSY, EAGAIN). Anything else is a bug or a dead ring.
-    static void check(int r, const char* what) {
+    // to reap first (EBUSY, EAGAIN). EBADR says the kernel dropped CQEs: recorded for the loop
+    // to report (the kernel says it once, then clears it), and the ring goes on working.
+    // Anything else is a bug or a dead ring.
+    void check(int r, const char* what) {
+        if (CORING_UNLIKELY(m_injected_enter_result != 0)) r = std::exchange(m_injected_enter_result, 0);
         if (r >= 0 || r == -ETIME || r == -EINTR || r == -EAGAIN || r == -EBUSY) return;
+        if (r == -EBADR) {
+            ++m_lost_reports;
+            return;
+        }
         throw_errno(-r, what);
     }
+
+    // Flushes the kernel's overflow list into the CQ, counting the overflow the first time it
+    // is seen (the flag stays set until the list is empty).
+    void get_events() noexcept {
+        if (io_uring_cq_has_overflow(&m_ring)) {
+            if (!m_in_overflow) ++m_cq_overflows;
+            m_in_overflow = true;
+        }
+        if (io_uring_get_events(&m_ring) == -EBADR) ++m_lost_reports;
+    }
+
+    [[nodiscard]] std::uint64_t read_dropped() const noexcept { return IO_URING_READ_ONCE(*m_ring.cq.koverflow); }
 
     io_uring m_ring{};
     std::uint64_t m_sqes = 0;
     std::uint64_t m_cqes = 0;
+    std::uint64_t m_cq_overflows = 0;
+    std::uint64_t m_dropped_at_close = 0;
+    unsigned m_lost_reports = 0;  // EBADR returns the loop has not taken yet
+    int m_injected_enter_result = 0;  // tests: the next enter's result, as if the kernel returned it
+    bool m_in_overflow = false;  // IORING_SQ_CQ_OVERFLOW was set when last looked at
     unsigned m_setup_flags = 0;
     unsigned m_features = 0;
     bool m_open = true;

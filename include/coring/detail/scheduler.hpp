@@ -35,6 +35,7 @@
 #include <coring/errors.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <coroutine>
 #include <cstddef>
@@ -42,6 +43,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -145,8 +147,10 @@ public:
     void submit(io_uring_sqe* sqe, io_completion& op) noexcept {
         io_uring_sqe_set_data(sqe, &op);
         ++m_user_ops_in_flight;
-        if (CORING_UNLIKELY(m_options.eager_submit)) io_uring_submit(m_ring.native());  // errors resurface on the loop's next submit
+        if (CORING_UNLIKELY(m_options.eager_submit)) m_ring.submit_now();  // errors resurface on the loop's next submit
     }
+    /// Makes room for `n` SQEs that must reach the kernel together (ring::make_room).
+    void make_room(unsigned n) { m_ring.make_room(n); }
     /// Asks the kernel to cancel `op` (IORING_OP_ASYNC_CANCEL). `op` still completes with its own
     /// CQE, which tells whether it was cancelled or finished first.
     void cancel_io(io_completion& op) {
@@ -274,6 +278,7 @@ protected:
     [[nodiscard]] std::uint64_t handoffs() const noexcept { return m_iterations - m_run_once_iterations; }
     [[nodiscard]] std::size_t ready_high_water() const noexcept { return m_ready_high_water; }
     [[nodiscard]] std::chrono::nanoseconds time_in_kernel() const noexcept { return m_time_in_kernel; }
+    [[nodiscard]] std::uint64_t lost_completion_reports() const noexcept { return m_lost_completion_reports; }
     [[nodiscard]] const ring& owned_ring() const noexcept { return m_ring; }
 
 private:
@@ -382,12 +387,18 @@ private:
     void poll_now();
     void take_inbox();
     void expire_timers();
+    // Every entry into the kernel is followed by this, so a loss the kernel reported (EBADR)
+    // reaches the exception handler in the same iteration, or in the next one when it was
+    // reported by a submit made elsewhere (a full SQ, eager_submit).
     unsigned drain_completions() {
-        return m_ring.drain([this](io_completion* op, int result, unsigned flags) {
+        const unsigned handled = m_ring.drain([this](io_completion* op, int result, unsigned flags) {
             if ((flags & IORING_CQE_F_MORE) == 0 && !op->m_internal) --m_user_ops_in_flight;
             op->m_complete(op, result, flags);
         });
+        if (CORING_UNLIKELY(m_ring.has_lost_completions())) report_lost_completions();
+        return handled;
     }
+    void report_lost_completions() noexcept;
     // Spins on the ring, from `start`, for up to busy_poll: true once there is work.
     bool busy_poll_found_work(clock::time_point start, std::optional<clock::duration> until_next_timer);
 
@@ -422,6 +433,7 @@ private:
     inbox m_inbox;
     clock::time_point m_virtual_now{};
     std::chrono::nanoseconds m_time_in_kernel{};
+    std::uint64_t m_lost_completion_reports = 0;  // reports of EBADR made to the exception handler
     std::thread::id m_thread;
 
 protected:
@@ -536,6 +548,27 @@ CORING_NOINLINE inline void scheduler::poll_io(bool may_block) {
     m_inbox.woke();
     m_last_poll_iteration = m_iterations;
     drain_completions();
+}
+
+// The kernel had to drop CQEs (its overflow list could not grow) and said so once, with EBADR.
+// The operations they belonged to never learn their result; nothing tells which ones they are,
+// so the loop cannot wake them. It goes on with everything else and says so: one report for
+// the EBADRs seen since the last one (in practice, one each).
+CORING_NOINLINE inline void scheduler::report_lost_completions() noexcept {
+    const unsigned times = m_ring.take_lost_completions();
+    ++m_lost_completion_reports;
+    exception_context report;
+    try {
+        report.message = "coring: completions were lost: the kernel dropped " + std::to_string(m_ring.cq_dropped()) +
+                         " CQE(s) so far (io_uring_enter failed with EBADR" + (times > 1 ? ", " + std::to_string(times) + " times" : std::string()) +
+                         "): the completion queue overflowed and the kernel could not keep the surplus. The operations whose "
+                         "completions were dropped will never resume. Raise loop_options.completion_queue_depth or keep fewer "
+                         "operations in flight";
+        report.exception = std::make_exception_ptr(std::system_error(EBADR, std::system_category(), "io_uring_enter"));
+    } catch (...) {
+        // Out of memory for the words: the report goes out without them.
+    }
+    call_exception_handler(report);
 }
 
 inline bool scheduler::busy_poll_found_work(clock::time_point start, std::optional<clock::duration> until_next_timer) {

@@ -115,7 +115,7 @@ private:
             // The pair must reach the kernel in one submission, adjacent and linked: make room
             // for both first, so neither get_sqe() submits, and prepare both before submit()
             // hands the operation to the loop, which with eager_submit submits at once.
-            ring::make_room(loop.native_ring(), 2);
+            loop.make_room(2);
             io_uring_sqe* sqe = loop.get_sqe();
             io_uring_sqe* link = loop.get_sqe();
             static_cast<Derived*>(this)->prepare(sqe);
