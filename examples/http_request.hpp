@@ -48,7 +48,8 @@ inline std::optional<std::uint64_t> parse_decimal(std::string_view text, std::ui
     for (const char c : text) {
         if (c < '0' || c > '9') return std::nullopt;
         const auto digit = static_cast<std::uint64_t>(c - '0');
-        if (value > (max - digit) / 10) return std::nullopt;  // value * 10 + digit > max
+        // value * 10 + digit > max, without wrapping below 0 when max is a single digit.
+        if (digit > max || value > (max - digit) / 10) return std::nullopt;
         value = value * 10 + digit;
     }
     return value;

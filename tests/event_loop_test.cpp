@@ -195,7 +195,8 @@ TEST_CASE("event_loop - call_soon_threadsafe wakes a loop blocked in the kernel"
             std::this_thread::sleep_for(50ms);  // the loop is blocked in io_uring_enter by now
             sent_at = std::chrono::steady_clock::now();
             sent = true;
-            loop.call_soon_threadsafe([f]() mutable { f.set_result(42); });
+            // By reference: a future's count of owners is the loop thread's, not to be copied here.
+            loop.call_soon_threadsafe([&f] { f.set_result(42); });
         });
         const int v = co_await f;  // nothing else to do: the loop blocks with no timer
         const double latency = ms_since(sent_at);
@@ -241,7 +242,7 @@ TEST_CASE("event_loop - the wake-up poll is re-armed when the kernel ends it", "
         coring::future<int> f;
         std::thread other([&] {
             std::this_thread::sleep_for(30ms);
-            loop.call_soon_threadsafe([f]() mutable { f.set_result(1); });
+            loop.call_soon_threadsafe([&f] { f.set_result(1); });  // not a copy: see above
         });
         const int value = co_await f;
         CHECK(value == 1);
