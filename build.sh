@@ -105,9 +105,6 @@ if [[ $config == tsan ]]; then
     cmake --build "$build" -j "$jobs" --target coring_thread_tests
     cd "$build"
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
-    # The cancel races run 10,000 timings per case; a tenth of them is enough to show TSan
-    # every interleaving kind, at ThreadSanitizer's cost.
-    export CORING_STRESS_ITERATIONS=${CORING_STRESS_ITERATIONS:-1000}
     # ThreadSanitizer maps its shadow memory at fixed addresses; with the kernel's larger ASLR
     # ranges (vm.mmap_rnd_bits above 28) it aborts with "unexpected memory mapping". setarch -R
     # turns address randomisation off for ctest and the tests it starts.

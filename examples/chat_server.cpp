@@ -193,7 +193,10 @@ struct settings {
 };
 
 coring::task<> amain(settings s) {
-    coring::server srv = co_await coring::start_server(handle_client, s.host, s.port);
+    // At most 10,000 clients at once; no idle timeout: in a quiet room a listener is silent.
+    coring::server_options options;
+    options.max_connections = 10'000;
+    coring::server srv = co_await coring::start_server(handle_client, s.host, s.port, options);
     std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
     std::fflush(stdout);
     auto stop = [&srv] { srv.close(); };

@@ -8,7 +8,8 @@
 // documentation, read / write / drain (net/server.hpp, net/stream.hpp), echoing whatever arrived.
 //
 // --tls CERT KEY makes the --streams server speak TLS (a server tls_context in
-// server_options.stream.tls); the handler does not change.
+// server_options.stream.tls); the handler does not change. The --streams server closes a
+// connection on which nothing moved for 60 s and holds at most 10,000 at once.
 //
 // It prints "listening on HOST:PORT" once it accepts connections (--port 0 picks a free port),
 // and stops cleanly on SIGINT or SIGTERM (exit status 0).
@@ -157,6 +158,10 @@ coring::task<> echo(coring::stream_reader reader, coring::stream_writer writer) 
 
 coring::task<> serve_streams(settings s) {
     coring::server_options options;
+    // A client that connects and goes quiet cannot hold a connection for ever, nor can many of
+    // them hold every descriptor (both off in the library by default, as in asyncio).
+    options.stream.idle_timeout = std::chrono::seconds(60);
+    options.max_connections = 10'000;
     coring::tls_context tls;
     if (!s.tls_cert.empty()) {
         tls = coring::tls_context::server(s.tls_cert, s.tls_key);

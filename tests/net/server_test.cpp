@@ -6,6 +6,7 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/child_process.hpp"
 #include "support/test_access.hpp"
 #include "support/helpers.hpp"
 #include "support/os.hpp"
@@ -569,8 +570,11 @@ TEST_CASE("server - EMFILE on accept: the server backs off and keeps serving onc
     const std::size_t ends = count("works again after");
     CHECK(starts >= 1);
     CHECK(starts <= 3);
-    CHECK(ends == starts);  // every episode ended: the waiting clients were accepted
-    CHECK(output.find("failed attempts over") != std::string::npos);  // the first episode saw several retries
+    // Each episode that ended says so; the last may still be going on (the three clients that
+    // were waiting fill the limit again once accepted).
+    CHECK((ends == starts || ends + 1 == starts));
+    CHECK(ends >= 1);  // the first ended when descriptors were freed, after several retries:
+    CHECK(output.find("failed attempts over") != std::string::npos);
 }
 
 // ---------------------------------------------------------------------- abuse
@@ -687,15 +691,7 @@ bool forbid_io_uring_register() {
 }
 
 TEST_CASE("server - where io_uring_register is forbidden, connections receive with plain recv", "[server][degraded]") {
-    int output_pipe[2];
-    REQUIRE(::pipe(output_pipe) == 0);
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::close(output_pipe[0]);
-        ::dup2(output_pipe[1], STDERR_FILENO);
-        int status = 1;
+    auto [status, output] = coring_test::run_in_child([]() -> int {
         try {
             if (!forbid_io_uring_register()) throw std::system_error(errno, std::system_category(), "seccomp");
             coring::run([]() -> coring::task<> {
@@ -712,18 +708,12 @@ TEST_CASE("server - where io_uring_register is forbidden, connections receive wi
                 srv.close();
                 co_await srv.wait_closed();
             }());
-            status = 0;
+            return 0;
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "child failed: %s\n", e.what());
+            std::printf("child failed: %s\n", e.what());
+            return 1;
         }
-        std::fflush(nullptr);
-        ::_exit(status);
-    }
-    ::close(output_pipe[1]);
-    const std::string output = coring_test::read_until_eof(output_pipe[0]);
-    ::close(output_pipe[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
+    });
     INFO(output);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);

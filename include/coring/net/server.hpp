@@ -99,7 +99,9 @@ struct server_options {
     std::chrono::milliseconds accept_retry_min{100};
     std::chrono::milliseconds accept_retry_max{1000};
     /// At most this many connections at once (counted from accept until the descriptor is
-    /// closed); accepting pauses at the cap. Zero: no cap.
+    /// closed); accepting pauses at the cap. Zero: no cap. A server with several listeners (an
+    /// empty host: one per address family) may pass it by one per listener beyond the first,
+    /// whose accepts were already waiting when the count reached it.
     std::size_t max_connections = 0;
 };
 
