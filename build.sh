@@ -50,7 +50,7 @@ ensure_packages() {
 
 # What does not depend on the flags runs in the release build alone: the header self-containment
 # check, the consumer projects (they build with their own flags) and the benchmarks (built where
-# they are timed). That keeps CI's six configurations within its hour on two cores.
+# they are timed). CI runs six configurations on two cores: what is built once saves minutes.
 case $config in
     release) cxx=g++ cxxflags="-O2" extra=(-DCORING_WERROR=ON) ;;
     debug) cxx=g++ cxxflags="-O0 -g" extra=(-DCORING_HEADER_CHECK=OFF -DCORING_BUILD_BENCHMARKS=OFF -DCORING_CONSUMER_TESTS=OFF) ;;
