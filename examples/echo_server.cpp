@@ -12,7 +12,10 @@
 // connection on which nothing moved for 60 s and holds at most 10,000 at once.
 //
 // It prints "listening on HOST:PORT" once it accepts connections (--port 0 picks a free port),
-// and stops cleanly on SIGINT or SIGTERM (exit status 0).
+// and stops cleanly on SIGINT or SIGTERM (exit status 0). --threads N runs either server on N
+// event loops, one per thread, each with its own listener on the same port (SO_REUSEPORT:
+// the kernel spreads the connections; examples/sharded.hpp), and prints how many connections
+// each loop accepted.
 //
 //   $ ./echo_server --port 8888 &
 //   listening on 127.0.0.1:8888
@@ -28,6 +31,11 @@
 #include <coring/net/server.hpp>
 #include <coring/net/stream.hpp>
 #include <coring/net/tls.hpp>
+
+#include "sharded.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <chrono>
@@ -50,7 +58,11 @@ struct settings {
     bool streams = false;
     std::string tls_cert;  // --tls CERT KEY (with --streams)
     std::string tls_key;
+    std::size_t threads = 1;  // --threads N: loops, each on its own thread
 };
+
+settings g_settings;
+thread_local std::uint64_t t_connections = 0;  // accepted on this loop
 
 // ---------------------------------------------------------------------- raw sockets
 
@@ -111,6 +123,7 @@ coring::task<> accept_connections(const coring::socket& listener, coring::io::bu
         }
         coring::socket conn(fd);
         conn.set_nodelay();
+        ++t_connections;
         if (ring)
             coring::create_task(echo_connection(std::move(conn), ring));
         else
@@ -118,23 +131,31 @@ coring::task<> accept_connections(const coring::socket& listener, coring::io::bu
     }
 }
 
-coring::task<> serve_raw(settings s) {
-    const std::vector<coring::address> where = co_await coring::resolve(s.host, s.port);
-    coring::socket listener = co_await coring::socket::open_listener(where.front());
+// One loop's listener (examples/sharded.hpp): with --threads N, N of them share the port.
+coring::task<std::uint64_t> serve_raw(sharded::shard& shard) {
+    const std::uint16_t port = co_await shard.port();
+    const std::vector<coring::address> where = co_await coring::resolve(g_settings.host, port);
+    coring::socket listener = co_await coring::socket::open(where.front().family(), SOCK_STREAM, IPPROTO_TCP);
+    listener.set_reuse_address();
+    if (shard.shares_port()) listener.set_reuse_port();
+    listener.bind(where.front());
+    listener.listen(SOMAXCONN);
     // Null where no provided-buffer ring can be made (a kernel before 5.19, io_uring_register
     // forbidden by a seccomp profile): plain recv.
     const coring::io::buffer_ring_ptr ring = coring::io::buffer_ring::try_create(256, 4096);
-    std::printf("listening on %s\n", listener.local_address().to_string().c_str());
-    std::fflush(stdout);
+    if (shard.index() == 0) {
+        co_await shard.publish_port(listener.local_address().port());
+        std::printf("listening on %s\n", listener.local_address().to_string().c_str());
+        std::fflush(stdout);
+    }
     auto accepting = coring::create_task(accept_connections(listener, ring), "accept");
-    auto stop = [accepting]() mutable { accepting.cancel(); };
-    coring::get_running_loop().add_signal_handler(SIGINT, stop);
-    coring::get_running_loop().add_signal_handler(SIGTERM, stop);
+    auto stopping = shard.on_stop([accepting]() mutable { accepting.cancel(); });
     try {
         co_await accepting;
     } catch (const coring::cancelled_error&) {
-        // A signal: stop accepting. coring::run then cancels the connections that are left.
+        // A signal: stop accepting. Closing the loop then cancels the connections that are left.
     }
+    co_return t_connections;
 }
 
 // ---------------------------------------------------------------------- streams
@@ -156,35 +177,43 @@ coring::task<> echo(coring::stream_reader reader, coring::stream_writer writer) 
     }
 }
 
-coring::task<> serve_streams(settings s) {
+coring::task<std::uint64_t> serve_streams(sharded::shard& shard) {
     coring::server_options options;
     // A client that connects and goes quiet cannot hold a connection for ever, nor can many of
     // them hold every descriptor (both off in the library by default, as in asyncio).
     options.stream.idle_timeout = std::chrono::seconds(60);
-    options.max_connections = 10'000;
+    options.max_connections = 10'000;  // per loop
+    options.reuse_port = shard.shares_port();
     coring::tls_context tls;
-    if (!s.tls_cert.empty()) {
-        tls = coring::tls_context::server(s.tls_cert, s.tls_key);
+    if (!g_settings.tls_cert.empty()) {
+        tls = coring::tls_context::server(g_settings.tls_cert, g_settings.tls_key);
         options.stream.tls = tls;
     }
-    coring::server srv = co_await coring::start_server(echo, s.host, s.port, options);
-    std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
-    std::fflush(stdout);
-    auto stop = [&srv] { srv.close(); };
-    coring::get_running_loop().add_signal_handler(SIGINT, stop);
-    coring::get_running_loop().add_signal_handler(SIGTERM, stop);
+    auto counted_echo = [](coring::stream_reader reader, coring::stream_writer writer) -> coring::task<> {
+        ++t_connections;
+        return echo(std::move(reader), std::move(writer));
+    };
+    const std::uint16_t port = co_await shard.port();
+    coring::server srv = co_await coring::start_server(counted_echo, g_settings.host, port, options);
+    if (shard.index() == 0) {
+        co_await shard.publish_port(srv.addresses().front().port());
+        std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
+        std::fflush(stdout);
+    }
+    auto stopping = shard.on_stop([&srv] { srv.close(); });
     co_await srv.serve_forever();  // returns once closed: handlers finished, connections closed
+    co_return t_connections;
 }
 
 [[noreturn]] void usage() {
-    std::fprintf(stderr, "usage: echo_server [--host H] [--port P] [--streams] [--tls CERT KEY]\n");
+    std::fprintf(stderr, "usage: echo_server [--host H] [--port P] [--streams] [--tls CERT KEY] [--threads N]\n");
     std::exit(2);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    settings s;
+    settings& s = g_settings;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--host" && i + 1 < argc)
@@ -193,6 +222,8 @@ int main(int argc, char** argv) {
             s.port = static_cast<std::uint16_t>(std::atoi(argv[++i]));
         else if (arg == "--streams")
             s.streams = true;
+        else if (arg == "--threads" && i + 1 < argc)
+            s.threads = static_cast<std::size_t>(std::atoi(argv[++i]));
         else if (arg == "--tls" && i + 2 < argc) {
             s.tls_cert = argv[++i];
             s.tls_key = argv[++i];
@@ -200,11 +231,14 @@ int main(int argc, char** argv) {
         } else
             usage();
     }
+    if (s.threads < 1 || s.threads > 1024) usage();
     try {
-        if (s.streams)
-            coring::run(serve_streams(s));
-        else
-            coring::run(serve_raw(s));
+        const std::vector<std::uint64_t> connections = sharded::run(s.threads, s.port, s.streams ? serve_streams : serve_raw);
+        if (connections.size() > 1) {
+            std::string per_loop;
+            for (std::uint64_t n : connections) per_loop += (per_loop.empty() ? "" : " ") + std::to_string(n);
+            std::printf("echo_server: connections per loop: %s\n", per_loop.c_str());
+        }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo_server: %s\n", e.what());
         return 1;

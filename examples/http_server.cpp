@@ -26,6 +26,10 @@
 //   stops reading its responses);
 // - at most 1000 connections are open at once (--max-connections); more wait to be accepted.
 //
+// --threads N runs N event loops, one per thread, each with its own listener on the same port
+// (SO_REUSEPORT: the kernel spreads the connections); on exit it prints the requests each loop
+// served (examples/sharded.hpp).
+//
 // --tls CERT KEY serves HTTPS instead: the same handler, over TLS (a server tls_context in
 // server_options.stream.tls; the handler sees a connection once its handshake is over).
 //
@@ -41,6 +45,7 @@
 #include <coring/net/tls.hpp>
 
 #include "http_request.hpp"
+#include "sharded.hpp"
 
 #include <sys/stat.h>
 
@@ -74,11 +79,12 @@ struct settings {
     std::chrono::milliseconds head_timeout{10'000};       // from a head's first byte to its end
     std::chrono::milliseconds keepalive_timeout{30'000};  // for the next request's first byte
     std::chrono::milliseconds idle_timeout{60'000};       // nothing moving either way
-    std::size_t max_connections = 1000;
+    std::size_t max_connections = 1000;  // per loop
+    std::size_t threads = 1;             // --threads N: loops, each on its own thread
 };
 
 settings g_settings;
-std::uint64_t g_requests = 0;
+thread_local std::uint64_t g_requests = 0;  // on this loop
 
 std::string_view content_type(std::string_view path) {
     const std::size_t dot = path.rfind('.');
@@ -300,12 +306,14 @@ coring::task<> serve_client(coring::stream_reader reader, coring::stream_writer 
     co_await writer.wait_closed();
 }
 
-coring::task<> amain() {
+// One loop's server (examples/sharded.hpp): with --threads N, N of them share the port.
+coring::task<std::uint64_t> serve_one(sharded::shard& shard) {
     coring::server_options options;
     options.stream.limit = g_settings.max_header_bytes;  // bounds a request head
     options.stream.read_timeout = g_settings.keepalive_timeout;
     options.stream.idle_timeout = g_settings.idle_timeout;
-    options.max_connections = g_settings.max_connections;
+    options.max_connections = g_settings.max_connections;  // per loop
+    options.reuse_port = shard.shares_port();
     coring::tls_context tls;
     if (!g_settings.tls_cert.empty()) {
         tls = coring::tls_context::server(g_settings.tls_cert, g_settings.tls_key);
@@ -318,21 +326,23 @@ coring::task<> amain() {
             // The client reset the connection while we wrote.
         }
     };
-    coring::server srv = co_await coring::start_server(handler, g_settings.host, g_settings.port, options);
-    std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
-    std::fflush(stdout);
-    auto stop = [&srv] { srv.close(); };
-    coring::get_running_loop().add_signal_handler(SIGINT, stop);
-    coring::get_running_loop().add_signal_handler(SIGTERM, stop);
+    const std::uint16_t port = co_await shard.port();
+    coring::server srv = co_await coring::start_server(handler, g_settings.host, port, options);
+    if (shard.index() == 0) {
+        co_await shard.publish_port(srv.addresses().front().port());
+        std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
+        std::fflush(stdout);
+    }
+    auto stopping = shard.on_stop([&srv] { srv.close(); });
     co_await srv.serve_forever();
-    std::printf("http_server: served %llu requests\n", static_cast<unsigned long long>(g_requests));
+    co_return g_requests;
 }
 
 [[noreturn]] void usage() {
     std::fprintf(stderr,
                  "usage: http_server [--host H] [--port P] [--root DIR] [--max-header-bytes N] [--tls CERT KEY]\n"
                  "                   [--head-timeout-ms MS] [--keepalive-timeout-ms MS] [--idle-timeout-ms MS]\n"
-                 "                   [--max-connections N]\n");
+                 "                   [--max-connections N] [--threads N]\n");
     std::exit(2);
 }
 
@@ -369,14 +379,27 @@ int main(int argc, char** argv) {
             g_settings.idle_timeout = std::chrono::milliseconds(number(argv[++i], a_day_ms));
         else if (arg == "--max-connections")
             g_settings.max_connections = static_cast<std::size_t>(number(argv[++i], 1'000'000));
+        else if (arg == "--threads")
+            g_settings.threads = static_cast<std::size_t>(number(argv[++i], 1024));
         else if (arg == "--tls" && i + 2 < argc) {
             g_settings.tls_cert = argv[++i];
             g_settings.tls_key = argv[++i];
         } else
             usage();
     }
+    if (g_settings.threads == 0) usage();
     try {
-        coring::run(amain());
+        const std::vector<std::uint64_t> served = sharded::run(g_settings.threads, g_settings.port, serve_one);
+        std::uint64_t total = 0;
+        std::string per_loop;
+        for (std::uint64_t n : served) {
+            total += n;
+            per_loop += (per_loop.empty() ? "" : " ") + std::to_string(n);
+        }
+        if (served.size() > 1)
+            std::printf("http_server: served %llu requests (per loop: %s)\n", static_cast<unsigned long long>(total), per_loop.c_str());
+        else
+            std::printf("http_server: served %llu requests\n", static_cast<unsigned long long>(total));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "http_server: %s\n", e.what());
         return 1;

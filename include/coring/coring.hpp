@@ -34,6 +34,9 @@
 #include <coring/task.hpp>
 #include <coring/task_group.hpp>
 #include <coring/task_handle.hpp>
+#include <coring/thread/channel.hpp>
+#include <coring/thread/loop_group.hpp>
+#include <coring/thread/run_on.hpp>
 #include <coring/thread/thread_pool.hpp>
 #include <coring/thread/to_thread.hpp>
 #include <coring/time.hpp>

@@ -78,6 +78,12 @@ public:
     queue_shut_down() : std::runtime_error("coring::queue_shut_down: the queue was shut down") {}
 };
 
+/// co_await channel.send(v) on a channel that is closed (thread/channel.hpp); the value is not sent.
+class channel_closed : public std::runtime_error {
+public:
+    channel_closed() : std::runtime_error("coring::channel_closed: send on a closed channel") {}
+};
+
 /// A barrier was aborted or reset while tasks were waiting on it.
 class broken_barrier_error : public std::runtime_error {
 public:

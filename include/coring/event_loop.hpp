@@ -182,14 +182,19 @@ public:
     timer_handle call_at(clock::time_point when, F&& f);
 
     /// The one member that may be called from any thread: queues f() and wakes the loop if it
-    /// is blocked in the kernel. Throws std::logic_error once the loop is closed.
+    /// is blocked in the kernel. Throws std::logic_error once the loop is closed (from the
+    /// moment its close() stops taking messages).
     template <class F>
     void call_soon_threadsafe(F&& f) {
-        if (m_closed) throw std::logic_error("coring: call_soon_threadsafe on a closed event loop");
+        detail::ready_node* node;
         if (detail::t_contexts_used)  // this thread's: the calling code's context
-            push_from_any_thread(new detail::callback_node<std::decay_t<F>, false, true>(*this, std::forward<F>(f)));
+            node = new detail::callback_node<std::decay_t<F>, false, true>(*this, std::forward<F>(f));
         else
-            push_from_any_thread(new detail::callback_node<std::decay_t<F>, false>(*this, std::forward<F>(f)));
+            node = new detail::callback_node<std::decay_t<F>, false>(*this, std::forward<F>(f));
+        if (!push_from_any_thread(node)) {
+            node->run(detail::ready_node::action::discard);  // deletes it
+            throw std::logic_error("coring: call_soon_threadsafe on a closed event loop");
+        }
     }
 
     // ------------------------------------------------------------------ tasks

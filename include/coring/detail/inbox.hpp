@@ -35,11 +35,13 @@ public:
     inbox& operator=(const inbox&) = delete;
     ~inbox() { ::close(m_eventfd); }
 
-    /// Any thread. Takes ownership of the node; the loop runs it on its next iteration.
-    void push(ready_node* node) noexcept {
+    /// Any thread. Takes ownership of the node, which the loop runs on its next iteration, and
+    /// returns true; false once the loop has closed its inbox (the node stays the caller's).
+    [[nodiscard]] bool try_push(ready_node* node) noexcept {
         bool wake = false;
         {
             std::lock_guard lock(m_mutex);
+            if (m_closed) return false;
             m_queue.push(node);
             m_has_items.store(true, std::memory_order_relaxed);
             if (m_sleeping && !m_wake_sent) wake = m_wake_sent = true;
@@ -48,6 +50,15 @@ public:
             const eventfd_t one = 1;
             [[maybe_unused]] int r = ::eventfd_write(m_eventfd, one);
         }
+        return true;
+    }
+
+    /// Loop thread, while closing: refuses every later push. Under the mutex, so a message either
+    /// lands before (and the close's take() finds it) or is refused and stays its sender's: none
+    /// is lost between the two.
+    void close() noexcept {
+        std::lock_guard lock(m_mutex);
+        m_closed = true;
     }
 
     /// Loop thread: a cheap hint that take() has work.
@@ -114,6 +125,7 @@ private:
     std::atomic<bool> m_has_items{false};
     bool m_sleeping = false;   // guarded by m_mutex
     bool m_wake_sent = false;  // guarded by m_mutex
+    bool m_closed = false;     // guarded by m_mutex
     int m_eventfd = -1;
     bool m_multishot = true;
     unsigned m_arm_count = 0;

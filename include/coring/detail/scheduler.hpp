@@ -35,6 +35,7 @@
 #include <coring/errors.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <coroutine>
@@ -43,6 +44,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <sstream>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -92,6 +94,20 @@ public:
     [[nodiscard]] state_base* current_task_state() const noexcept { return m_current; }
     /// Queues `node` to run on the next run phase.
     void schedule(ready_node& node) noexcept { m_ready.push(&node); }
+    /// Any thread: queues a node through the inbox (the loop runs it on its next iteration) and
+    /// returns true; false once the loop is closing its inbox, and the node stays the caller's.
+    [[nodiscard]] bool push_from_any_thread(ready_node* node) noexcept { return m_inbox.try_push(node); }
+    /// Any thread: runs the node on this loop, queued directly when called from this loop's own
+    /// thread (the running scheduler), through the inbox from any other. False as
+    /// push_from_any_thread. The one way messages travel between loops (thread/run_on.hpp,
+    /// thread/channel.hpp).
+    [[nodiscard]] bool post(ready_node& node) noexcept {
+        if (t_running_scheduler == this) {
+            schedule(node);
+            return true;
+        }
+        return push_from_any_thread(&node);
+    }
     /// Resumes `frame`, which belongs to `task`, with `task` as the current task.
     void resume(state_base* task, std::coroutine_handle<> frame) noexcept {
         m_current = task;
@@ -206,7 +222,7 @@ public:
     [[nodiscard]] bool debug_mode() const noexcept { return m_debug; }
     /// In debug mode, throws std::logic_error when called from a thread other than the loop's.
     void check_thread(const char* what) const {
-        if (CORING_UNLIKELY(m_debug) && std::this_thread::get_id() != m_thread) report_wrong_thread(what);
+        if (CORING_UNLIKELY(m_debug) && std::this_thread::get_id() != m_thread.load(std::memory_order_relaxed)) report_wrong_thread(what);
     }
 
 protected:
@@ -249,10 +265,10 @@ protected:
         ++m_loop_events;
     }
 
-    /// Queues a node pushed by another thread.
-    void push_from_any_thread(ready_node* node) noexcept { m_inbox.push(node); }
     /// The thread that runs the scheduler (run_until calls it from the running thread).
-    void adopt_thread() noexcept { m_thread = std::this_thread::get_id(); }
+    void adopt_thread() noexcept { m_thread.store(std::this_thread::get_id(), std::memory_order_relaxed); }
+    /// The thread that created the scheduler or last ran it.
+    [[nodiscard]] std::thread::id owner_thread() const noexcept { return m_thread.load(std::memory_order_relaxed); }
 
     // Shutdown, in event_loop::close's order.
     /// Drops every queued node, expired or not, and what other threads pushed, without running it.
@@ -295,9 +311,11 @@ private:
         if (took > m_options.slow_callback_duration) report_slow_step(task, took);
     }
     [[noreturn]] void report_wrong_thread(const char* what) const {
-        throw std::logic_error(std::string("coring: ") + what +
-                               " on an event loop from a thread other than the loop's own (debug mode check); only call_soon_threadsafe may "
-                               "be called from another thread");
+        std::ostringstream text;
+        text << "coring: " << what << " on an event loop from thread " << std::this_thread::get_id() << ", but the loop belongs to thread "
+             << owner_thread()
+             << " (debug mode check); only call_soon_threadsafe, run_on and channels may be used from another thread";
+        throw std::logic_error(text.str());
     }
 
     // Hand-off (start_next_batch_after): the start of the next iteration, run from inside the
@@ -434,7 +452,9 @@ private:
     clock::time_point m_virtual_now{};
     std::chrono::nanoseconds m_time_in_kernel{};
     std::uint64_t m_lost_completion_reports = 0;  // reports of EBADR made to the exception handler
-    std::thread::id m_thread;
+    // Atomic: a wrong-thread report reads it from the other thread, and a loop may be run by a
+    // thread other than the one that made it.
+    std::atomic<std::thread::id> m_thread;
 
 protected:
     // The registry of task states (state_base registers itself, and counts unfinished tasks).
@@ -585,6 +605,7 @@ inline void scheduler::discard_leftovers() noexcept {
     using action = ready_node::action;
     while (ready_node* node = m_ready.pop()) node->run(action::discard);
     while (timer_node* timer = m_timers.pop()) timer->run(action::discard);
+    m_inbox.close();  // what another thread sends from now on is refused, not lost here
     ready_queue arrived = m_inbox.take();
     while (ready_node* node = arrived.pop()) node->run(action::discard);
 }
