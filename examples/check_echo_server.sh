@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Smoke test of examples/echo_server, both ways (raw sockets, --streams), with nc from
 # netcat-openbsd: lines, a megabyte of random bytes, ten concurrent clients; stopped by SIGINT
-# (raw) and SIGTERM (streams), exit status 0. Then out of descriptors: logged once at the start
-# and once at the end.
+# (raw) and SIGTERM (streams), exit status 0. Both again on two loops (--threads 2): forty
+# clients, and each loop must have accepted some. Then out of descriptors: logged once at the
+# start and once at the end.
 #   check_echo_server.sh PATH/TO/echo_server
 set -euo pipefail
 program=$1
@@ -42,6 +43,28 @@ for mode in raw streams; do
     if [[ $mode == raw ]]; then stop_server INT; else stop_server TERM; fi
     wait "$idle_client" 2>/dev/null || true
     echo "$mode: ok"
+done
+# Two loops sharing the port (SO_REUSEPORT): the kernel spreads forty connections over both
+# (all on one loop has odds of 2^-39), and a signal stops both.
+for mode in raw streams; do
+    args=(--port 0 --threads 2)
+    [[ $mode == streams ]] && args+=(--streams)
+    start_server "$program" "${args[@]}"
+    pids=()
+    for i in $(seq 40); do
+        (printf 'client %s\n' "$i" | timeout 10 nc -N 127.0.0.1 "$port" >"$work/client$i") &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || fail "threads $mode: a client failed"; done
+    for i in $(seq 40); do
+        [[ $(cat "$work/client$i") == "client $i" ]] || fail "threads $mode: client $i got '$(cat "$work/client$i")'"
+    done
+    stop_server TERM
+    per_loop=$(sed -n 's/^echo_server: connections per loop: \([0-9]*\) \([0-9]*\)$/\1 \2/p' <<<"$server_output")
+    read -r first second <<<"$per_loop"
+    [[ -n ${second:-} ]] || fail "threads $mode: no per-loop count in '$server_output'"
+    ((first + second == 40 && first > 0 && second > 0)) || fail "threads $mode: expected 40 connections over both loops, got $first and $second"
+    echo "threads $mode: ok ($first + $second connections)"
 done
 # Out of descriptors (raw): a server limited to 24 descriptors meets 40 clients at once. It logs
 # one line when accepting starts failing and one when it works again (with the count), not one

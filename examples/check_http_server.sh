@@ -2,8 +2,8 @@
 # Smoke test of examples/http_server with real clients: curl (pages, files, 404, 405, a header
 # over the limit, keep-alive across requests), nc (a malformed request: 400, a bare-LF request),
 # a 2-second wrk run, and Python's socket module as slow and silent clients (a second server with
-# short timeouts: a head trickling in, an idle kept-alive connection, the connection cap);
-# stopped by SIGTERM, exit status 0.
+# short timeouts: a head trickling in, an idle kept-alive connection, the connection cap), and a
+# third on two loops (--threads 2: both serve); stopped by SIGTERM, exit status 0.
 #   check_http_server.sh PATH/TO/http_server
 set -euo pipefail
 program=$1
@@ -139,4 +139,15 @@ code=$(code_of --max-time 0.3 "$base/" || true)  # curl exits 28 when it gives u
 wait "$holder"
 [[ $(code_of --max-time 5 "$base/") == 200 ]] || fail "accepting should resume below --max-connections"
 stop_server TERM
+# Two loops sharing the port: forty requests on fresh connections reach both, and the exit line
+# counts each loop's share.
+start_server "$program" --port 0 --root "$root" --threads 2
+for i in $(seq 40); do
+    [[ $(code_of --max-time 5 "http://127.0.0.1:$port/") == 200 ]] || fail "--threads 2: request $i failed"
+done
+stop_server TERM
+read -r total first second < <(sed -n 's/^http_server: served \([0-9]*\) requests (per loop: \([0-9]*\) \([0-9]*\))$/\1 \2 \3/p' <<<"$server_output")
+[[ ${total:-} == 40 ]] || fail "--threads 2: expected 'served 40 requests (per loop: A B)', got '$server_output'"
+((first > 0 && second > 0)) || fail "--threads 2: one loop served all 40 requests ($first and $second)"
+echo "threads: ok ($first + $second requests)"
 echo "http_server: all checks passed"

@@ -33,7 +33,8 @@ start_server() {
     [[ -n $port ]] || fail "$1 did not print 'listening on HOST:PORT'"
 }
 
-# stop_server SIGNAL: the server must exit by itself, with status 0, within 10 seconds.
+# stop_server SIGNAL: the server must exit by itself, with status 0, within 10 seconds. What it
+# printed is left in server_output.
 stop_server() {
     local signal=$1 status=0
     kill -"$signal" "$server_pid"
@@ -45,6 +46,7 @@ stop_server() {
     wait "$server_pid" || status=$?
     [[ $status -eq 0 ]] || fail "the server exited with status $status after SIG$signal"
     server_pid=
+    server_output=$(cat "$server_log")
     rm -f "$server_log"
 }
 
