@@ -81,6 +81,11 @@ struct loop_options {
     /// fio's io_uring policy: the lowest latency for a device-bound load, at the cost of a system
     /// call per operation. Off by default: batching is cheaper for network servers.
     bool eager_submit = false;
+    /// run_on and channel messages from this loop to other loops travel through the kernel
+    /// (IORING_OP_MSG_RING: a completion on the target's ring) where it has the opcode and
+    /// IORING_FEAT_CQE_SKIP (5.18+); otherwise, or when false, through the target's inbox (a
+    /// mutex, and an eventfd write when the target sleeps). loop_stats::msg_ring says which.
+    bool msg_ring = true;
 };
 
 /// Counters of a loop's work, read with event_loop::stats().
@@ -99,6 +104,10 @@ struct loop_stats {
     std::uint64_t cq_dropped = 0;                   ///< CQEs the kernel dropped (its cq.koverflow count): completions lost
     std::uint64_t dropped_completions_reported = 0; ///< reports to the exception handler that io_uring_enter said so
                                                     ///< (EBADR): one for each, or for several seen in one iteration
+    bool msg_ring = false;                          ///< messages to other loops go through IORING_OP_MSG_RING
+                                                    ///< (chosen when the loop was made), else through their inboxes
+    std::uint64_t messages_sent = 0;                ///< run_on and channel messages sent through IORING_OP_MSG_RING
+    std::uint64_t messages_received = 0;            ///< and received that way from other loops
 };
 
 /// The loop running in this thread, or throws std::logic_error.
@@ -358,6 +367,7 @@ inline detail::scheduler_options event_loop::scheduler_options_of(const loop_opt
     s.virtual_time = options.virtual_time;
     s.busy_poll = options.busy_poll;
     s.eager_submit = options.eager_submit;
+    s.msg_ring = options.msg_ring;
     return s;
 }
 
@@ -429,6 +439,9 @@ inline loop_stats event_loop::stats() const noexcept {
     s.cq_overflows = owned_ring().cq_overflows();
     s.cq_dropped = owned_ring().cq_dropped();
     s.dropped_completions_reported = lost_completion_reports();
+    s.msg_ring = sends_msg_ring();
+    s.messages_sent = messages_sent();
+    s.messages_received = messages_received();
     return s;
 }
 

@@ -190,7 +190,9 @@ coring::task<receiver_log> sender_or_receiver(coring::channel<item>& ch, std::si
 
 TEST_CASE("channel - two senders and two receivers on four loops: a million items, none lost, FIFO per sender", "[channel]") {
     constexpr std::uint32_t per_sender = 500'000;
-    coring::loop_group group({.threads = 4});
+    const bool msg_ring = GENERATE(true, false);  // messages through the kernel, or the inboxes
+    INFO("msg_ring: " << msg_ring);
+    coring::loop_group group({.threads = 4, .loop = {.msg_ring = msg_ring}});
     coring::channel<item> ch(256);
     std::atomic<std::size_t> senders_left{2};
     const std::vector<receiver_log> logs =
@@ -247,7 +249,9 @@ coring::task<receiver_log> impatient(coring::channel<std::uint32_t>& ch, std::si
 
 TEST_CASE("channel - send and receive cancelled at random across loops: nothing lost or doubled", "[channel]") {
     constexpr std::uint32_t per_sender = 20'000;
-    coring::loop_group group({.threads = 4});
+    const bool msg_ring = GENERATE(true, false);
+    INFO("msg_ring: " << msg_ring);
+    coring::loop_group group({.threads = 4, .loop = {.msg_ring = msg_ring}});
     coring::channel<std::uint32_t> ch(8);
     std::atomic<std::size_t> senders_left{2};
     std::vector<std::uint64_t> timeouts(4, 0);

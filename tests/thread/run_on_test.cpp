@@ -317,3 +317,37 @@ TEST_CASE("run_on - many calls at once from several loops to several loops", "[r
     REQUIRE(sums.size() == 3);
     for (std::size_t i = 0; i < 3; ++i) CHECK(sums[i] == 299L * 300 / 2 + 300L * static_cast<long>(i));
 }
+
+TEST_CASE("run_on - messages travel through IORING_OP_MSG_RING where the kernel has it, else the inbox", "[run_on]") {
+    for (const bool msg_ring : {true, false}) {
+        coring::loop_group group({.threads = 2, .loop = {.msg_ring = msg_ring}});
+        struct both {
+            coring::loop_stats caller;
+            coring::loop_stats target;
+            int sum = 0;
+        };
+        const std::vector<both> seen = group.run([&group](std::size_t i) -> coring::task<both> {
+            both out;
+            if (i == 0) {
+                for (int k = 0; k < 100; ++k) out.sum += co_await coring::run_on(group.loop(1), [k] { return add_later(k, 1); });
+                out.target = co_await coring::run_on(group.loop(1), []() -> coring::task<coring::loop_stats> { co_return coring::get_running_loop().stats(); });
+            }
+            out.caller = coring::get_running_loop().stats();
+            co_return out;
+        });
+        const both& s = seen[0];
+        INFO("msg_ring requested: " << msg_ring);
+        CHECK(s.sum == 99 * 100 / 2 + 100);
+        if (!msg_ring) {
+            CHECK_FALSE(s.caller.msg_ring);
+            CHECK(s.caller.messages_sent == 0);
+            CHECK(s.target.messages_received == 0);
+        } else if (!s.caller.msg_ring) {
+            WARN("this kernel has no IORING_OP_MSG_RING with IORING_FEAT_CQE_SKIP (5.18+): the inbox carried the messages");
+        } else {
+            CHECK(s.caller.messages_sent >= 101);      // a start per call
+            CHECK(s.target.messages_received >= 101);
+            CHECK(s.caller.messages_received >= 100);  // and a result home per call
+        }
+    }
+}

@@ -172,6 +172,18 @@ public:
 
     [[nodiscard]] unsigned setup_flags() const noexcept { return m_setup_flags; }
     [[nodiscard]] bool has_feature(unsigned feature) const noexcept { return (m_features & feature) != 0; }
+    /// The ring's descriptor: what IORING_OP_MSG_RING addresses.
+    [[nodiscard]] int fd() const noexcept { return m_ring.ring_fd; }
+    /// Whether the kernel knows `opcode` (io_uring_register's probe; false if it cannot say).
+    [[nodiscard]] bool supports(int opcode) const noexcept {
+        struct io_uring_probe* probe = io_uring_get_probe_ring(const_cast<io_uring*>(&m_ring));
+        if (probe == nullptr) return false;
+        const bool supported = io_uring_opcode_supported(probe, opcode) != 0;
+        io_uring_free_probe(probe);
+        return supported;
+    }
+    /// Submits until the kernel has consumed every queued SQE.
+    void submit_all() { make_room(m_ring.sq.ring_entries); }
     [[nodiscard]] unsigned pending_submissions() const noexcept { return io_uring_sq_ready(&m_ring); }
     /// True if SQEs were prepared since the last submit. Unlike pending_submissions() it reads
     /// only the process's own copy of the tail, not the kernel's head in the ring shared with it:

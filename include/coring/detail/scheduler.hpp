@@ -28,6 +28,7 @@
 #include <coring/detail/context_map.hpp>
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/intrusive_list.hpp>
+#include <coring/detail/message_gate.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/test_access.hpp>
@@ -80,6 +81,7 @@ struct scheduler_options {
     bool virtual_time = false;
     std::chrono::nanoseconds busy_poll = std::chrono::nanoseconds::zero();
     bool eager_submit = false;
+    bool msg_ring = true;  // send to other loops through IORING_OP_MSG_RING where the kernel can
 };
 
 // Aligned to a cache line, so that the members read on every task switch share two of them.
@@ -97,17 +99,27 @@ public:
     /// Any thread: queues a node through the inbox (the loop runs it on its next iteration) and
     /// returns true; false once the loop is closing its inbox, and the node stays the caller's.
     [[nodiscard]] bool push_from_any_thread(ready_node* node) noexcept { return m_inbox.try_push(node); }
-    /// Any thread: runs the node on this loop, queued directly when called from this loop's own
-    /// thread (the running scheduler), through the inbox from any other. False as
-    /// push_from_any_thread. The one way messages travel between loops (thread/run_on.hpp,
-    /// thread/channel.hpp).
+    /// Any thread: runs the node on this loop. From this loop's own thread it is queued at once;
+    /// from another running loop that can, it travels through the kernel (IORING_OP_MSG_RING:
+    /// a CQE on this ring, see "Messages between loops" below); from anywhere else through the
+    /// inbox. False once this loop is closing (the node stays the caller's). The one way
+    /// run_on and channels reach another loop.
     [[nodiscard]] bool post(ready_node& node) noexcept {
-        if (t_running_scheduler == this) {
+        scheduler* running = t_running_scheduler;
+        if (running == this) {
             schedule(node);
             return true;
         }
+        if (running != nullptr && running->m_sends_msg_ring && running->send_message(*this, node)) return true;
         return push_from_any_thread(&node);
     }
+    /// Whether this loop sends to other loops through IORING_OP_MSG_RING (chosen when it is
+    /// made: scheduler_options::msg_ring and a kernel that has the opcode and
+    /// IORING_FEAT_CQE_SKIP, 5.18+), or through their inboxes.
+    [[nodiscard]] bool sends_msg_ring() const noexcept { return m_sends_msg_ring; }
+    [[nodiscard]] std::uint64_t messages_sent() const noexcept { return m_messages_sent; }
+    [[nodiscard]] std::uint64_t messages_received() const noexcept { return m_messages_received; }
+
     /// Resumes `frame`, which belongs to `task`, with `task` as the current task.
     void resume(state_base* task, std::coroutine_handle<> frame) noexcept {
         m_current = task;
@@ -234,6 +246,7 @@ protected:
           m_virtual_now(clock::now()),
           m_thread(std::this_thread::get_id()) {
         m_inbox.arm(m_ring);
+        m_sends_msg_ring = options.msg_ring && m_ring.has_feature(IORING_FEAT_CQE_SKIP) && m_ring.supports(IORING_OP_MSG_RING);
     }
     virtual ~scheduler() = default;
 
@@ -410,6 +423,8 @@ private:
     // reported by a submit made elsewhere (a full SQ, eager_submit).
     unsigned drain_completions() {
         const unsigned handled = m_ring.drain([this](io_completion* op, int result, unsigned flags) {
+            if (CORING_UNLIKELY((reinterpret_cast<std::uintptr_t>(op) & message_tags) != 0))
+                return on_message_completion(reinterpret_cast<std::uintptr_t>(op), result);
             if ((flags & IORING_CQE_F_MORE) == 0 && !op->m_internal) --m_user_ops_in_flight;
             op->m_complete(op, result, flags);
         });
@@ -417,6 +432,21 @@ private:
         return handled;
     }
     void report_lost_completions() noexcept;
+
+    // Messages between loops. A message is a ready_node of another loop's awaiter (run_on,
+    // channel). The sender prepares IORING_OP_MSG_RING on its own ring: the target's CQE
+    // carries the node's address tagged `message_arrived`, and the target schedules the node.
+    // The sender's SQE is marked IOSQE_CQE_SKIP_SUCCESS, so it sees a CQE only if the send
+    // failed (the target's completion queue could not take it): tagged `message_failed`, and
+    // the node goes through the target's inbox instead. While in flight a node is on no queue,
+    // so its m_next carries the target for that case. Nodes are 8-aligned: the low bits are
+    // free, and an operation's user_data never has them.
+    static constexpr std::uintptr_t message_arrived = 1;
+    static constexpr std::uintptr_t message_failed = 2;
+    static constexpr std::uintptr_t message_tags = 3;
+    bool send_message(scheduler& target, ready_node& node) noexcept;
+    void on_message_completion(std::uintptr_t tagged, int result) noexcept;
+
     // Spins on the ring, from `start`, for up to busy_poll: true once there is work.
     bool busy_poll_found_work(clock::time_point start, std::optional<clock::duration> until_next_timer);
 
@@ -452,6 +482,10 @@ private:
     clock::time_point m_virtual_now{};
     std::chrono::nanoseconds m_time_in_kernel{};
     std::uint64_t m_lost_completion_reports = 0;  // reports of EBADR made to the exception handler
+    message_gate m_gate;  // other loops addressing this ring (message_gate.hpp)
+    bool m_sends_msg_ring = false;
+    std::uint64_t m_messages_sent = 0;
+    std::uint64_t m_messages_received = 0;
     // Atomic: a wrong-thread report reads it from the other thread, and a loop may be run by a
     // thread other than the one that made it.
     std::atomic<std::thread::id> m_thread;
@@ -603,11 +637,61 @@ inline bool scheduler::busy_poll_found_work(clock::time_point start, std::option
 
 inline void scheduler::discard_leftovers() noexcept {
     using action = ready_node::action;
+    // What other loops send from now on is refused, not lost here: the inbox refuses it, and
+    // the gate turns senders to the inbox. Messages already sent through the kernel are
+    // collected (with DEFER_TASKRUN they arrive when this thread enters the kernel) and
+    // discarded with the rest.
+    m_inbox.close();
+    m_gate.shut();
+    try {
+        m_ring.submit_and_poll();
+        drain_completions();
+    } catch (...) {
+        // The ring is unusable: nothing more can arrive through it.
+    }
     while (ready_node* node = m_ready.pop()) node->run(action::discard);
     while (timer_node* timer = m_timers.pop()) timer->run(action::discard);
-    m_inbox.close();  // what another thread sends from now on is refused, not lost here
     ready_queue arrived = m_inbox.take();
     while (ready_node* node = arrived.pop()) node->run(action::discard);
+}
+
+CORING_NOINLINE inline bool scheduler::send_message(scheduler& target, ready_node& node) noexcept {
+    if (!target.m_gate.enter()) return false;  // closing: the inbox says so
+    io_uring_sqe* sqe;
+    try {
+        sqe = m_ring.get_sqe();
+    } catch (...) {
+        target.m_gate.leave();
+        return false;  // nothing was prepared: the inbox carries it
+    }
+    io_uring_prep_msg_ring(sqe, target.m_ring.fd(), 0, reinterpret_cast<std::uintptr_t>(&node) | message_arrived, 0);
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(&node) | message_failed);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    node.m_next = reinterpret_cast<ready_node*>(&target);  // read back only if the send fails
+    try {
+        // Submitted now, not with the iteration: the gate must stay open until the kernel
+        // holds its reference to the target ring, and a loop that stops after this step
+        // would otherwise keep the target from closing.
+        m_ring.submit_all();
+    } catch (...) {
+        // This ring is unusable; the SQE may have gone or not, and the inbox must not carry
+        // the node a second time.
+    }
+    target.m_gate.leave();
+    ++m_messages_sent;
+    return true;
+}
+
+CORING_NOINLINE inline void scheduler::on_message_completion(std::uintptr_t tagged, int result) noexcept {
+    auto* node = reinterpret_cast<ready_node*>(tagged & ~message_tags);
+    if ((tagged & message_tags) == message_arrived) {
+        ++m_messages_received;
+        schedule(*node);
+        return;
+    }
+    (void)result;  // a failed send (-EOVERFLOW, -ENOMEM, -EOWNERDEAD): the inbox takes it
+    auto* target = reinterpret_cast<scheduler*>(node->m_next);
+    if (!target->push_from_any_thread(node)) node->run(ready_node::action::discard);  // the target closed meanwhile
 }
 
 }  // namespace coring::detail

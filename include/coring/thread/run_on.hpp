@@ -96,6 +96,7 @@ private:
             // yet. The loop keeps the task alive until it finishes, handle or not.
             task_handle<void> remote = m_target_loop->create_task(drive(this), "run_on");
             m_remote = remote.native_state();
+            if (m_cancel_arrived_first) m_remote->request_cancel(m_cancel_message);
         } catch (...) {
             finish(std::current_exception());  // the loop is closing, or make_task threw
         }
@@ -124,7 +125,12 @@ private:
     }
 
     void on_cancel_message(action what) noexcept {
-        if (what == action::run && !m_remote_done && m_remote != nullptr) m_remote->request_cancel(m_cancel_message);
+        if (what == action::run && !m_remote_done) {
+            if (m_remote != nullptr)
+                m_remote->request_cancel(m_cancel_message);
+            else
+                m_cancel_arrived_first = true;  // messages that fell back to the inbox may overtake
+        }
         release();
     }
 
@@ -177,6 +183,7 @@ private:
     bool m_cancel_sent = false;      // caller's loop
     state_base* m_remote = nullptr;  // target loop: the running task, until it finishes
     bool m_remote_done = false;      // target loop
+    bool m_cancel_arrived_first = false;  // target loop: the cancel message overtook the start
     value_slot<T> m_value;           // written on the target, read at home after release
     std::exception_ptr m_error;      // likewise
 };
