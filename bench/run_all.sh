@@ -31,3 +31,6 @@ echo
 # and Boost.Asio (pinned with taskset).
 echo
 "$root/bench/echo/compare.sh" "$build"
+# Several cores (issue 18): http_server with 1 and 2 loops under wrk, server CPU per request.
+echo
+"$root/bench/sharded_http.sh" "$build"

@@ -12,6 +12,9 @@
 // one of them, in the order they started waiting. With a timeout, an await that would end after it throws timeout_error (the tasks
 // keep running, as in asyncio). Cancelling the awaiting task throws cancelled_error and leaves
 // the tasks running. The range must outlive the awaitables it hands out (a range-for does that).
+//
+// Thread-safety: awaited by a task on its own loop; every task, handle and awaitable given to it
+// must belong to that loop (work for another loop goes through run_on, thread/run_on.hpp).
 
 #include <coring/clock.hpp>
 #include <coring/detail/combinator.hpp>

@@ -15,6 +15,8 @@
 // - event_loop::stats(): iterations, submissions, completions, time blocked in the kernel, time
 //   running, ready-queue high-water mark, live tasks, completion-queue overflows and dropped
 //   completions; format_stats() prints them.
+//
+// Thread-safety: dump_tasks reads a loop's tasks: call it on that loop's thread.
 
 #include <coring/detail/task_tree.hpp>
 #include <coring/event_loop.hpp>

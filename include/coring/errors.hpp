@@ -4,6 +4,9 @@
 // cancelled_error deliberately does not derive from std::exception, just as asyncio's
 // CancelledError is not an Exception since Python 3.8: `catch (const std::exception&)` in user
 // code must not swallow a cancellation by accident.
+//
+// Thread-safety: the error types are plain values; they may be copied or moved to any thread
+// (run_on carries them between loops).
 
 #include <coring/detail/source_location.hpp>
 

@@ -17,6 +17,9 @@
 // With return_exceptions, gather waits for every child and reports each outcome as a result<T>.
 // Cancelling the task that awaits gather cancels every child, waits for them, and throws
 // cancelled_error. gather() of nothing, or of an empty vector, completes at once.
+//
+// Thread-safety: awaited by a task on its own loop; every task, handle and awaitable given to it
+// must belong to that loop (work for another loop goes through run_on, thread/run_on.hpp).
 
 #include <coring/detail/combinator.hpp>
 #include <coring/detail/source_location.hpp>

@@ -45,6 +45,11 @@
 // Cancellation: wait() and reads from the pipes are io_uring operations and are cancelled in the
 // kernel; communicate() cancels its helpers and waits for them before it rethrows. Cancelling
 // does not signal the child.
+//
+// Thread-safety: loop-bound. A process (and its pipes) belongs to the event loop it was made on
+// and is used by that loop's tasks; in debug mode, an operation started from another thread throws
+// std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp).
 
 #include <coring/errors.hpp>
 #include <coring/io/file.hpp>

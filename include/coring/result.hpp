@@ -4,6 +4,9 @@
 //
 //   auto [a, b] = co_await coring::gather(coring::return_exceptions, f(), g());
 //   if (a.has_value()) use(a.value()); else log(a.error());
+//
+// Thread-safety: result<T> objects are plain values; they may be copied or moved to any thread
+// (run_on carries them between loops).
 
 #include <exception>
 #include <type_traits>

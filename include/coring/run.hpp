@@ -13,6 +13,9 @@
 // interrupts the thread's blocking system call of that moment, as a signal would. Calls that the
 // kernel restarts do not notice; those it does not restart fail once with EINTR: recv/send on a
 // socket with SO_RCVTIMEO/SO_SNDTIMEO, epoll_wait. Retry them on EINTR, as POSIX asks anyway.
+//
+// Thread-safety: coring::run makes a loop on the calling thread, which must not be running
+// another; several threads may each run their own (thread/loop_group.hpp does this for a group).
 
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>

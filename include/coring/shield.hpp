@@ -9,6 +9,9 @@
 // gets cancelled_error; the shielded task goes on, owned by the loop, and can be awaited again.
 // shield takes a handle (or a future), not a task<T>: create the task first, so that it is clear
 // who owns it after the waiter gives up.
+//
+// Thread-safety: awaited by a task on its own loop; every task, handle and awaitable given to it
+// must belong to that loop (work for another loop goes through run_on, thread/run_on.hpp).
 
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/state.hpp>

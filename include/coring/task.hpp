@@ -22,6 +22,10 @@
 //
 // A task that is the body of create_task (a "root") finishes differently: its final awaiter
 // hands the result to the task's shared state and destroys the frame.
+//
+// Thread-safety: a task<T> belongs to the thread that created it (its frame comes from that
+// thread's pool, detail/frame_pool.hpp) and runs on that thread's loop. To run work on another
+// loop, let that loop create the task: run_on(loop, make_task) calls make_task there.
 
 #include <coring/config.hpp>
 #include <coring/detail/frame_pool.hpp>

@@ -40,6 +40,9 @@
 // - Cancelling the awaiting task while the group waits for its children cancels them and goes
 //   on waiting; cancelled_error leaves once they have all finished.
 // (g++ 12: a lambda written inside the co_await expression must capture by reference only.)
+//
+// Thread-safety: awaited by a task on its own loop; every task, handle and awaitable given to it
+// must belong to that loop (work for another loop goes through run_on, thread/run_on.hpp).
 
 #include <coring/detail/block_body.hpp>
 #include <coring/detail/combinator.hpp>

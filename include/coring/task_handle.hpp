@@ -25,6 +25,10 @@
 // another suspension point ends cancelled, its value dropped, since cancel() returned true; one
 // that throws ends with its exception. cancel() on a task that already finished returns false
 // and counts its failure, if any, as seen: it is not reported as never retrieved.
+//
+// Thread-safety: loop-bound. Task handles and futures are copied, awaited, cancelled and destroyed
+// on their task's loop only (their reference count is not atomic); a task on another loop gets a
+// result through run_on or a channel.
 
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/state.hpp>

@@ -10,6 +10,9 @@
 // nearest deadline. Cancelling a sleeping task removes its timer and resumes it with
 // cancelled_error; a cancel that arrives after the timer fired but before the task resumed
 // still wins (the sleep throws), since no result is lost by it.
+//
+// Thread-safety: sleeps and timers are loop-bound: awaited by a task on its own loop, they wake on
+// that loop.
 
 #include <coring/clock.hpp>
 #include <coring/detail/leaf_awaiter.hpp>

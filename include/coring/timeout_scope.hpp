@@ -23,6 +23,9 @@
 // The body is a callable taking timeout_scope& and returning task<T>, called once; its result
 // is with_timeout's. (g++ 12: a lambda written inside the co_await expression must capture by
 // reference only, [&]; name a lambda that captures by value before the co_await.)
+//
+// Thread-safety: awaited by a task on its own loop; every task, handle and awaitable given to it
+// must belong to that loop (work for another loop goes through run_on, thread/run_on.hpp).
 
 #include <coring/clock.hpp>
 #include <coring/detail/block_body.hpp>

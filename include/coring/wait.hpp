@@ -10,6 +10,9 @@
 // tasks belong to the loop and to you). An empty set is a std::invalid_argument, as asyncio's
 // ValueError. Cancelling the waiting task stops the wait (cancelled_error) and leaves the tasks
 // running, as in asyncio.
+//
+// Thread-safety: awaited by a task on its own loop; every task, handle and awaitable given to it
+// must belong to that loop (work for another loop goes through run_on, thread/run_on.hpp).
 
 #include <coring/clock.hpp>
 #include <coring/detail/combinator.hpp>

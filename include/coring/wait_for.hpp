@@ -22,6 +22,9 @@
 //     (asyncio 3.12 runs the coroutine inside the waiting task, so it has always started).
 // Like asyncio.wait_for on a Task, a task_handle that times out is cancelled (use shield() to
 // protect it). The child is a separate task, so current_task() inside it is the child's.
+//
+// Thread-safety: awaited by a task on its own loop; every task, handle and awaitable given to it
+// must belong to that loop (work for another loop goes through run_on, thread/run_on.hpp).
 
 #include <coring/clock.hpp>
 #include <coring/detail/combinator.hpp>

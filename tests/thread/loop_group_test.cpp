@@ -10,14 +10,17 @@
 #include <coring/time.hpp>
 
 #include "support/catch.hpp"
+#include "support/child_process.hpp"
 #include "support/helpers.hpp"
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -202,4 +205,39 @@ TEST_CASE("loop_group - debug mode reports a loop method called from another thr
     CHECK(what.find("call_soon") != std::string::npos);
     CHECK(what.find(mine.str()) != std::string::npos);
     CHECK(what.find(theirs.str()) != std::string::npos);
+}
+
+TEST_CASE("loop_group - debug mode reports waking a task of one loop from another thread, naming both", "[loop_group]") {
+    // event.set() cannot throw: the report goes to stderr and the process aborts (in a child).
+#if defined(__SANITIZE_THREAD__)
+    WARN("skipped under ThreadSanitizer: the check itself reads the other loop's state, which is the race it reports");
+    return;
+#endif
+    const auto [status, output] = coring_test::run_in_child([] {
+        coring::loop_group group({.threads = 1, .loop = {.debug = true}});
+        coring::event ev;
+        std::atomic<bool> waiting{false};
+        group.loop(0).call_soon_threadsafe([&] {
+            coring::get_running_loop().create_task([](coring::event& e, std::atomic<bool>& w) -> coring::task<> {
+                w = true;
+                co_await e.wait();
+            }(ev, waiting));
+        });
+        while (!waiting) std::this_thread::sleep_for(1ms);
+        std::this_thread::sleep_for(5ms);  // suspended by now
+        std::ostringstream mine;
+        mine << std::this_thread::get_id();
+        std::printf("setter %s\n", mine.str().c_str());
+        std::fflush(stdout);
+        ev.set();  // from this thread: the bug
+        return 0;
+    });
+    REQUIRE(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGABRT);
+    const auto setter_at = output.find("setter ");
+    REQUIRE(setter_at != std::string::npos);
+    const std::string setter = output.substr(setter_at + 7, output.find('\n', setter_at) - setter_at - 7);
+    CHECK(output.find("coring: error: thread " + setter + " woke a task that waits on a coring primitive") != std::string::npos);
+    CHECK(output.find("but those tasks belong to the event loop of thread ") != std::string::npos);
+    CHECK(output.find("debug mode check") != std::string::npos);
 }

@@ -351,3 +351,23 @@ TEST_CASE("run_on - messages travel through IORING_OP_MSG_RING where the kernel 
         }
     }
 }
+
+TEST_CASE("run_on - a cancel right behind the start: the caller always ends, with cancelled_error", "[run_on]") {
+    // The start and the cancel often reach the target in one batch, before the remote task's
+    // first step: that task never runs its body (asyncio's rule), and the caller still hears.
+    coring::loop_group group({.threads = 1});
+    int cancelled = 0;
+    int bodies_run = 0;
+    coring::run([](coring::loop_group& g, int& out, int& ran) -> coring::task<> {
+        for (int i = 0; i < 300; ++i) {
+            sleeper_report report;
+            auto caller = coring::get_running_loop().create_task(call_remote_sleeper(g.loop(0), report));
+            co_await coring::sleep(0s);  // the caller's first step: it awaits run_on
+            caller.cancel();
+            if (co_await coring_test::throws<coring::cancelled_error>(caller)) ++out;
+            if (report.started) ++ran;
+        }
+    }(group, cancelled, bodies_run));
+    CHECK(cancelled == 300);
+    WARN(bodies_run << " of 300 remote bodies started before their cancel arrived");
+}

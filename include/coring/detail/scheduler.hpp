@@ -20,8 +20,9 @@
 // switch_away does the transfer). The order of work is the same.
 //
 // Every completion's user_data is an operation object that lives in the awaiting coroutine
-// frame: no allocation per operation and no lookup table. Single-threaded: everything but the
-// inbox must be used on the thread that runs the scheduler.
+// frame: no allocation per operation and no lookup table. Single-threaded: everything but
+// post() and push_from_any_thread() (the inbox, the message gate) must be used on the thread
+// that runs the scheduler.
 
 #include <coring/clock.hpp>
 #include <coring/config.hpp>
@@ -43,9 +44,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <sstream>
 #include <stdexcept>
 #include <string>
-#include <sstream>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -232,6 +233,8 @@ public:
     }
 
     [[nodiscard]] bool debug_mode() const noexcept { return m_debug; }
+    /// The thread that created the scheduler or last ran it.
+    [[nodiscard]] std::thread::id owner_thread() const noexcept { return m_thread.load(std::memory_order_relaxed); }
     /// In debug mode, throws std::logic_error when called from a thread other than the loop's.
     void check_thread(const char* what) const {
         if (CORING_UNLIKELY(m_debug) && std::this_thread::get_id() != m_thread.load(std::memory_order_relaxed)) report_wrong_thread(what);
@@ -280,8 +283,6 @@ protected:
 
     /// The thread that runs the scheduler (run_until calls it from the running thread).
     void adopt_thread() noexcept { m_thread.store(std::this_thread::get_id(), std::memory_order_relaxed); }
-    /// The thread that created the scheduler or last ran it.
-    [[nodiscard]] std::thread::id owner_thread() const noexcept { return m_thread.load(std::memory_order_relaxed); }
 
     // Shutdown, in event_loop::close's order.
     /// Drops every queued node, expired or not, and what other threads pushed, without running it.

@@ -46,8 +46,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <initializer_list>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <utility>
 
 namespace coring::detail {
@@ -202,6 +205,7 @@ public:
 
     /// Registers `waiter` (on no list) at the back.
     void push_back(sync_waiter& waiter) noexcept {
+        if (sync_waiter* first = m_list.front(); first != nullptr) check_same_loop(*first, waiter);
         waiter.m_phase = sync_waiter::phase::waiting;
         waiter.m_wait_queue = this;
         m_list.insert_before(nullptr, waiter);
@@ -217,6 +221,7 @@ public:
     /// Grants `waiter`, the first waiting one or one on no list: it joins the granted ones and
     /// is queued to resume on the loop's next run phase. It stays on the list until it resumes.
     void grant(sync_waiter& waiter) noexcept {
+        check_waking_thread(waiter);
         if (&waiter == m_first_waiting) {
             m_first_waiting = m_list.next(waiter);  // the split moves past it
         } else {
@@ -294,6 +299,30 @@ public:
 
 private:
     friend class sync_waiter;
+
+    // Debug mode: a primitive belongs to the loop its tasks wait on. Waking one of them from
+    // another thread (set(), put(), release(), notify() called there), or waiting on it from
+    // another loop, races with that loop. These calls cannot throw, and going on would corrupt
+    // the loop: reported with both thread ids, then abort.
+    static void check_waking_thread(sync_waiter& waiter) noexcept {
+        scheduler& loop = waiter.loop();
+        if (CORING_UNLIKELY(loop.debug_mode()) && std::this_thread::get_id() != loop.owner_thread())
+            report_wrong_thread(loop, "woke a task that waits on a coring primitive (set, put, release, notify, ...)");
+    }
+    static void check_same_loop(sync_waiter& first, sync_waiter& waiter) noexcept {
+        scheduler& loop = first.loop();
+        if (CORING_UNLIKELY(loop.debug_mode()) && &waiter.loop() != &loop)
+            report_wrong_thread(loop, "waited on a coring primitive that tasks of another event loop wait on");
+    }
+    [[noreturn]] static void report_wrong_thread(const scheduler& loop, const char* what) noexcept {
+        std::ostringstream text;
+        text << "coring: error: thread " << std::this_thread::get_id() << " " << what << ", but those tasks belong to the event loop of thread "
+             << loop.owner_thread()
+             << " (debug mode check). Only run_on, channels and call_soon_threadsafe may cross loops.\n";
+        std::fputs(text.str().c_str(), stderr);
+        std::fflush(stderr);
+        std::abort();
+    }
 
     /// Unlinks `waiter`, which is on this list, moving the split if it was the first waiting.
     void erase(sync_waiter& waiter) noexcept {

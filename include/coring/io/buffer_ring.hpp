@@ -40,6 +40,11 @@
 // Every armed receive and every lease holds a reference, so the ring is unregistered only when
 // nothing can use it any more. Destroy rings, receivers and leases before their loop closes (the
 // loop waits for armed receives: a receiver that is never destroyed keeps close() waiting).
+//
+// Thread-safety: loop-bound. A buffer ring (registered with one ring) belongs to the event loop it
+// was made on and is used by that loop's tasks; in debug mode, an operation started from another
+// thread throws std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp).
 
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ref_ptr.hpp>

@@ -25,6 +25,10 @@
 // (`read(fd 7): Is a directory`). Cancelling a task blocked in a read (of a pipe or FIFO) cancels
 // it in the kernel; the task resumes, with cancelled_error, only once the kernel has let go of
 // the buffer.
+//
+// Thread-safety: loop-bound. A file belongs to the event loop it was made on and is used by that
+// loop's tasks; in debug mode, an operation started from another thread throws std::logic_error
+// naming both threads. Several cores: one per loop of a loop_group (thread/loop_group.hpp).
 
 #include <coring/detail/ring.hpp>
 #include <coring/errors.hpp>

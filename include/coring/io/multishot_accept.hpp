@@ -1,6 +1,11 @@
 #pragma once
 // io::multishot_accept: one multishot IORING_OP_ACCEPT kept armed on a listening socket, its
 // connections handed out in order through next() (see the class comment below).
+//
+// Thread-safety: loop-bound. A multishot accept belongs to the event loop it was made on and is
+// used by that loop's tasks; in debug mode, an operation started from another thread throws
+// std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp).
 
 #include <coring/detail/detaching_ptr.hpp>
 #include <coring/detail/leaf_awaiter.hpp>

@@ -2,6 +2,11 @@
 // io::multishot_recv: a multishot receive into a buffer ring, its chunks handed out in order
 // through next() as leases (see io/buffer_ring.hpp for how the kernel side works, and the class
 // comment below).
+//
+// Thread-safety: loop-bound. A multishot receive belongs to the event loop it was made on and is
+// used by that loop's tasks; in debug mode, an operation started from another thread throws
+// std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp).
 
 #include <coring/detail/detaching_ptr.hpp>
 #include <coring/detail/leaf_awaiter.hpp>

@@ -30,6 +30,11 @@
 // address, msghdr, statx) must stay valid until the awaiting task resumes, which it does when
 // the co_await expression is a full expression in the awaiting coroutine. file.hpp and
 // socket.hpp build owning types on top.
+//
+// Thread-safety: loop-bound. Each operation belongs to the event loop it was made on and is used
+// by that loop's tasks; in debug mode, an operation started from another thread throws
+// std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp).
 
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>

@@ -2,6 +2,8 @@
 // detail::owned_fd: the descriptor ownership that coring::file and coring::socket share. Move-only;
 // the destructor (and move assignment) closes synchronously, close() through the kernel. It
 // lives in the I/O layer, beside the IORING_OP_CLOSE it awaits, because it is built on it.
+//
+// Thread-safety: as the file or socket that holds it (loop-bound).
 
 #include <coring/io/ops.hpp>
 

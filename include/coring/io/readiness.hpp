@@ -11,6 +11,11 @@
 // (EBADF) from the await. The poll reaches the kernel at the end of the loop's iteration and
 // then holds the file, not the number: a descriptor closed while a task waits never wakes it on
 // behalf of whoever reuses the number (cancel the task instead).
+//
+// Thread-safety: loop-bound. A readiness watch belongs to the event loop it was made on and is
+// used by that loop's tasks; in debug mode, an operation started from another thread throws
+// std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp).
 
 #include <coring/io/ops.hpp>
 

@@ -17,6 +17,10 @@
 // submitted them (tests/io/splice_file_test.cpp checks it without ignoring SIGPIPE). Cancelled, it stops at the next completion: bytes in the
 // pipe are dropped, and how much of the file went out is unknown to the caller (asyncio leaves the
 // transport in the same state).
+//
+// Thread-safety: loop-bound. A splice belongs to the event loop it was made on and is used by that
+// loop's tasks; in debug mode, an operation started from another thread throws std::logic_error
+// naming both threads. Several cores: one per loop of a loop_group (thread/loop_group.hpp).
 
 #include <coring/errors.hpp>
 #include <coring/io/ops.hpp>

@@ -12,6 +12,9 @@
 // is built with address(const sockaddr*, socklen_t), or filled in place through
 // native_storage() / set_size(). An abstract Unix address (Linux) is a path that starts with
 // '\0'; it prints as "unix:@name".
+//
+// Thread-safety: addresses are plain values; they may be copied or moved to any thread (run_on
+// carries them between loops).
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

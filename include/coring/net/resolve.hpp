@@ -16,6 +16,9 @@
 //
 // Cancellation: the lookup itself cannot be stopped (see to_thread.hpp); a cancelled task
 // resumes with cancelled_error once getaddrinfo has returned.
+//
+// Thread-safety: resolve is awaited by a task on its own loop; the addresses it yields are plain
+// values.
 
 #include <coring/errors.hpp>
 #include <coring/net/address.hpp>

@@ -43,6 +43,11 @@
 //   them (server_options::buffer_count buffers of stream.recv_buffer_size bytes) where the kernel
 //   has buffer rings; see net/socket_transport.hpp.
 // - The server object owns the listeners: destroying it closes it (without waiting).
+//
+// Thread-safety: loop-bound. A server (its listeners and connections) belongs to the event loop it
+// was made on and is used by that loop's tasks; in debug mode, an operation started from another
+// thread throws std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp).
 
 #include <coring/clock.hpp>
 #include <coring/detail/intrusive_list.hpp>

@@ -41,6 +41,10 @@
 // coroutine members (send_all, open_listener's result) need the socket alive until they finish. Buffers and addresses passed to an
 // operation must stay valid until the await returns (they do when the co_await is one
 // expression); the awaiters below copy the address they are given.
+//
+// Thread-safety: loop-bound. A socket belongs to the event loop it was made on and is used by that
+// loop's tasks; in debug mode, an operation started from another thread throws std::logic_error
+// naming both threads. Several cores: one per loop of a loop_group (thread/loop_group.hpp).
 
 #include <coring/errors.hpp>
 #include <coring/io/multishot_accept.hpp>

@@ -53,6 +53,11 @@
 // after the buffered data) when close() is called or when both handles are gone. The state lives
 // until its last kernel operation has completed. Destroy streams before their loop closes (tasks'
 // frames are: coring::run destroys them).
+//
+// Thread-safety: loop-bound. A stream (reader and writer) belongs to the event loop it was made on
+// and is used by that loop's tasks; in debug mode, an operation started from another thread throws
+// std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp).
 
 #include <coring/clock.hpp>
 #include <coring/detail/byte_transport.hpp>

@@ -1,6 +1,9 @@
 #pragma once
 // The errors of stream reads (docs/api.md, "Streams"): asyncio.IncompleteReadError and
 // asyncio.LimitOverrunError.
+//
+// Thread-safety: the stream errors are plain values; they may be copied or moved to any thread
+// (run_on carries them between loops).
 
 #include <cstddef>
 #include <optional>

@@ -1,5 +1,8 @@
 #pragma once
 // coring::stream_options: the settings of a stream (docs/api.md, "Streams").
+//
+// Thread-safety: stream options are plain values; they may be copied or moved to any thread
+// (run_on carries them between loops).
 
 #include <coring/io/buffer_ring.hpp>
 #include <coring/net/tls_context.hpp>

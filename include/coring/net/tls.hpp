@@ -19,6 +19,11 @@
 // close_notify gives the read in progress incomplete_read (asyncio's rule): the bytes may have
 // been cut short by an attacker. A record that cannot be decrypted fails the stream: reads and
 // drain() throw tls_error with OpenSSL's reason.
+//
+// Thread-safety: loop-bound. A TLS stream belongs to the event loop it was made on and is used by
+// that loop's tasks; in debug mode, an operation started from another thread throws
+// std::logic_error naming both threads. Several cores: one per loop of a loop_group
+// (thread/loop_group.hpp). Make a tls_context per loop (examples/http_server.cpp does).
 
 #include <coring/detail/byte_buffer.hpp>
 #include <coring/detail/byte_transport.hpp>

@@ -3,6 +3,8 @@
 // context, and a program that never includes <coring/net/tls.hpp> needs no libssl. The
 // context's functions are defined in net/tls.hpp (docs/api.md, "TLS"), which links OpenSSL
 // (CMake: coring::tls).
+//
+// Thread-safety: make a tls_context on each loop that uses it (examples/http_server.cpp does).
 
 #include <cstddef>
 #include <memory>

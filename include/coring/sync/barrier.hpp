@@ -32,6 +32,11 @@
 // among the tasks still waiting, so they stay 0 .. parties - 1 even after a waiter was
 // cancelled (asyncio can hand out the same index twice then). reset() and abort() are plain
 // functions (asyncio's are coroutines that take the barrier's internal lock).
+//
+// Thread-safety: loop-bound. A barrier serves the tasks of one event loop; between loops use
+// coring::channel (thread/channel.hpp). In debug mode, waking its waiters from another thread, or
+// waiting on it from a second loop, is reported with both thread ids, and the process aborts (the
+// call cannot throw).
 
 #include <coring/detail/wait_queue.hpp>
 #include <coring/errors.hpp>

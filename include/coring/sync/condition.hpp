@@ -32,6 +32,11 @@
 // another task holds it) and then throws cancelled_error. One that is cancelled after it was
 // notified, but before it resumed, passes the notification to the next waiter, re-acquires the
 // lock and throws cancelled_error. No notification is lost; none is delivered twice.
+//
+// Thread-safety: loop-bound. A condition serves the tasks of one event loop; between loops use
+// coring::channel (thread/channel.hpp). In debug mode, waking its waiters from another thread, or
+// waiting on it from a second loop, is reported with both thread ids, and the process aborts (the
+// call cannot throw).
 
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/wait_queue.hpp>

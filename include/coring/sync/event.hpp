@@ -11,6 +11,11 @@
 //
 // Cancellation: a waiter cancelled before or after its wake-up resumes by throwing
 // cancelled_error; the wake-up is not consumed, so nobody else loses anything.
+//
+// Thread-safety: loop-bound. An event serves the tasks of one event loop; between loops use
+// coring::channel (thread/channel.hpp). In debug mode, waking its waiters from another thread, or
+// waiting on it from a second loop, is reported with both thread ids, and the process aborts (the
+// call cannot throw).
 
 #include <coring/detail/wait_queue.hpp>
 

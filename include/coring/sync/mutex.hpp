@@ -21,6 +21,11 @@
 // Not a thread mutex: no atomics, for tasks of one loop. Any task may unlock (asyncio's rule:
 // the lock has no owner). Destroying a mutex while tasks wait on it is a bug that is reported
 // on stderr and asserted in debug builds.
+//
+// Thread-safety: loop-bound. A mutex serves the tasks of one event loop; between loops use
+// coring::channel (thread/channel.hpp). In debug mode, waking its waiters from another thread, or
+// waiting on it from a second loop, is reported with both thread ids, and the process aborts (the
+// call cannot throw).
 
 #include <coring/detail/permit_awaiter.hpp>
 #include <coring/detail/wait_queue.hpp>

@@ -37,6 +37,11 @@
 // queue_shut_down. task_done() called too often throws invalid_state_error (asyncio: ValueError).
 // priority_queue yields the smallest item under Compare first, as asyncio's heapq does (unlike
 // std::priority_queue, which yields the largest).
+//
+// Thread-safety: loop-bound. A queue serves the tasks of one event loop; between loops use
+// coring::channel (thread/channel.hpp). In debug mode, waking its waiters from another thread, or
+// waiting on it from a second loop, is reported with both thread ids, and the process aborts (the
+// call cannot throw).
 
 #include <coring/config.hpp>
 #include <coring/detail/circular_buffer.hpp>

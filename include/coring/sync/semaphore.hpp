@@ -22,6 +22,11 @@
 // Cancellation: a task cancelled while it waits takes nothing; one cancelled after a permit was
 // handed to it but before it resumed passes the permit to the next waiter (or back to the
 // counter) and throws cancelled_error.
+//
+// Thread-safety: loop-bound. A semaphore serves the tasks of one event loop; between loops use
+// coring::channel (thread/channel.hpp). In debug mode, waking its waiters from another thread, or
+// waiting on it from a second loop, is reported with both thread ids, and the process aborts (the
+// call cannot throw).
 
 #include <coring/detail/permit_awaiter.hpp>
 #include <coring/detail/wait_queue.hpp>

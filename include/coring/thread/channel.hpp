@@ -12,7 +12,7 @@
 // while a task runs. A waiter is the awaiter in its task's frame. Whoever completes a waiter
 // (hands it a value, takes its value, or closes the channel) takes it off its list under the
 // mutex and posts it to the loop it waits on (scheduler::post: directly on the same loop,
-// through the inbox from another), where it resumes its task. A cancel request, on the
+// through the kernel or the inbox from another), where it resumes its task. A cancel request, on the
 // waiter's own loop, takes the mutex too, and finds the waiter either listed or completed.
 //
 // - send: a waiting receiver gets the value directly; else it goes into the buffer; else the
@@ -20,7 +20,7 @@
 //   the first waiting sender (FIFO across senders) until it runs and puts its value in, or
 //   until the channel closes (channel_closed: the value was not sent).
 // - receive: the oldest buffered value; else, once closed, an empty optional; else it waits
-//   until a sender hands it a value.
+//   until a sender hands it a value or the channel closes.
 // - Cancellation takes nothing with it (coring::queue's rules). A waiter still on its list is
 //   removed and throws cancelled_error: its value stays with the sender, and no value was taken
 //   for the receiver. A receiver cancelled after a value was handed to it, before it resumed,
@@ -33,9 +33,10 @@
 // - close() wakes every waiter: senders throw channel_closed, receivers drain the buffer and
 //   then get empty optionals. It is idempotent.
 //
-// Values are moved between threads: a T must not hold anything bound to the sending loop (a
-// task handle, a stream, a coring::event). Destroying a channel while tasks wait on it is a
-// bug, as for any object a suspended task refers to.
+// Thread-safety: every member may be used from any thread, and from tasks of any loop. Values
+// are moved between threads: a T must not hold anything bound to the sending loop (a task
+// handle, a stream, a coring::event). Destroying a channel while tasks wait on it is a bug, as
+// for any object a suspended task refers to.
 
 #include <coring/detail/circular_buffer.hpp>
 #include <coring/detail/intrusive_list.hpp>

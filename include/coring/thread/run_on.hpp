@@ -94,27 +94,47 @@ private:
         try {
             // Not eager: drive starts on a later iteration, so nothing has released the awaiter
             // yet. The loop keeps the task alive until it finishes, handle or not.
-            task_handle<void> remote = m_target_loop->create_task(drive(this), "run_on");
+            task_handle<void> remote = m_target_loop->create_task(drive(outcome_guard(this)), "run_on");
             m_remote = remote.native_state();
             if (m_cancel_arrived_first) m_remote->request_cancel(m_cancel_message);
         } catch (...) {
-            finish(std::current_exception());  // the loop is closing, or make_task threw
+            finish(std::current_exception());  // the loop is closing (create_task refuses), or out of memory
         }
     }
 
+    // Held by drive's frame. A task cancelled before its first step never runs its body (asyncio's
+    // rule): its frame is destroyed, and with it this guard, which tells the awaiter.
+    class outcome_guard {
+    public:
+        explicit outcome_guard(run_on_awaiter* self) noexcept : m_self(self) {}
+        outcome_guard(outcome_guard&& other) noexcept : m_self(std::exchange(other.m_self, nullptr)) {}
+        outcome_guard(const outcome_guard&) = delete;
+        outcome_guard& operator=(const outcome_guard&) = delete;
+        ~outcome_guard() {
+            if (m_self != nullptr) m_self->finish(std::make_exception_ptr(cancelled_error(m_self->m_cancel_message)));
+        }
+        [[nodiscard]] run_on_awaiter& awaiter() const noexcept { return *m_self; }
+        /// The outcome; the awaiter may be gone once this returns.
+        void done(std::exception_ptr error) noexcept { std::exchange(m_self, nullptr)->finish(std::move(error)); }
+
+    private:
+        run_on_awaiter* m_self;
+    };
+
     // A coroutine of its own rather than the user's task, so that the outcome is captured and
     // sent home from the target loop whatever the task does.
-    static coring::task<void> drive(run_on_awaiter* self) {
+    static coring::task<void> drive(outcome_guard guard) {
+        run_on_awaiter& self = guard.awaiter();
         std::exception_ptr error;
         try {
             if constexpr (std::is_void_v<T>)
-                co_await std::invoke(self->m_make);
+                co_await std::invoke(self.m_make);
             else
-                self->m_value.emplace(co_await std::invoke(self->m_make));
+                self.m_value.emplace(co_await std::invoke(self.m_make));
         } catch (...) {
             error = std::current_exception();
         }
-        self->finish(std::move(error));  // the awaiter may be gone from here on
+        guard.done(std::move(error));
     }
 
     void finish(std::exception_ptr error) noexcept {
