@@ -12,6 +12,19 @@ require nc netcat-openbsd
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# concurrent_clients N LABEL: N clients at once, each sending one line and expecting it back.
+concurrent_clients() {
+    local n=$1 label=$2 i pid pids=()
+    for i in $(seq "$n"); do
+        (printf 'client %s\n' "$i" | timeout 10 nc -N 127.0.0.1 "$port" >"$work/client$i") &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do wait "$pid" || fail "$label: a concurrent client failed"; done
+    for i in $(seq "$n"); do
+        [[ $(cat "$work/client$i") == "client $i" ]] || fail "$label: client $i got '$(cat "$work/client$i")'"
+    done
+}
+
 for mode in raw streams; do
     args=(--port 0)
     [[ $mode == streams ]] && args+=(--streams)
@@ -26,15 +39,7 @@ for mode in raw streams; do
     timeout 20 nc -N 127.0.0.1 "$port" <"$work/in" >"$work/out" || fail "$mode: nc failed on the large payload"
     cmp -s "$work/in" "$work/out" || fail "$mode: the echo of $(wc -c <"$work/in") bytes differs ($(wc -c <"$work/out") came back)"
 
-    pids=()
-    for i in $(seq 10); do
-        (printf 'client %s\n' "$i" | timeout 10 nc -N 127.0.0.1 "$port" >"$work/client$i") &
-        pids+=($!)
-    done
-    for pid in "${pids[@]}"; do wait "$pid" || fail "$mode: a concurrent client failed"; done
-    for i in $(seq 10); do
-        [[ $(cat "$work/client$i") == "client $i" ]] || fail "$mode: client $i got '$(cat "$work/client$i")'"
-    done
+    concurrent_clients 10 "$mode"
 
     # A client that stays connected while the server stops.
     timeout 5 nc -d 127.0.0.1 "$port" >/dev/null 2>&1 &
@@ -50,15 +55,7 @@ for mode in raw streams; do
     args=(--port 0 --threads 2)
     [[ $mode == streams ]] && args+=(--streams)
     start_server "$program" "${args[@]}"
-    pids=()
-    for i in $(seq 40); do
-        (printf 'client %s\n' "$i" | timeout 10 nc -N 127.0.0.1 "$port" >"$work/client$i") &
-        pids+=($!)
-    done
-    for pid in "${pids[@]}"; do wait "$pid" || fail "threads $mode: a client failed"; done
-    for i in $(seq 40); do
-        [[ $(cat "$work/client$i") == "client $i" ]] || fail "threads $mode: client $i got '$(cat "$work/client$i")'"
-    done
+    concurrent_clients 40 "threads $mode"
     stop_server TERM
     per_loop=$(sed -n 's/^echo_server: connections per loop: \([0-9]*\) \([0-9]*\)$/\1 \2/p' <<<"$server_output")
     read -r first second <<<"$per_loop"

@@ -19,6 +19,29 @@
 #define CORING_ASAN 0
 #endif
 
+// ThreadSanitizer does not see the kernel carry a message from one ring to another
+// (IORING_OP_MSG_RING, detail/scheduler.hpp): the sender releases the message's address before
+// it submits, and the target acquires it when the CQE arrives.
+#if defined(__SANITIZE_THREAD__)
+#define CORING_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CORING_TSAN 1
+#endif
+#endif
+#ifndef CORING_TSAN
+#define CORING_TSAN 0
+#endif
+#if CORING_TSAN
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#define CORING_TSAN_RELEASE(addr) __tsan_release(addr)
+#define CORING_TSAN_ACQUIRE(addr) __tsan_acquire(addr)
+#else
+#define CORING_TSAN_RELEASE(addr) ((void)(addr))
+#define CORING_TSAN_ACQUIRE(addr) ((void)(addr))
+#endif
+
 #if defined(__GNUC__)
 #define CORING_LIKELY(x) __builtin_expect(!!(x), 1)
 #define CORING_UNLIKELY(x) __builtin_expect(!!(x), 0)

@@ -669,6 +669,7 @@ CORING_NOINLINE inline bool scheduler::send_message(scheduler& target, ready_nod
     io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(&node) | message_failed);
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     node.m_next = reinterpret_cast<ready_node*>(&target);  // read back only if the send fails
+    CORING_TSAN_RELEASE(&node);
     try {
         // Submitted now, not with the iteration: the gate must stay open until the kernel
         // holds its reference to the target ring, and a loop that stops after this step
@@ -686,6 +687,7 @@ CORING_NOINLINE inline bool scheduler::send_message(scheduler& target, ready_nod
 CORING_NOINLINE inline void scheduler::on_message_completion(std::uintptr_t tagged, int result) noexcept {
     auto* node = reinterpret_cast<ready_node*>(tagged & ~message_tags);
     if ((tagged & message_tags) == message_arrived) {
+        CORING_TSAN_ACQUIRE(node);
         ++m_messages_received;
         schedule(*node);
         return;
