@@ -34,7 +34,13 @@ server=${SHARDED_SERVER:-$build/examples/http_server}
 [[ -x $server ]] || { echo "sharded_http.sh: no http_server at $server" >&2; exit 1; }
 
 pid=
-cleanup() { [[ -n $pid ]] && { kill -KILL "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }; }
+# An if, not &&: under set -e a false test as the trap's last command would be the exit status.
+cleanup() {
+    if [[ -n $pid ]]; then
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+}
 trap cleanup EXIT
 
 # Nanoseconds on a CPU so far, summed over the process's threads.
