@@ -13,6 +13,7 @@
 #include "support/child_process.hpp"
 #include "support/helpers.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -21,10 +22,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -35,6 +38,17 @@ namespace {
 struct main_failed : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+
+// The descriptors of the process's io_uring instances.
+std::vector<int> io_uring_descriptors() {
+    std::vector<int> found;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code error;
+        const std::filesystem::path target = std::filesystem::read_symlink(entry.path(), error);
+        if (!error && target == "anon_inode:[io_uring]") found.push_back(std::stoi(entry.path().filename().string()));
+    }
+    return found;
+}
 
 }  // namespace
 
@@ -178,6 +192,36 @@ TEST_CASE("loop_group - destroying the group cancels what still runs on its loop
     }
     CHECK(cleaned_up);
 }
+
+TEST_CASE("loop_group - a loop whose ring fails ends run() with that error; the group stays usable", "[loop_group]") {
+    coring::loop_group group({.threads = 1});
+    const std::vector<int> rings = io_uring_descriptors();
+    REQUIRE(rings.size() == 1);  // loop 0's: nothing else in this process has a ring now
+    const int ring = rings[0];
+    std::error_code code;
+    try {
+        group.run([ring](std::size_t) -> coring::task<> {
+            // The ring's descriptor now names /dev/null: the loop's next io_uring_enter fails
+            // (EOPNOTSUPP), as a ring broken by the kernel would.
+            const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+            ::dup2(null, ring);
+            ::close(null);
+            co_await coring::sleep(30s);
+        });
+    } catch (const std::system_error& e) {
+        code = e.code();
+    }
+    CHECK(code == std::error_code(EOPNOTSUPP, std::system_category()));
+    // Later runs see the failure at once; the loop stays addressable, and refuses messages.
+    code = {};
+    try {
+        group.run([](std::size_t) -> coring::task<> { co_return; });
+    } catch (const std::system_error& e) {
+        code = e.code();
+    }
+    CHECK(code == std::error_code(EOPNOTSUPP, std::system_category()));
+    CHECK_THROWS_AS(group.loop(0).call_soon_threadsafe([] {}), std::logic_error);
+}  // the destructor joins the failed loop's thread
 
 TEST_CASE("loop_group - loop(i) out of range, and a default size", "[loop_group]") {
     coring::loop_group group;

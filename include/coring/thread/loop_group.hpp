@@ -40,8 +40,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
-#include <cstdio>
-#include <cstdlib>
 #include <cstddef>
 #include <exception>
 #include <functional>
@@ -71,16 +69,20 @@ namespace detail {
 
 // One run(make_main): the outcome of every main, and the cancel messages still on their way
 // (they refer to this object, so run() returns only once they have all arrived).
-template <class T>
-struct group_run {
+struct group_run_base {
     std::mutex mutex;
     std::condition_variable changed;
-    std::vector<state_base*> mains;           // entry i: loop i's main while it runs (read on loop i)
+    std::vector<state_base*> mains;  // entry i: loop i's main while it runs (read on loop i)
     std::vector<bool> finished;
-    std::vector<std::optional<std::conditional_t<std::is_void_v<T>, bool, T>>> values;
     std::size_t finished_count = 0;
     std::size_t cancels_in_flight = 0;
     std::exception_ptr first_error;
+    std::vector<std::exception_ptr> loop_failures;  // entry i: set when loop i failed, before it closed
+};
+
+template <class T>
+struct group_run : group_run_base {
+    std::vector<std::optional<std::conditional_t<std::is_void_v<T>, bool, T>>> values;
 };
 
 }  // namespace detail
@@ -91,6 +93,7 @@ public:
         std::size_t n = m_options.threads != 0 ? m_options.threads : std::max(1u, std::thread::hardware_concurrency());
         m_loops.assign(n, nullptr);
         m_errors.assign(n, nullptr);
+        m_failures.assign(n, nullptr);
         sigset_t all;
         sigset_t previous;
         sigfillset(&all);
@@ -132,7 +135,8 @@ public:
     /// their values in index order (a std::vector<T>; nothing for task<void>). The first main
     /// to throw cancels the others, and its exception is rethrown once all have finished.
     /// make_main is called on every loop's thread, concurrently. Call run from a thread that
-    /// is not one of the group's.
+    /// is not one of the group's. A loop that failed (its run_forever threw: the ring broke)
+    /// counts as a main that threw that exception, now or in a later run.
     template <class MakeMain>
     auto run(MakeMain make_main) {
         using main_task = std::invoke_result_t<MakeMain&, std::size_t>;
@@ -143,12 +147,35 @@ public:
         detail::group_run<T> state;
         state.mains.assign(n, nullptr);
         state.finished.assign(n, false);
+        state.loop_failures.assign(n, nullptr);
         state.values.resize(n);
+        {
+            std::lock_guard lock(m_mutex);
+            m_current_run = &state;
+        }
         for (std::size_t i = 0; i < n; ++i) {
-            m_loops[i]->call_soon_threadsafe([this, &state, &make_main, i] { start_main<T>(state, make_main, i); });
+            std::exception_ptr failure;
+            {
+                std::lock_guard lock(m_mutex);
+                failure = m_failures[i];
+            }
+            if (!failure) {
+                try {
+                    m_loops[i]->call_soon_threadsafe([this, &state, &make_main, i] { start_main<T>(state, make_main, i); });
+                    continue;
+                } catch (...) {
+                    failure = std::current_exception();  // the loop failed meanwhile (or no memory)
+                }
+            }
+            main_finished(state, i, failure);
         }
         std::unique_lock lock(state.mutex);
         state.changed.wait(lock, [&] { return state.finished_count == n && state.cancels_in_flight == 0; });
+        lock.unlock();
+        {
+            std::lock_guard group_lock(m_mutex);
+            m_current_run = nullptr;
+        }
         if (state.first_error) std::rethrow_exception(state.first_error);
         if constexpr (!std::is_void_v<T>) {
             std::vector<T> values;
@@ -198,14 +225,38 @@ private:
         }
         m_changed.notify_all();
         if (!loop) return;
+        std::exception_ptr failure;
         try {
             loop->run_forever();  // until shut_down's stop
-            loop->close();
-        } catch (const std::exception& error) {
-            // run_forever and close throw only on misuse (a nested run, a wrong thread): a bug.
-            std::fprintf(stderr, "coring::loop_group: loop %zu: %s\n", i, error.what());
-            std::abort();
+        } catch (...) {
+            failure = std::current_exception();  // the ring failed (io_uring_enter): the loop is done
         }
+        if (failure) {
+            // Said before closing: the main that close() cancels ends with the loop's failure,
+            // and a run starting meanwhile does not post to this loop.
+            std::lock_guard lock(m_mutex);
+            m_failures[i] = failure;
+            if (m_current_run != nullptr) {
+                std::lock_guard run_lock(m_current_run->mutex);
+                m_current_run->loop_failures[i] = failure;
+            }
+        }
+        try {
+            loop->close();
+        } catch (...) {
+            if (!failure) failure = std::current_exception();
+        }
+        if (failure) loop_failed(i, failure);
+    }
+
+    // Loop i's thread, its loop closed after a failure: the main it was running, if close()
+    // did not end it, ends with that failure; the loop object stays (closed, refusing messages
+    // with std::logic_error) until shut_down, so loop(i) references stay valid.
+    void loop_failed(std::size_t i, std::exception_ptr failure) noexcept {
+        std::unique_lock lock(m_mutex);
+        m_failures[i] = failure;
+        if (m_current_run != nullptr) main_finished(*m_current_run, i, failure, true);
+        m_changed.wait(lock, [&] { return m_shutting_down; });
     }
 
     void pin_to_cpu(std::size_t i) {
@@ -233,9 +284,15 @@ private:
             try {
                 loop->call_soon_threadsafe([loop] { loop->stop(); });
             } catch (...) {
-                // Closed already: its thread is ending.
+                // Failed and closed: its thread waits for m_shutting_down.
             }
         }
+        {
+            // After the stops: a failed loop's thread destroys its loop once it sees this.
+            std::lock_guard lock(m_mutex);
+            m_shutting_down = true;
+        }
+        m_changed.notify_all();
         for (std::thread& thread : m_threads)
             if (thread.joinable()) thread.join();
     }
@@ -292,10 +349,16 @@ private:
         self->main_finished(state, i, std::move(error));
     }
 
-    // Loop i's thread. The first failure sends every other running main a cancel.
-    template <class T>
-    void main_finished(detail::group_run<T>& state, std::size_t i, std::exception_ptr error) noexcept {
+    // Loop i's thread (or run's, for a loop that failed before). The first failure sends every
+    // other running main a cancel. A main on a failed loop counts as finished once the loop
+    // has closed (loop_failed), with the loop's failure, not the cancellation closing gave it.
+    void main_finished(detail::group_run_base& state, std::size_t i, std::exception_ptr error, bool loop_closed_after_failure = false) noexcept {
         std::lock_guard lock(state.mutex);
+        if (state.finished[i]) return;
+        if (state.loop_failures[i] && !loop_closed_after_failure) {
+            state.mains[i] = nullptr;  // ended by the closing; loop_failed counts it
+            return;
+        }
         state.mains[i] = nullptr;
         state.finished[i] = true;
         ++state.finished_count;
@@ -330,9 +393,12 @@ private:
     std::vector<std::thread> m_threads;
     std::vector<event_loop*> m_loops;             // written once by each thread before m_started counts it
     std::vector<std::exception_ptr> m_errors;     // likewise
-    std::mutex m_mutex;
+    std::mutex m_mutex;                           // guards what follows
     std::condition_variable m_changed;
     std::size_t m_started = 0;
+    std::vector<std::exception_ptr> m_failures;   // entry i: why loop i failed, once it did
+    detail::group_run_base* m_current_run = nullptr;
+    bool m_shutting_down = false;
 };
 
 }  // namespace coring
