@@ -12,8 +12,10 @@
 // while a task runs. A waiter is the awaiter in its task's frame. Whoever completes a waiter
 // (hands it a value, takes its value, or closes the channel) takes it off its list under the
 // mutex and posts it to the loop it waits on (scheduler::post: directly on the same loop,
-// through the kernel or the inbox from another), where it resumes its task. A cancel request, on the
-// waiter's own loop, takes the mutex too, and finds the waiter either listed or completed.
+// through the kernel or the inbox from another), where it resumes its task. The post comes after
+// the mutex is released (a message through the kernel is a system call), except in close(). A
+// cancel request, on the waiter's own loop, takes the mutex too, and finds the waiter either
+// listed or completed; a completed waiter stays suspended until its post arrives.
 //
 // - send: a waiting receiver gets the value directly; else it goes into the buffer; else the
 //   sender waits with its value in its frame until a receiver makes room, which is kept for
@@ -47,6 +49,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -125,7 +128,8 @@ public:
             if (m_granted) {
                 // Room was kept for this value: it goes in now, as this task runs again (so a
                 // cancel before this point sends nothing).
-                waiter* receiver = nullptr;
+                waiter* to_wake = nullptr;
+                std::exception_ptr no_memory;
                 {
                     std::lock_guard lock(this->m_channel->m_mutex);
                     channel& ch = *this->m_channel;
@@ -135,14 +139,15 @@ public:
                         this->m_closed = true;
                     } else {
                         try {
-                            receiver = ch.deliver(std::move(m_value));
+                            to_wake = ch.deliver(std::move(m_value));  // a waiting receiver
                         } catch (...) {
-                            ch.grant_room();  // out of memory: the room goes to the next sender
-                            throw;
+                            no_memory = std::current_exception();
+                            to_wake = ch.grant_room();  // the room goes to the next sender
                         }
                     }
                 }
-                if (receiver != nullptr) post_home(*receiver);
+                if (to_wake != nullptr) post_home(*to_wake);
+                if (no_memory) std::rethrow_exception(no_memory);
             }
             if (this->m_closed) throw channel_closed();
         }
@@ -152,12 +157,14 @@ public:
         // its list; one granted room gives it to the next waiting sender.
         static void on_cancel(detail::ready_node* node) noexcept {
             auto* self = static_cast<send_awaiter*>(node);
+            waiter* next_sender = nullptr;
             const bool waiting = self->leave_list([&] {
                 if (!self->m_granted) return;  // woken by close()
                 self->m_granted = false;
                 --self->m_channel->m_reserved;
-                self->m_channel->grant_room();
+                next_sender = self->m_channel->grant_room();
             });
+            if (next_sender != nullptr) post_home(*next_sender);
             self->take_cancel_request();
             self->mark_cancelled();
             if (waiting) self->wake();
@@ -179,6 +186,7 @@ public:
         [[nodiscard]] bool await_ready() const noexcept { return false; }
         bool await_suspend(std::coroutine_handle<> frame) {
             if (!this->begin_suspend(frame)) return false;
+            waiter* sender = nullptr;
             {
                 std::lock_guard lock(this->m_channel->m_mutex);
                 channel& ch = *this->m_channel;
@@ -191,8 +199,9 @@ public:
                     return true;
                 }
                 m_value.emplace(ch.m_buffer.pop_front());
-                ch.grant_room();
+                sender = ch.grant_room();
             }
+            if (sender != nullptr) post_home(*sender);
             return false;
         }
         std::optional<T> await_resume() {
@@ -205,11 +214,13 @@ public:
         // the next waiting receiver or back to the front of the buffer.
         static void on_cancel(detail::ready_node* node) noexcept {
             auto* self = static_cast<receive_awaiter*>(node);
+            waiter* next_receiver = nullptr;
             const bool waiting = self->leave_list([&] {
                 if (!self->m_value) return;  // woken by close()
-                self->m_channel->give_back(std::move(*self->m_value));
+                next_receiver = self->m_channel->give_back(std::move(*self->m_value));
                 self->m_value.reset();
             });
+            if (next_receiver != nullptr) post_home(*next_receiver);
             self->take_cancel_request();
             self->mark_cancelled();
             if (waiting) self->wake();
@@ -278,26 +289,28 @@ private:
     }
 
     // Under the mutex, when room may have appeared: the first waiting sender is granted it and
-    // woken; its value goes in when it runs.
-    void grant_room() noexcept {
-        if (!has_room()) return;
-        if (waiter* sender = m_senders.pop_front()) {
+    // returned, to be posted home once the mutex is released; its value goes in when it runs.
+    [[nodiscard]] waiter* grant_room() noexcept {
+        if (!has_room()) return nullptr;
+        waiter* sender = m_senders.pop_front();
+        if (sender != nullptr) {
             ++m_reserved;
             static_cast<send_awaiter*>(sender)->m_granted = true;
-            post_home(*sender);
         }
+        return sender;
     }
 
     // Under the mutex: a value a cancelled receiver was handed. It was the oldest in the
     // channel then; the buffer may hold one more than the capacity until it drains. Cannot
-    // report a failure (it runs in a cancel): running out of memory here terminates.
-    void give_back(T&& value) noexcept {
-        if (waiter* next = m_receivers.pop_front()) {
+    // report a failure (it runs in a cancel): running out of memory here terminates. Returns
+    // the receiver it went to, to be posted home once the mutex is released.
+    [[nodiscard]] waiter* give_back(T&& value) noexcept {
+        waiter* next = m_receivers.pop_front();
+        if (next != nullptr)
             static_cast<receive_awaiter*>(next)->m_value.emplace(std::move(value));
-            post_home(*next);
-        } else {
+        else
             m_buffer.push_front(std::move(value));
-        }
+        return next;
     }
 
     static void post_home(waiter& w) noexcept {
