@@ -143,11 +143,7 @@ coring::task<std::uint64_t> serve_raw(sharded::shard& shard) {
     // Null where no provided-buffer ring can be made (a kernel before 5.19, io_uring_register
     // forbidden by a seccomp profile): plain recv.
     const coring::io::buffer_ring_ptr ring = coring::io::buffer_ring::try_create(256, 4096);
-    if (shard.index() == 0) {
-        co_await shard.publish_port(listener.local_address().port());
-        std::printf("listening on %s\n", listener.local_address().to_string().c_str());
-        std::fflush(stdout);
-    }
+    co_await shard.listening(listener.local_address());
     auto accepting = coring::create_task(accept_connections(listener, ring), "accept");
     auto stopping = shard.on_stop([accepting]() mutable { accepting.cancel(); });
     try {
@@ -195,11 +191,7 @@ coring::task<std::uint64_t> serve_streams(sharded::shard& shard) {
     };
     const std::uint16_t port = co_await shard.port();
     coring::server srv = co_await coring::start_server(counted_echo, g_settings.host, port, options);
-    if (shard.index() == 0) {
-        co_await shard.publish_port(srv.addresses().front().port());
-        std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
-        std::fflush(stdout);
-    }
+    co_await shard.listening(srv.addresses().front());
     auto stopping = shard.on_stop([&srv] { srv.close(); });
     co_await srv.serve_forever();  // returns once closed: handlers finished, connections closed
     co_return t_connections;
@@ -234,11 +226,7 @@ int main(int argc, char** argv) {
     if (s.threads < 1 || s.threads > 1024) usage();
     try {
         const std::vector<std::uint64_t> connections = sharded::run(s.threads, s.port, s.streams ? serve_streams : serve_raw);
-        if (connections.size() > 1) {
-            std::string per_loop;
-            for (std::uint64_t n : connections) per_loop += (per_loop.empty() ? "" : " ") + std::to_string(n);
-            std::printf("echo_server: connections per loop: %s\n", per_loop.c_str());
-        }
+        if (connections.size() > 1) std::printf("echo_server: connections per loop: %s\n", sharded::per_loop(connections).c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "echo_server: %s\n", e.what());
         return 1;

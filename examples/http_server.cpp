@@ -328,11 +328,7 @@ coring::task<std::uint64_t> serve_one(sharded::shard& shard) {
     };
     const std::uint16_t port = co_await shard.port();
     coring::server srv = co_await coring::start_server(handler, g_settings.host, port, options);
-    if (shard.index() == 0) {
-        co_await shard.publish_port(srv.addresses().front().port());
-        std::printf("listening on %s\n", srv.addresses().front().to_string().c_str());
-        std::fflush(stdout);
-    }
+    co_await shard.listening(srv.addresses().front());
     auto stopping = shard.on_stop([&srv] { srv.close(); });
     co_await srv.serve_forever();
     co_return g_requests;
@@ -391,13 +387,9 @@ int main(int argc, char** argv) {
     try {
         const std::vector<std::uint64_t> served = sharded::run(g_settings.threads, g_settings.port, serve_one);
         std::uint64_t total = 0;
-        std::string per_loop;
-        for (std::uint64_t n : served) {
-            total += n;
-            per_loop += (per_loop.empty() ? "" : " ") + std::to_string(n);
-        }
+        for (std::uint64_t n : served) total += n;
         if (served.size() > 1)
-            std::printf("http_server: served %llu requests (per loop: %s)\n", static_cast<unsigned long long>(total), per_loop.c_str());
+            std::printf("http_server: served %llu requests (per loop: %s)\n", static_cast<unsigned long long>(total), sharded::per_loop(served).c_str());
         else
             std::printf("http_server: served %llu requests\n", static_cast<unsigned long long>(total));
     } catch (const std::exception& e) {

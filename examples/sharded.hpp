@@ -9,14 +9,17 @@
 // shard for the port to bind (shard 0 gets the one asked for, possibly 0; the others wait for
 // the port shard 0 bound, which it publishes), registers what stops it, serves, and returns
 // its count. The shards talk through a coring::channel, the one object loops may share.
+// per_loop(counts) formats the counts for the servers' last line.
 
 #include <coring/coring.hpp>
 
 #include <csignal>
+#include <cstdio>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -39,9 +42,13 @@ public:
         co_return bound.value_or(m_requested_port);
     }
 
-    /// Shard 0, once listening: hands the port it bound to the other shards.
-    coring::task<> publish_port(std::uint16_t bound) {
-        for (std::size_t i = 1; i < m_count; ++i) co_await m_ports->send(bound);
+    /// Every shard once listening on `bound`. Shard 0 hands its port to the other shards and
+    /// prints "listening on ADDRESS" (what the smoke scripts wait for).
+    coring::task<> listening(coring::address bound) {
+        if (m_index != 0) co_return;
+        for (std::size_t i = 1; i < m_count; ++i) co_await m_ports->send(bound.port());
+        std::printf("listening on %s\n", bound.to_string().c_str());
+        std::fflush(stdout);
     }
 
     /// What stops this shard's server (closing it, or cancelling its accept loop), while the
@@ -75,6 +82,13 @@ private:
     std::uint16_t m_requested_port;
     coring::channel<std::uint16_t>* m_ports;
 };
+
+/// "12 30": each loop's count, in loop order.
+inline std::string per_loop(const std::vector<std::uint64_t>& counts) {
+    std::string text;
+    for (std::uint64_t n : counts) text += (text.empty() ? "" : " ") + std::to_string(n);
+    return text;
+}
 
 /// Runs serve_one on `threads` loops and returns what each returned, in loop order.
 template <class ServeOne>
