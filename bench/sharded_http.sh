@@ -25,11 +25,11 @@ connections=${SHARDED_CONNECTIONS:-50}
 seconds=${SHARDED_SECONDS:-5}
 runs=${SHARDED_RUNS:-3}
 
+# shellcheck source-path=SCRIPTDIR source=support/bench_lib.sh
+source "$root/bench/support/bench_lib.sh"
+
 command -v wrk >/dev/null || { echo "sharded_http.sh: no wrk (Debian package wrk; build.sh installs it): skipped" >&2; exit 77; }
-if [[ -z ${SHARDED_SKIP_BUILD:-} ]]; then
-    [[ -f $build/CMakeCache.txt ]] || cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O2 >&2
-    cmake --build "$build" --target http_server -j "$(nproc)" >&2
-fi
+[[ -n ${SHARDED_SKIP_BUILD:-} ]] || build_targets "$build" http_server
 server=${SHARDED_SERVER:-$build/examples/http_server}
 [[ -x $server ]] || { echo "sharded_http.sh: no http_server at $server" >&2; exit 1; }
 
@@ -43,10 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Nanoseconds on a CPU so far, summed over the process's threads.
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ sum += $1 } END { printf "%.0f", sum }'; }
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 # run_one LOOPS WRK_THREADS: prints "requests_per_second cpu_ns_per_request"
 run_one() {
     local loops=$1 load=$2 log pin_server=() pin_load=() port=
@@ -57,12 +53,7 @@ run_one() {
     log=$(mktemp)
     "${pin_server[@]}" "$server" --port 0 --threads "$loops" --max-connections 100000 >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$log")
-        [[ -n $port ]] && break
-        sleep 0.05
-    done
-    [[ -n $port ]] || { cat "$log" >&2; return 1; }
+    port=$(listening_port "$log" "$pid") || { cat "$log" >&2; return 1; }
     # A second of warm-up: connections open, pages faulted in.
     "${pin_load[@]}" wrk -t"$load" -c$((connections * load)) -d1s "http://127.0.0.1:$port/" >/dev/null
     local before out after requests

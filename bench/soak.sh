@@ -26,6 +26,7 @@ trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)"  # each wave holds 4,000 client and 4,000 server descriptors
 
 source "$root/examples/smoke_lib.sh"
+source "$root/bench/support/bench_lib.sh"
 make_certificates "$work"
 
 # start NAME COMMAND...: runs a server, waits for "listening on HOST:PORT", sets <NAME>_pid
@@ -36,12 +37,7 @@ start() {
     "$@" >"$work/$name.log" 2>&1 &
     local pid=$!
     pids+=("$pid")
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$work/$name.log")
-        [[ -n $port ]] && break
-        sleep 0.05
-    done
-    [[ -n $port ]] || { echo "soak: $name did not start:"; cat "$work/$name.log"; exit 1; }
+    port=$(listening_port "$work/$name.log" "$pid") || { echo "soak: $name did not start:"; cat "$work/$name.log"; exit 1; }
     printf -v "${name}_pid" %s "$pid"
     printf -v "${name}_port" %s "$port"
 }

@@ -22,14 +22,15 @@ warmup=${ECHO_WARMUP:-1}
 connection_counts=${ECHO_CONNECTIONS:-1 50}
 runs=${ECHO_RUNS:-3}
 
+# shellcheck source-path=SCRIPTDIR source=../support/bench_lib.sh
+source "$root/bench/support/bench_lib.sh"
+
 if [[ -z ${ECHO_SKIP_BUILD:-} ]]; then
-    if [[ ! -f $build/CMakeCache.txt ]]; then
-        cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O2 -DCMAKE_C_FLAGS=-O2 >&2
-    fi
+    configure_build "$build"
     targets=(echo_server echo_load)
     grep -q '^CMAKE_C_COMPILER:' "$build/CMakeCache.txt" && targets+=(echo_floor)
     grep -q '^CORING_BOOST_ASIO_INCLUDE_DIR:PATH=/' "$build/CMakeCache.txt" && targets+=(echo_asio)
-    cmake --build "$build" --target "${targets[@]}" -j "$(nproc)" >&2
+    build_targets "$build" "${targets[@]}"
 fi
 floor=${ECHO_FLOOR:-$build/bench/echo/echo_floor}
 asio=${ECHO_ASIO:-$build/bench/echo/echo_asio}
@@ -78,12 +79,7 @@ run_one() {
     # shellcheck disable=SC2086
     "${pin_server[@]}" ${command[$name]} --port 0 >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$log")
-        [[ -n $port ]] && break
-        sleep 0.02
-    done
-    if [[ -z $port ]]; then
+    if ! port=$(listening_port "$log" "$pid"); then
         echo "compare.sh: $name did not start:" >&2
         cat "$log" >&2
         kill -KILL "$pid" 2>/dev/null || true
@@ -100,8 +96,6 @@ run_one() {
     user=$(sed -n 's/.* user_per_rt_ns=\([0-9.]*\).*/\1/p' <<<"$result")
     echo "$rate $cpu $user"
 }
-
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), $(date -u +%Y-%m-%d)"
 echo "64-byte ping-pong; ${seconds} s measured after ${warmup} s of warm-up; median of ${runs} interleaved runs; server CPU per round trip"

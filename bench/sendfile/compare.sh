@@ -22,10 +22,9 @@ nginx_bin=$(command -v nginx || true)
 [[ -z $nginx_bin && -x /usr/sbin/nginx ]] && nginx_bin=/usr/sbin/nginx
 [[ -n $nginx_bin ]] || { echo "compare.sh: no nginx (Debian package nginx; build.sh installs it): skipped" >&2; exit 77; }
 command -v curl >/dev/null || { echo "compare.sh: no curl: skipped" >&2; exit 77; }
-if [[ -z ${SENDFILE_SKIP_BUILD:-} ]]; then
-    [[ -f $build/CMakeCache.txt ]] || cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O2 >&2
-    cmake --build "$build" --target http_server -j "$(nproc)" >&2
-fi
+# shellcheck source-path=SCRIPTDIR source=../support/bench_lib.sh
+source "$root/bench/support/bench_lib.sh"
+[[ -n ${SENDFILE_SKIP_BUILD:-} ]] || build_targets "$build" http_server
 coring=${SENDFILE_SERVER:-$build/examples/http_server}
 [[ -x $coring ]] || { echo "compare.sh: no http_server at $coring" >&2; exit 1; }
 
@@ -53,15 +52,6 @@ else
 fi
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-# CPU nanoseconds of every thread of PID so far.
-cpu_ns() {
-    local total=0 t
-    for t in /proc/"$1"/task/*/schedstat; do
-        read -r run _ <"$t" 2>/dev/null && total=$((total + run))
-    done
-    echo "$total"
-}
 
 # measure NAME PID URL: one run of `reps` downloads; prints "bytes_per_s cpu_ns_per_gib".
 measure() {
@@ -109,13 +99,7 @@ for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$nginx_port/files
 "${pin_server[@]}" "$coring" --port 0 --root "$work/www" >"$work/coring.log" 2>&1 &
 coring_pid=$!
 pids+=("$coring_pid")
-coring_port=
-for _ in $(seq 100); do
-    coring_port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$work/coring.log")
-    [[ -n $coring_port ]] && break
-    sleep 0.05
-done
-[[ -n $coring_port ]] || { echo "compare.sh: http_server did not start: $(cat "$work/coring.log")" >&2; exit 1; }
+coring_port=$(listening_port "$work/coring.log" "$coring_pid") || { echo "compare.sh: http_server did not start: $(cat "$work/coring.log")" >&2; exit 1; }
 
 for name in nginx coring; do
     url=http://127.0.0.1:$([[ $name == nginx ]] && echo "$nginx_port" || echo "$coring_port")/files/big.bin

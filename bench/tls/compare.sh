@@ -25,6 +25,8 @@
 # 77 (skipped) without the Asio TLS server or the openssl tool: nothing to compare with.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=../support/bench_lib.sh
+source "$root/bench/support/bench_lib.sh"
 build=${1:-$root/build/release}
 seconds=${TLS_SECONDS:-5}
 warmup=${TLS_WARMUP:-1}
@@ -40,12 +42,10 @@ if ! command -v openssl >/dev/null; then
     exit 77
 fi
 if [[ -z ${TLS_SKIP_BUILD:-} ]]; then
-    if [[ ! -f $build/CMakeCache.txt ]]; then
-        cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE= -DCMAKE_CXX_FLAGS=-O2 -DCMAKE_C_FLAGS=-O2 >&2
-    fi
+    configure_build "$build"
     targets=(echo_server echo_load tls_load)
     grep -q '^CORING_BOOST_ASIO_INCLUDE_DIR:PATH=/' "$build/CMakeCache.txt" && targets+=(echo_asio echo_asio_tls)
-    cmake --build "$build" --target "${targets[@]}" -j "${TLS_BUILD_JOBS:-$(nproc)}" >&2
+    BUILD_JOBS=${TLS_BUILD_JOBS:-$(nproc)} build_targets "$build" "${targets[@]}"
 fi
 asio=${TLS_ASIO:-$build/bench/tls/echo_asio_tls}
 coring=${TLS_CORING:-$build/examples/echo_server}
@@ -98,12 +98,7 @@ run_one() {
     # shellcheck disable=SC2086
     "${pin_server[@]}" ${command[$name]} --port 0 >"$log" 2>&1 &
     pid=$!
-    for _ in $(seq 200); do
-        port=$(sed -n 's/^listening on .*:\([0-9][0-9]*\)$/\1/p' "$log")
-        [[ -n $port ]] && break
-        sleep 0.02
-    done
-    if [[ -z $port ]]; then
+    if ! port=$(listening_port "$log" "$pid"); then
         echo "compare.sh: $name did not start:" >&2
         cat "$log" >&2
         kill -KILL "$pid" 2>/dev/null || true
@@ -136,7 +131,6 @@ run_one() {
     echo "$(field rate) $(field "cpu_per_${per}_ns") $(field "user_per_${per}_ns") ${cipher:--} ${version:--} ${group:--}"
 }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }'; }
 us() { awk -v c="$1" 'BEGIN { printf "%.2f", c / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
 
