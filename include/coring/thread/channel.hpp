@@ -8,51 +8,57 @@
 //   while (std::optional<job> j = co_await jobs.receive()) handle(*j);   // empty once closed and drained
 //   jobs.close();                                  // from any thread
 //
-// One mutex guards the buffer and the two waiter lists; it is never held across a suspension or
-// while a task runs. A waiter is the awaiter in its task's frame. Whoever completes a waiter
-// (hands it a value, takes its value, or closes the channel) takes it off its list under the
-// mutex and posts it to the loop it waits on (scheduler::post: directly on the same loop,
-// through the kernel or the inbox from another), where it resumes its task. The post comes after
-// the mutex is released (a message through the kernel is a system call), except in close(). A
-// cancel request, on the waiter's own loop, takes the mutex too, and finds the waiter either
-// listed or completed; a completed waiter stays suspended until its post arrives.
+// The buffer is a lock-free ring of `capacity` slots, each with a sequence number (Vyukov's
+// bounded multi-producer multi-consumer queue): a sender claims the next send position with a
+// compare-and-swap and fills its slot, a receiver claims the next receive position and empties
+// its slot, and the slot's sequence number tells either side whether the slot is ready for it.
+// A send or receive that does not wait touches no lock, and the two sides share only the slots
+// they pass values through (CPU per value in bench/README.md, "Several cores").
 //
-// - send: a waiting receiver gets the value directly; else it goes into the buffer; else the
-//   sender waits with its value in its frame until a receiver makes room, which is kept for
-//   the first waiting sender (FIFO across senders) until it runs and puts its value in, or
-//   until the channel closes (channel_closed: the value was not sent).
-// - receive: the oldest buffered value; else, once closed, an empty optional; else it waits
-//   until a sender hands it a value or the channel closes.
-// - Cancellation takes nothing with it (coring::queue's rules). A waiter still on its list is
-//   removed and throws cancelled_error: its value stays with the sender, and no value was taken
-//   for the receiver. A receiver cancelled after a value was handed to it, before it resumed,
-//   passes the value to the next waiting receiver or puts it back at the front of the buffer
-//   (which may then hold one more than the capacity until it drains), and throws
-//   cancelled_error. A cancelled sender has sent nothing (room kept for it goes to the next
-//   waiting sender), so wait_for(ch.send(v), t) that times out has not sent v. FIFO per sender
-//   holds for values no receiver gave back; a value given back comes out after the values that
-//   other receivers had already taken.
-// - close() wakes every waiter: senders throw channel_closed, receivers drain the buffer and
-//   then get empty optionals. It is idempotent.
+// Waiting takes the mutex, which guards the two waiter lists alone and is never held across a
+// suspension. A side that must wait lists itself and raises a flag in the position word the
+// other side changes (senders in the receive position, receivers in the send position); the
+// other side's compare-and-swap then sees the flag, and after its slot operation it wakes the
+// first waiter: takes it off its list and posts it to the loop it waits on (scheduler::post,
+// after the mutex is released). A woken waiter sends or receives itself when it runs on its own
+// loop, and waits again if another task got there first. The flag is raised by an atomic
+// read-modify-write of the same word the other side compares-and-swaps, and the waiter looks at
+// the buffer once more after raising it, so a wake-up cannot fall between the two.
+//
+// - send: into the buffer; else, once closed, channel_closed (the value was not sent); else
+//   it waits until a receiver makes room (or the channel closes).
+// - receive: the oldest buffered value; else, once closed, an empty optional; else it waits.
+// - Cancellation takes nothing with it (coring::queue's rules): a waiter has sent or taken
+//   nothing until it runs, so a cancelled one leaves its list (or, already woken, passes its
+//   wake-up to the next waiter of its kind) and throws cancelled_error. wait_for(ch.send(v), t)
+//   that times out has not sent v.
+// - FIFO per sender. Across senders a woken sender may find its room taken by a sender that did
+//   not wait, and waits again (asyncio's Queue.put behaves alike).
+// - close() raises a closed flag in the send position, so no send succeeds after it, and wakes
+//   every waiter: senders throw channel_closed, receivers drain the buffer and then get empty
+//   optionals. It is idempotent.
 //
 // Thread-safety: every member may be used from any thread, and from tasks of any loop. Values
 // are moved between threads: a T must not hold anything bound to the sending loop (a task
 // handle, a stream, a coring::event). Destroying a channel while tasks wait on it is a bug, as
 // for any object a suspended task refers to.
 
-#include <coring/detail/circular_buffer.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/leaf_awaiter.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/scheduler.hpp>
 #include <coring/errors.hpp>
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
-#include <exception>
+#include <cstdint>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -62,41 +68,37 @@ template <class T>
 class channel {
     static_assert(std::is_nothrow_move_constructible_v<T>, "coring::channel<T>: T must be nothrow move constructible");
 
-    // A suspended sender or receiver: on one of the lists while it waits.
+    // The position words: a count of slots claimed, and flags in the top bits.
+    static constexpr std::size_t closed_flag = std::size_t{1} << (sizeof(std::size_t) * 8 - 1);   // in the send position
+    static constexpr std::size_t waiting_flag = std::size_t{1} << (sizeof(std::size_t) * 8 - 2);  // in either: the other side waits
+    static constexpr std::size_t position_mask = waiting_flag - 1;
+
+    struct slot {
+        // 2 pos when free for the send at pos, 2 pos + 1 once filled by it, 2 (pos + capacity)
+        // once the receive at pos emptied it (free for the send a lap later). Doubled so that
+        // "filled" is never "free" (with one slot, pos + 1 would be both).
+        std::atomic<std::size_t> sequence;
+        alignas(T) unsigned char storage[sizeof(T)];
+
+        T& value() noexcept { return *std::launder(reinterpret_cast<T*>(storage)); }
+    };
+
+    enum class attempt { done, blocked, closed };
+
+    // A suspended sender or receiver: on its list while it waits, then posted home, where it
+    // tries again (on_woken).
     class waiter : public detail::leaf_awaiter<detail::ready_node>, public detail::list_hook<> {
     protected:
         explicit waiter(channel& owner, const operations& ops) noexcept : leaf_awaiter(ops), m_channel(&owner) {}
         waiter(waiter&& other) noexcept : leaf_awaiter(std::move(other)), m_channel(other.m_channel) {}
 
-        // Under the channel's mutex: registers to wait, on this task's loop.
-        void enlist(detail::intrusive_list<waiter>& list) noexcept {
-            m_home = &loop();
-            list.push_back(*this);
-        }
-
-        // A cancel request: true if the waiter was still waiting (and is now off its list).
-        // Under the mutex, it then calls completed(), which decides for a completed waiter.
-        template <class Completed>
-        bool leave_list(Completed&& completed) noexcept {
-            std::lock_guard lock(m_channel->m_mutex);
-            if (this->linked()) {
-                this->unlink();
-                return true;
-            }
-            completed();
-            return false;
-        }
-
         channel* m_channel;
         detail::scheduler* m_home = nullptr;
-        bool m_closed = false;  // completed by close()
 
         friend class channel;
     };
 
 public:
-    class receive_awaiter;
-
     class send_awaiter final : public waiter {
     public:
         send_awaiter(channel& owner, T&& value) noexcept : waiter(owner, operations_), m_value(std::move(value)) {}
@@ -105,77 +107,49 @@ public:
         [[nodiscard]] bool await_ready() const noexcept { return false; }
         bool await_suspend(std::coroutine_handle<> frame) {
             if (!this->begin_suspend(frame)) return false;
-            waiter* receiver = nullptr;
-            {
-                std::lock_guard lock(this->m_channel->m_mutex);
-                channel& ch = *this->m_channel;
-                if (ch.m_closed) {
-                    this->m_closed = true;
-                    return false;
-                }
-                if (ch.m_receivers.empty() && !ch.has_room()) {
-                    this->enlist(ch.m_senders);
-                    this->arm();  // completed from another thread, it resumes only once this loop runs again
-                    return true;
-                }
-                receiver = ch.deliver(std::move(m_value));
-            }
-            if (receiver != nullptr) post_home(*receiver);
-            return false;
+            if (try_once() != attempt::blocked) return false;
+            this->m_home = &this->loop();
+            return this->m_channel->wait_to_send(*this);
         }
         void await_resume() {
             this->throw_if_cancelled();
-            if (m_granted) {
-                // Room was kept for this value: it goes in now, as this task runs again (so a
-                // cancel before this point sends nothing).
-                waiter* to_wake = nullptr;
-                std::exception_ptr no_memory;
-                {
-                    std::lock_guard lock(this->m_channel->m_mutex);
-                    channel& ch = *this->m_channel;
-                    m_granted = false;
-                    --ch.m_reserved;
-                    if (ch.m_closed) {
-                        this->m_closed = true;
-                    } else {
-                        try {
-                            to_wake = ch.deliver(std::move(m_value));  // a waiting receiver
-                        } catch (...) {
-                            no_memory = std::current_exception();
-                            to_wake = ch.grant_room();  // the room goes to the next sender
-                        }
-                    }
-                }
-                if (to_wake != nullptr) post_home(*to_wake);
-                if (no_memory) std::rethrow_exception(no_memory);
-            }
-            if (this->m_closed) throw channel_closed();
+            if (m_outcome == attempt::closed) throw channel_closed();
         }
 
     private:
-        // The cancel wins, and nothing is sent (asyncio's Queue.put): a waiting sender leaves
-        // its list; one granted room gives it to the next waiting sender.
+        friend class channel;
+
+        // Not under the mutex: a receiver waiting for this value is woken here.
+        attempt try_once() noexcept {
+            bool wake_receiver = false;
+            m_outcome = this->m_channel->try_send(m_value, wake_receiver);
+            if (wake_receiver) this->m_channel->wake_one_receiver();
+            return m_outcome;
+        }
+
+        static void on_woken(detail::ready_node* node, detail::ready_node::action what) noexcept {
+            auto* self = static_cast<send_awaiter*>(node);
+            channel& ch = *self->m_channel;
+            if (what == detail::ready_node::action::discard || self->cancelled()) {
+                ch.wake_one_sender();  // the room it was woken for goes to the next sender
+                send_awaiter::resume_frame(node, what);
+                return;
+            }
+            if (self->try_once() == attempt::blocked && ch.wait_to_send(*self)) return;  // waits again
+            send_awaiter::resume_frame(node, what);
+        }
         static void on_cancel(detail::ready_node* node) noexcept {
             auto* self = static_cast<send_awaiter*>(node);
-            waiter* next_sender = nullptr;
-            const bool waiting = self->leave_list([&] {
-                if (!self->m_granted) return;  // woken by close()
-                self->m_granted = false;
-                --self->m_channel->m_reserved;
-                next_sender = self->m_channel->grant_room();
-            });
-            if (next_sender != nullptr) post_home(*next_sender);
+            const bool was_listed = self->m_channel->leave(*self, self->m_channel->m_senders, self->m_channel->m_receive_position);
             self->take_cancel_request();
             self->mark_cancelled();
-            if (waiting) self->wake();
+            if (was_listed) self->wake();  // else it was woken already: on_woken passes that on
         }
         static void describe(const detail::ready_node*, detail::await_description& out) { out.what = "channel send (full)"; }
-        static constexpr detail::ready_node::operations operations_{&waiter::resume_frame, &on_cancel, false, &describe};
+        static constexpr detail::ready_node::operations operations_{&on_woken, &on_cancel, false, &describe};
 
         T m_value;
-        bool m_granted = false;  // room was kept for this value (under the mutex until it resumes)
-        friend class channel;
-        friend class receive_awaiter;
+        attempt m_outcome = attempt::blocked;
     };
 
     class receive_awaiter final : public waiter {
@@ -186,23 +160,9 @@ public:
         [[nodiscard]] bool await_ready() const noexcept { return false; }
         bool await_suspend(std::coroutine_handle<> frame) {
             if (!this->begin_suspend(frame)) return false;
-            waiter* sender = nullptr;
-            {
-                std::lock_guard lock(this->m_channel->m_mutex);
-                channel& ch = *this->m_channel;
-                if (ch.m_buffer.empty()) {
-                    if (ch.m_closed) return false;  // closed and drained: the empty optional
-                    this->enlist(ch.m_receivers);
-                    // Another thread may complete this waiter from here on; it resumes only
-                    // once this loop runs again, after the slot is armed.
-                    this->arm();
-                    return true;
-                }
-                m_value.emplace(ch.m_buffer.pop_front());
-                sender = ch.grant_room();
-            }
-            if (sender != nullptr) post_home(*sender);
-            return false;
+            if (try_once() != attempt::blocked) return false;
+            this->m_home = &this->loop();
+            return this->m_channel->wait_to_receive(*this);
         }
         std::optional<T> await_resume() {
             this->throw_if_cancelled();
@@ -210,35 +170,53 @@ public:
         }
 
     private:
-        // The cancel wins. A value handed over while this waiter was on its way home goes to
-        // the next waiting receiver or back to the front of the buffer.
+        friend class channel;
+
+        // Not under the mutex: a sender waiting for the room this frees is woken here.
+        attempt try_once() noexcept {
+            bool wake_sender = false;
+            const attempt outcome = this->m_channel->try_receive(m_value, wake_sender);
+            if (wake_sender) this->m_channel->wake_one_sender();
+            return outcome;
+        }
+
+        static void on_woken(detail::ready_node* node, detail::ready_node::action what) noexcept {
+            auto* self = static_cast<receive_awaiter*>(node);
+            channel& ch = *self->m_channel;
+            if (what == detail::ready_node::action::discard || self->cancelled()) {
+                ch.wake_one_receiver();  // the value it was woken for goes to the next receiver
+                receive_awaiter::resume_frame(node, what);
+                return;
+            }
+            if (self->try_once() == attempt::blocked && ch.wait_to_receive(*self)) return;
+            receive_awaiter::resume_frame(node, what);
+        }
         static void on_cancel(detail::ready_node* node) noexcept {
             auto* self = static_cast<receive_awaiter*>(node);
-            waiter* next_receiver = nullptr;
-            const bool waiting = self->leave_list([&] {
-                if (!self->m_value) return;  // woken by close()
-                next_receiver = self->m_channel->give_back(std::move(*self->m_value));
-                self->m_value.reset();
-            });
-            if (next_receiver != nullptr) post_home(*next_receiver);
+            const bool was_listed = self->m_channel->leave(*self, self->m_channel->m_receivers, self->m_channel->m_send_position);
             self->take_cancel_request();
             self->mark_cancelled();
-            if (waiting) self->wake();
+            if (was_listed) self->wake();
         }
         static void describe(const detail::ready_node*, detail::await_description& out) { out.what = "channel receive (empty)"; }
-        static constexpr detail::ready_node::operations operations_{&waiter::resume_frame, &on_cancel, false, &describe};
+        static constexpr detail::ready_node::operations operations_{&on_woken, &on_cancel, false, &describe};
 
         std::optional<T> m_value;
-        friend class channel;
-        friend class send_awaiter;
     };
 
     /// A channel buffering at most `capacity` values (at least 1: std::invalid_argument otherwise).
     explicit channel(std::size_t capacity) : m_capacity(capacity) {
         if (capacity == 0) throw std::invalid_argument("coring::channel: the capacity must be at least 1");
+        if (capacity > position_mask / 4) throw std::invalid_argument("coring::channel: the capacity is too large");
+        m_slots = std::make_unique<slot[]>(capacity);
+        for (std::size_t i = 0; i < capacity; ++i) m_slots[i].sequence.store(2 * i, std::memory_order_relaxed);
     }
     channel(const channel&) = delete;
     channel& operator=(const channel&) = delete;
+    ~channel() {
+        const std::size_t end = m_send_position.load(std::memory_order_acquire) & position_mask;
+        for (std::size_t pos = m_receive_position.load(std::memory_order_acquire) & position_mask; pos != end; ++pos) m_slots[pos % m_capacity].value().~T();
+    }
 
     /// co_await send(v): buffers v, waiting while the channel is full; throws channel_closed
     /// once the channel is closed (v is then not sent).
@@ -251,66 +229,161 @@ public:
     /// an empty optional. Buffered values can still be received. Idempotent.
     void close() noexcept {
         std::lock_guard lock(m_mutex);
-        m_closed = true;
-        // Posted under the mutex: a cancel request racing with this finds the waiter unlinked
-        // and leaves it to this completion.
-        while (waiter* w = m_senders.pop_front()) {
-            w->m_closed = true;
-            post_home(*w);
-        }
-        while (waiter* w = m_receivers.pop_front()) post_home(*w);  // the buffer is empty while receivers wait
+        m_send_position.fetch_or(closed_flag, std::memory_order_acq_rel);
+        // Posted under the mutex (close is rare): a cancel request racing with this finds the
+        // waiter unlisted and leaves it to this wake-up. Each tries again, and finds it closed.
+        m_receive_position.fetch_and(~waiting_flag, std::memory_order_acq_rel);
+        m_send_position.fetch_and(~waiting_flag, std::memory_order_acq_rel);
+        while (waiter* w = m_senders.pop_front()) post_home(*w);
+        while (waiter* w = m_receivers.pop_front()) post_home(*w);
     }
 
-    [[nodiscard]] bool closed() const {
-        std::lock_guard lock(m_mutex);
-        return m_closed;
-    }
-    /// Values buffered now (another thread may change it at once).
-    [[nodiscard]] std::size_t size() const {
-        std::lock_guard lock(m_mutex);
-        return m_buffer.size();
+    [[nodiscard]] bool closed() const noexcept { return (m_send_position.load(std::memory_order_acquire) & closed_flag) != 0; }
+    /// Values buffered now, counting those being written or read (another thread may change
+    /// it at once).
+    [[nodiscard]] std::size_t size() const noexcept {
+        const std::size_t received = m_receive_position.load(std::memory_order_acquire) & position_mask;
+        const std::size_t sent = m_send_position.load(std::memory_order_acquire) & position_mask;
+        return sent > received ? sent - received : 0;
     }
     [[nodiscard]] std::size_t capacity() const noexcept { return m_capacity; }
 
 private:
-    // Under the mutex. Room in the buffer, counting the room kept for granted senders.
-    [[nodiscard]] bool has_room() const noexcept { return m_buffer.size() + m_reserved < m_capacity; }
+    // ---- the buffer (any thread, no lock)
 
-    // Under the mutex, with room or a waiting receiver: the value goes to the first waiting
-    // receiver, returned to be posted home, or into the buffer. Throws std::bad_alloc only if
-    // the buffer cannot grow, and then the value is untouched.
-    waiter* deliver(T&& value) {
-        if (waiter* receiver = m_receivers.pop_front()) {
-            static_cast<receive_awaiter*>(receiver)->m_value.emplace(std::move(value));
-            return receiver;
+    // Moves value into the buffer (done), or leaves it: blocked (full) or closed. Done with the
+    // waiting flag up: wake_receiver is set, for the caller to wake one once it holds no lock.
+    attempt try_send(T& value, bool& wake_receiver) noexcept {
+        std::size_t word = m_send_position.load(std::memory_order_relaxed);
+        for (unsigned spins = 0;; ++spins) {
+            if ((word & closed_flag) != 0) return attempt::closed;
+            const std::size_t pos = word & position_mask;
+            slot& s = m_slots[pos % m_capacity];
+            const std::size_t sequence = s.sequence.load(std::memory_order_acquire);
+            if (sequence == 2 * pos) {
+                // The flags stay as they are; a receiver raising its flag meanwhile fails this.
+                if (m_send_position.compare_exchange_weak(word, word + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+                    ::new (static_cast<void*>(s.storage)) T(std::move(value));
+                    s.sequence.store(2 * pos + 1, std::memory_order_release);
+                    wake_receiver = (word & waiting_flag) != 0;
+                    return attempt::done;
+                }
+            } else if (static_cast<std::ptrdiff_t>(sequence - 2 * pos) < 0) {
+                // The slot still holds the value of the send a lap before: full, unless a
+                // receiver has claimed it and is moving it out.
+                const std::size_t received = m_receive_position.load(std::memory_order_acquire) & position_mask;
+                if (received + m_capacity <= pos) return attempt::blocked;
+                pause(spins);
+                word = m_send_position.load(std::memory_order_relaxed);
+            } else {
+                word = m_send_position.load(std::memory_order_relaxed);  // another sender took pos
+            }
         }
-        m_buffer.push_back(std::move(value));
-        return nullptr;
     }
 
-    // Under the mutex, when room may have appeared: the first waiting sender is granted it and
-    // returned, to be posted home once the mutex is released; its value goes in when it runs.
-    [[nodiscard]] waiter* grant_room() noexcept {
-        if (!has_room()) return nullptr;
-        waiter* sender = m_senders.pop_front();
-        if (sender != nullptr) {
-            ++m_reserved;
-            static_cast<send_awaiter*>(sender)->m_granted = true;
+    // Moves the oldest value into `out` (done), or: closed (and drained), or blocked (empty).
+    // Done with the waiting flag up: wake_sender is set, as for try_send.
+    attempt try_receive(std::optional<T>& out, bool& wake_sender) noexcept {
+        std::size_t word = m_receive_position.load(std::memory_order_relaxed);
+        for (unsigned spins = 0;; ++spins) {
+            const std::size_t pos = word & position_mask;
+            slot& s = m_slots[pos % m_capacity];
+            const std::size_t sequence = s.sequence.load(std::memory_order_acquire);
+            if (sequence == 2 * pos + 1) {
+                if (m_receive_position.compare_exchange_weak(word, word + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+                    out.emplace(std::move(s.value()));
+                    s.value().~T();
+                    s.sequence.store(2 * (pos + m_capacity), std::memory_order_release);
+                    wake_sender = (word & waiting_flag) != 0;
+                    return attempt::done;
+                }
+            } else if (static_cast<std::ptrdiff_t>(sequence - (2 * pos + 1)) < 0) {
+                // Not filled yet: empty, unless a sender has claimed the slot and is writing it.
+                const std::size_t sent = m_send_position.load(std::memory_order_acquire);
+                if ((sent & position_mask) == pos) return (sent & closed_flag) != 0 ? attempt::closed : attempt::blocked;
+                pause(spins);
+                word = m_receive_position.load(std::memory_order_relaxed);
+            } else {
+                word = m_receive_position.load(std::memory_order_relaxed);  // another receiver took pos
+            }
         }
-        return sender;
     }
 
-    // Under the mutex: a value a cancelled receiver was handed. It was the oldest in the
-    // channel then; the buffer may hold one more than the capacity until it drains. Cannot
-    // report a failure (it runs in a cancel): running out of memory here terminates. Returns
-    // the receiver it went to, to be posted home once the mutex is released.
-    [[nodiscard]] waiter* give_back(T&& value) noexcept {
-        waiter* next = m_receivers.pop_front();
-        if (next != nullptr)
-            static_cast<receive_awaiter*>(next)->m_value.emplace(std::move(value));
-        else
-            m_buffer.push_front(std::move(value));
-        return next;
+    // Another thread is between claiming a slot and filling or emptying it: a few instructions,
+    // unless it was preempted there.
+    static void pause(unsigned spins) noexcept {
+        if (spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            std::this_thread::yield();
+        }
+    }
+
+    // ---- waiting (the waiter's loop, under the mutex)
+
+    // The waiter's loop, after a blocked attempt: true if the waiter now waits (listed, its flag
+    // raised, armed); false if its value went in (or the channel closed) meanwhile.
+    bool wait_to_send(send_awaiter& sender) noexcept {
+        bool wake_receiver = false;
+        {
+            std::lock_guard lock(m_mutex);
+            m_receive_position.fetch_or(waiting_flag, std::memory_order_acq_rel);
+            // From here a receiver that frees a slot sees the flag and wakes the first sender;
+            // one that freed it before is seen by this last attempt. If it succeeds, the flag
+            // stays up: at worst one spurious wake-up.
+            sender.m_outcome = try_send(sender.m_value, wake_receiver);
+            if (sender.m_outcome == attempt::blocked) {
+                m_senders.push_back(sender);
+                sender.arm();
+                return true;
+            }
+        }
+        if (wake_receiver) wake_one_receiver();
+        return false;
+    }
+
+    // Likewise for a receiver: false if it took a value, or found the channel closed and drained.
+    bool wait_to_receive(receive_awaiter& receiver) noexcept {
+        bool wake_sender = false;
+        {
+            std::lock_guard lock(m_mutex);
+            m_send_position.fetch_or(waiting_flag, std::memory_order_acq_rel);
+            if (try_receive(receiver.m_value, wake_sender) == attempt::blocked) {
+                m_receivers.push_back(receiver);
+                receiver.arm();
+                return true;
+            }
+        }
+        if (wake_sender) wake_one_sender();
+        return false;
+    }
+
+    // A cancel request on the waiter's loop: true if it was listed (and now is not).
+    bool leave(waiter& w, detail::intrusive_list<waiter>& list, std::atomic<std::size_t>& flag_word) noexcept {
+        std::lock_guard lock(m_mutex);
+        if (!w.linked()) return false;
+        w.unlink();
+        if (list.empty()) flag_word.fetch_and(~waiting_flag, std::memory_order_acq_rel);
+        return true;
+    }
+
+    // ---- waking (any thread)
+
+    void wake_one_sender() noexcept { wake_one(m_senders, m_receive_position); }
+    void wake_one_receiver() noexcept { wake_one(m_receivers, m_send_position); }
+
+    void wake_one(detail::intrusive_list<waiter>& list, std::atomic<std::size_t>& flag_word) noexcept {
+        waiter* w;
+        {
+            std::lock_guard lock(m_mutex);
+            w = list.pop_front();
+            if (list.empty()) flag_word.fetch_and(~waiting_flag, std::memory_order_acq_rel);
+        }
+        // After the mutex: a message through the kernel is a system call. The waiter stays
+        // suspended until this arrives, even if a cancel request comes first.
+        if (w != nullptr) post_home(*w);
     }
 
     static void post_home(waiter& w) noexcept {
@@ -318,13 +391,14 @@ private:
         (void)w.m_home->post(w);
     }
 
-    mutable std::mutex m_mutex;
-    detail::circular_buffer<T> m_buffer;
+    // Each word on its own cache line: senders change the first, receivers the second.
+    alignas(64) std::atomic<std::size_t> m_send_position{0};     // + closed_flag, + waiting_flag: receivers wait
+    alignas(64) std::atomic<std::size_t> m_receive_position{0};  // + waiting_flag: senders wait
+    alignas(64) std::unique_ptr<slot[]> m_slots;
+    const std::size_t m_capacity;
+    mutable std::mutex m_mutex;  // the lists below
     detail::intrusive_list<waiter> m_senders;
     detail::intrusive_list<waiter> m_receivers;
-    const std::size_t m_capacity;
-    std::size_t m_reserved = 0;  // room kept for granted senders that have not run yet
-    bool m_closed = false;
 };
 
 }  // namespace coring
