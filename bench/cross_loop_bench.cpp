@@ -4,7 +4,9 @@
 // task), one at a time: real time per round trip. Floors, two threads ping-ponging:
 //   eventfd_pingpong   - blocking read/write on two eventfds (the plain floor);
 //   msg_ring_pingpong  - each thread submits IORING_OP_MSG_RING to the other's ring and waits
-//                        for the CQE in the same io_uring_enter (the kernel floor).
+//                        for the CQE in the same io_uring_enter (the kernel floor);
+//   msg_ring_pingpong_defer_taskrun - the same with the rings coring makes (SINGLE_ISSUER |
+//                        DEFER_TASKRUN), whose waits this VM wakes faster.
 // Target: coring at most 1.3x the faster floor. `run_on_round_trip_via_inbox` is the same with
 // loop_options::msg_ring off (the inbox and its eventfd), beside the same floors.
 //
@@ -75,10 +77,10 @@ void eventfd_pingpong(benchmark::State& state) {
 }
 
 // One ring per thread, made on that thread; a message's len is 1 to continue, 2 to stop.
-void msg_ring_pingpong(benchmark::State& state) {
+void msg_ring_pingpong(benchmark::State& state, unsigned flags) {
     std::atomic<int> peer_fd{-1};
     io_uring mine;
-    if (io_uring_queue_init(8, &mine, 0) < 0) {
+    if (io_uring_queue_init(8, &mine, flags) < 0) {
         state.SkipWithError("io_uring_queue_init failed");
         return;
     }
@@ -89,7 +91,7 @@ void msg_ring_pingpong(benchmark::State& state) {
     };
     std::thread peer([&] {
         io_uring ring;
-        if (io_uring_queue_init(8, &ring, 0) < 0) std::abort();
+        if (io_uring_queue_init(8, &ring, flags) < 0) std::abort();
         peer_fd = ring.ring_fd;
         for (;;) {
             io_uring_cqe* cqe = nullptr;
@@ -114,6 +116,11 @@ void msg_ring_pingpong(benchmark::State& state) {
     io_uring_submit(&mine);
     peer.join();
     io_uring_queue_exit(&mine);
+}
+
+void msg_ring_pingpong_plain(benchmark::State& state) { msg_ring_pingpong(state, 0); }
+void msg_ring_pingpong_defer_taskrun(benchmark::State& state) {
+    msg_ring_pingpong(state, IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 }
 
 // ---------------------------------------------------------------------- channel throughput
@@ -252,10 +259,11 @@ void channel_4to4_cpu_spsc_eventfd(benchmark::State& state) { spsc_eventfd_cpu(s
 
 BENCHMARK(run_on_round_trip_coring)->Name("run_on_round_trip:coring")->UseRealTime();
 BENCHMARK(eventfd_pingpong)->Name("run_on_round_trip:eventfd_pingpong")->UseRealTime();
-BENCHMARK(msg_ring_pingpong)->Name("run_on_round_trip:msg_ring_pingpong")->UseRealTime();
+BENCHMARK(msg_ring_pingpong_plain)->Name("run_on_round_trip:msg_ring_pingpong")->UseRealTime();
+BENCHMARK(msg_ring_pingpong_defer_taskrun)->Name("run_on_round_trip:msg_ring_pingpong_defer_taskrun")->UseRealTime();
 BENCHMARK(run_on_round_trip_via_inbox_coring)->Name("run_on_round_trip_via_inbox:coring")->UseRealTime();
 BENCHMARK(eventfd_pingpong)->Name("run_on_round_trip_via_inbox:eventfd_pingpong")->UseRealTime();
-BENCHMARK(msg_ring_pingpong)->Name("run_on_round_trip_via_inbox:msg_ring_pingpong")->UseRealTime();
+BENCHMARK(msg_ring_pingpong_plain)->Name("run_on_round_trip_via_inbox:msg_ring_pingpong")->UseRealTime();
 BENCHMARK(channel_1to1_cpu_coring)->Name("channel_1to1_cpu:coring")->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(channel_1to1_cpu_spsc_eventfd)->Name("channel_1to1_cpu:spsc_eventfd")->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(channel_4to4_cpu_coring)->Name("channel_4to4_cpu:coring")->UseManualTime()->Unit(benchmark::kMillisecond);
