@@ -104,10 +104,10 @@ public:
         send_awaiter(channel& owner, T&& value) noexcept : waiter(owner, operations_), m_value(std::move(value)) {}
         send_awaiter(send_awaiter&& other) noexcept : waiter(std::move(other)), m_value(std::move(other.m_value)) {}
 
-        [[nodiscard]] bool await_ready() const noexcept { return false; }
+        /// Room (or closed): no suspension, so no cancellation point (asyncio's Queue.put).
+        [[nodiscard]] bool await_ready() noexcept { return try_once() != attempt::blocked; }
         bool await_suspend(std::coroutine_handle<> frame) {
-            if (!this->begin_suspend(frame)) return false;
-            if (try_once() != attempt::blocked) return false;
+            if (!this->begin_suspend(frame)) return false;  // cancelled before waiting: nothing sent
             this->m_home = &this->loop();
             return this->m_channel->wait_to_send(*this);
         }
@@ -130,12 +130,14 @@ public:
         static void on_woken(detail::ready_node* node, detail::ready_node::action what) noexcept {
             auto* self = static_cast<send_awaiter*>(node);
             channel& ch = *self->m_channel;
+            ch.woken_arrived(ch.m_senders_woken);
             if (what == detail::ready_node::action::discard || self->cancelled()) {
                 ch.wake_one_sender();  // the room it was woken for goes to the next sender
                 send_awaiter::resume_frame(node, what);
                 return;
             }
             if (self->try_once() == attempt::blocked && ch.wait_to_send(*self)) return;  // waits again
+            if (self->m_outcome == attempt::done && ch.room_left()) ch.wake_one_sender();  // more room: the next sender too
             send_awaiter::resume_frame(node, what);
         }
         static void on_cancel(detail::ready_node* node) noexcept {
@@ -157,10 +159,11 @@ public:
         explicit receive_awaiter(channel& owner) noexcept : waiter(owner, operations_) {}
         receive_awaiter(receive_awaiter&& other) noexcept : waiter(std::move(other)) {}
 
-        [[nodiscard]] bool await_ready() const noexcept { return false; }
+        /// A value (or closed and drained): no suspension, so no cancellation point (asyncio's
+        /// Queue.get).
+        [[nodiscard]] bool await_ready() noexcept { return try_once() != attempt::blocked; }
         bool await_suspend(std::coroutine_handle<> frame) {
-            if (!this->begin_suspend(frame)) return false;
-            if (try_once() != attempt::blocked) return false;
+            if (!this->begin_suspend(frame)) return false;  // cancelled before waiting: nothing taken
             this->m_home = &this->loop();
             return this->m_channel->wait_to_receive(*this);
         }
@@ -183,12 +186,14 @@ public:
         static void on_woken(detail::ready_node* node, detail::ready_node::action what) noexcept {
             auto* self = static_cast<receive_awaiter*>(node);
             channel& ch = *self->m_channel;
+            ch.woken_arrived(ch.m_receivers_woken);
             if (what == detail::ready_node::action::discard || self->cancelled()) {
                 ch.wake_one_receiver();  // the value it was woken for goes to the next receiver
                 receive_awaiter::resume_frame(node, what);
                 return;
             }
             if (self->try_once() == attempt::blocked && ch.wait_to_receive(*self)) return;
+            if (self->m_value && ch.size() > 0) ch.wake_one_receiver();  // more values: the next receiver too
             receive_awaiter::resume_frame(node, what);
         }
         static void on_cancel(detail::ready_node* node) noexcept {
@@ -205,7 +210,7 @@ public:
     };
 
     /// A channel buffering at most `capacity` values (at least 1: std::invalid_argument otherwise).
-    explicit channel(std::size_t capacity) : m_capacity(capacity) {
+    explicit channel(std::size_t capacity) : m_capacity(capacity), m_index_mask(capacity > 1 && (capacity & (capacity - 1)) == 0 ? capacity - 1 : 0) {
         if (capacity == 0) throw std::invalid_argument("coring::channel: the capacity must be at least 1");
         if (capacity > position_mask / 4) throw std::invalid_argument("coring::channel: the capacity is too large");
         m_slots = std::make_unique<slot[]>(capacity);
@@ -215,7 +220,7 @@ public:
     channel& operator=(const channel&) = delete;
     ~channel() {
         const std::size_t end = m_send_position.load(std::memory_order_acquire) & position_mask;
-        for (std::size_t pos = m_receive_position.load(std::memory_order_acquire) & position_mask; pos != end; ++pos) m_slots[pos % m_capacity].value().~T();
+        for (std::size_t pos = m_receive_position.load(std::memory_order_acquire) & position_mask; pos != end; ++pos) slot_of(pos).value().~T();
     }
 
     /// co_await send(v): buffers v, waiting while the channel is full; throws channel_closed
@@ -234,8 +239,14 @@ public:
         // waiter unlisted and leaves it to this wake-up. Each tries again, and finds it closed.
         m_receive_position.fetch_and(~waiting_flag, std::memory_order_acq_rel);
         m_send_position.fetch_and(~waiting_flag, std::memory_order_acq_rel);
-        while (waiter* w = m_senders.pop_front()) post_home(*w);
-        while (waiter* w = m_receivers.pop_front()) post_home(*w);
+        while (waiter* w = m_senders.pop_front()) {
+            m_senders_woken.fetch_add(1, std::memory_order_relaxed);
+            post_home(*w);
+        }
+        while (waiter* w = m_receivers.pop_front()) {
+            m_receivers_woken.fetch_add(1, std::memory_order_relaxed);
+            post_home(*w);
+        }
     }
 
     [[nodiscard]] bool closed() const noexcept { return (m_send_position.load(std::memory_order_acquire) & closed_flag) != 0; }
@@ -258,7 +269,7 @@ private:
         for (unsigned spins = 0;; ++spins) {
             if ((word & closed_flag) != 0) return attempt::closed;
             const std::size_t pos = word & position_mask;
-            slot& s = m_slots[pos % m_capacity];
+            slot& s = slot_of(pos);
             const std::size_t sequence = s.sequence.load(std::memory_order_acquire);
             if (sequence == 2 * pos) {
                 // The flags stay as they are; a receiver raising its flag meanwhile fails this.
@@ -287,7 +298,7 @@ private:
         std::size_t word = m_receive_position.load(std::memory_order_relaxed);
         for (unsigned spins = 0;; ++spins) {
             const std::size_t pos = word & position_mask;
-            slot& s = m_slots[pos % m_capacity];
+            slot& s = slot_of(pos);
             const std::size_t sequence = s.sequence.load(std::memory_order_acquire);
             if (sequence == 2 * pos + 1) {
                 if (m_receive_position.compare_exchange_weak(word, word + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
@@ -308,6 +319,10 @@ private:
             }
         }
     }
+
+    // A mask for the usual power-of-two capacity: a 64-bit division costs as much as the rest of
+    // a send.
+    slot& slot_of(std::size_t pos) noexcept { return m_slots[m_index_mask != 0 ? pos & m_index_mask : pos % m_capacity]; }
 
     // Another thread is between claiming a slot and filling or emptying it: a few instructions,
     // unless it was preempted there.
@@ -371,20 +386,39 @@ private:
 
     // ---- waking (any thread)
 
-    void wake_one_sender() noexcept { wake_one(m_senders, m_receive_position); }
-    void wake_one_receiver() noexcept { wake_one(m_receivers, m_send_position); }
+    void wake_one_sender() noexcept { wake_one(m_senders, m_receive_position, m_senders_woken); }
+    void wake_one_receiver() noexcept { wake_one(m_receivers, m_send_position, m_receivers_woken); }
 
-    void wake_one(detail::intrusive_list<waiter>& list, std::atomic<std::size_t>& flag_word) noexcept {
-        waiter* w;
+    // Wakes the first waiter of a list, unless one woken before has not run yet: that one, when
+    // it runs, wakes the next if there is more for it (on_woken), so one wake-up at a time
+    // crosses threads however many values arrive meanwhile, and the values that arrive while
+    // it travels cost no lock. The caller has just changed the buffer; the fence pairs with
+    // woken_arrived's: either the woken waiter sees that change, or this sees it arrived.
+    void wake_one(detail::intrusive_list<waiter>& list, std::atomic<std::size_t>& flag_word, std::atomic<std::size_t>& woken) noexcept {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (woken.load(std::memory_order_relaxed) != 0) return;
+        waiter* w = nullptr;
         {
             std::lock_guard lock(m_mutex);
+            if (woken.load(std::memory_order_relaxed) != 0) return;
             w = list.pop_front();
+            if (w != nullptr) woken.fetch_add(1, std::memory_order_relaxed);
             if (list.empty()) flag_word.fetch_and(~waiting_flag, std::memory_order_acq_rel);
         }
         // After the mutex: a message through the kernel is a system call. The waiter stays
         // suspended until this arrives, even if a cancel request comes first.
         if (w != nullptr) post_home(*w);
     }
+
+    // A woken waiter, as it runs on its loop, before it looks at the buffer.
+    static void woken_arrived(std::atomic<std::size_t>& woken) noexcept {
+        woken.fetch_sub(1, std::memory_order_relaxed);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+    }
+
+    // Room for another value (the senders' flag is a hint: a sender raising it concurrently
+    // looks at the buffer again itself).
+    [[nodiscard]] bool room_left() const noexcept { return size() < m_capacity; }
 
     static void post_home(waiter& w) noexcept {
         // The waiter's loop is open: it cannot close while one of its tasks waits here.
@@ -396,9 +430,12 @@ private:
     alignas(64) std::atomic<std::size_t> m_receive_position{0};  // + waiting_flag: senders wait
     alignas(64) std::unique_ptr<slot[]> m_slots;
     const std::size_t m_capacity;
+    const std::size_t m_index_mask;  // capacity - 1 for a power of two (but 1), else 0
     mutable std::mutex m_mutex;  // the lists below
     detail::intrusive_list<waiter> m_senders;
     detail::intrusive_list<waiter> m_receivers;
+    std::atomic<std::size_t> m_senders_woken{0};  // posted home, not yet run (raised under the mutex)
+    std::atomic<std::size_t> m_receivers_woken{0};
 };
 
 }  // namespace coring
