@@ -23,11 +23,15 @@
 // after the mutex is released). A woken waiter sends or receives itself when it runs on its own
 // loop, and waits again if another task got there first. The flag is raised by an atomic
 // read-modify-write of the same word the other side compares-and-swaps, and the waiter looks at
-// the buffer once more after raising it, so a wake-up cannot fall between the two.
+// the buffer once more after raising it, so a wake-up cannot fall between the two. One wake-up
+// per side travels at a time: while a woken waiter has not run, more values (or room) wake no
+// one else; when it runs it wakes the next waiter if more is there.
 //
 // - send: into the buffer; else, once closed, channel_closed (the value was not sent); else
 //   it waits until a receiver makes room (or the channel closes).
 // - receive: the oldest buffered value; else, once closed, an empty optional; else it waits.
+// - One that need not wait does not suspend, and so is not a cancellation point (asyncio's
+//   Queue.put and Queue.get, coring::queue).
 // - Cancellation takes nothing with it (coring::queue's rules): a waiter has sent or taken
 //   nothing until it runs, so a cancelled one leaves its list (or, already woken, passes its
 //   wake-up to the next waiter of its kind) and throws cancelled_error. wait_for(ch.send(v), t)
