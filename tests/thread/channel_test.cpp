@@ -164,6 +164,26 @@ TEST_CASE("channel - cancelled waiters take nothing with them", "[channel]") {
     CHECK(received == std::vector<int>{1, 3});
 }
 
+TEST_CASE("channel - a woken receiver cancelled before it runs passes the value to the next", "[channel]") {
+    struct {
+        bool first_cancelled = false;
+        std::optional<int> second;
+    } seen;
+    coring::run([](decltype(seen)& out) -> coring::task<> {
+        auto& loop = coring::get_running_loop();
+        coring::channel<int> ch(4);
+        auto first = loop.create_task(coring_test::throws<coring::cancelled_error>(ch.receive()));
+        auto second = loop.create_task([](coring::channel<int>& c) -> coring::task<std::optional<int>> { co_return co_await c.receive(); }(ch));
+        co_await coring::sleep(2ms);  // both wait, first in line
+        co_await ch.send(7);          // wakes the first receiver: it will take 7 when it runs
+        first.cancel();               // before it runs: it takes nothing, and wakes the second
+        out.first_cancelled = co_await first;
+        out.second = co_await second;
+    }(seen));
+    CHECK(seen.first_cancelled);
+    CHECK(seen.second == std::optional<int>(7));
+}
+
 namespace {
 
 // Loop `index` of a group: the first `senders` loops send `per_sender` items each, then the last
