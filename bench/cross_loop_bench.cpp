@@ -251,7 +251,11 @@ private:
         }
         sleeps.store(false, std::memory_order_relaxed);
     }
+    // The fence orders the caller's release store (a slot, done) before the look at `sleeps`:
+    // without it that store-then-load may reorder, and a side that just said it sleeps misses
+    // the wake-up (a run hung here for hours).
     static void wake(std::atomic<bool>& sleeps, int fd) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
         if (sleeps.load(std::memory_order_seq_cst) && sleeps.exchange(false)) ::eventfd_write(fd, 1);
     }
 
