@@ -329,7 +329,8 @@ private:
             std::lock_guard lock(state.mutex);
             state.mains[i] = main.native_state();  // drive_main starts on a later iteration
         } catch (...) {
-            main_finished(state, i, std::current_exception());
+            std::exception_ptr error = std::current_exception();
+            main_finished(state, i, error);
         }
     }
 
@@ -346,14 +347,20 @@ private:
         } catch (...) {
             error = std::current_exception();
         }
-        self->main_finished(state, i, std::move(error));
+        self->main_finished(state, i, error);
     }
 
     // Loop i's thread (or run's, for a loop that failed before). The first failure sends every
     // other running main a cancel. A main on a failed loop counts as finished once the loop
     // has closed (loop_failed), with the loop's failure, not the cancellation closing gave it.
-    void main_finished(detail::group_run_base& state, std::size_t i, std::exception_ptr error, bool loop_closed_after_failure = false) noexcept {
+    // `error` is released before the mutex is: run() may return as soon as it is unlocked, and
+    // the exception object must not lose its last reference on this thread after that.
+    void main_finished(detail::group_run_base& state, std::size_t i, std::exception_ptr& error, bool loop_closed_after_failure = false) noexcept {
         std::lock_guard lock(state.mutex);
+        struct release_under_lock {
+            std::exception_ptr& held;
+            ~release_under_lock() { held = nullptr; }
+        } release{error};
         if (state.finished[i]) return;
         if (state.loop_failures[i] && !loop_closed_after_failure) {
             state.mains[i] = nullptr;  // ended by the closing; loop_failed counts it
