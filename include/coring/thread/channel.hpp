@@ -57,6 +57,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -89,8 +90,9 @@ class channel {
 
     enum class attempt { done, blocked, closed };
 
-    // A suspended sender or receiver: on its list while it waits, then posted home, where it
-    // tries again (on_woken).
+    // A suspended sender or receiver: on its side's list while it waits, then posted home, where
+    // it tries again (on_woken). The two awaiters differ only in what they try and which side
+    // they are on; the waking and cancelling here and the waiting below serve both.
     class waiter : public detail::leaf_awaiter<detail::ready_node>, public detail::list_hook<> {
     protected:
         explicit waiter(channel& owner, const operations& ops) noexcept : leaf_awaiter(ops), m_channel(&owner) {}
@@ -99,7 +101,45 @@ class channel {
         channel* m_channel;
         detail::scheduler* m_home = nullptr;
 
+        // A woken waiter, run on its loop: it tries again, or waits again. Cancelled (or its loop
+        // closing), what it was woken for goes to the next waiter; having succeeded, it wakes the
+        // next if there is more for it.
+        template <class Awaiter>
+        static void on_woken(detail::ready_node* node, detail::ready_node::action what) noexcept {
+            auto& self = *static_cast<Awaiter*>(node);
+            channel& ch = *self.m_channel;
+            waiting_side& side = Awaiter::own_side(ch);
+            woken_arrived(side.woken);
+            if (what == detail::ready_node::action::discard || self.cancelled()) {
+                ch.wake_one(side);
+            } else {
+                if (ch.try_once(self) == attempt::blocked && ch.wait(self)) return;
+                if (self.succeeded() && Awaiter::more_for_next(ch)) ch.wake_one(side);
+            }
+            Awaiter::resume_frame(node, what);
+        }
+
+        // A cancel request, on the waiter's loop. One still listed leaves its list and resumes at
+        // once; one woken already is resumed by that wake-up, and on_woken passes it on.
+        template <class Awaiter>
+        static void on_cancel(detail::ready_node* node) noexcept {
+            auto& self = *static_cast<Awaiter*>(node);
+            const bool was_listed = self.m_channel->leave(self, Awaiter::own_side(*self.m_channel));
+            self.take_cancel_request();
+            self.mark_cancelled();
+            if (was_listed) self.wake();
+        }
+
         friend class channel;
+    };
+
+    // One side's waiters: the list, how many were woken and have not run yet, and the position
+    // word the other side compares-and-swaps, which carries their waiting flag.
+    struct waiting_side {
+        explicit waiting_side(std::atomic<std::size_t>& flag) noexcept : flag_word(flag) {}
+        detail::intrusive_list<waiter> list;
+        std::atomic<std::size_t> woken{0};  // raised under the mutex
+        std::atomic<std::size_t>& flag_word;
     };
 
 public:
@@ -109,11 +149,11 @@ public:
         send_awaiter(send_awaiter&& other) noexcept : waiter(std::move(other)), m_value(std::move(other.m_value)) {}
 
         /// Room (or closed): no suspension, so no cancellation point (asyncio's Queue.put).
-        [[nodiscard]] bool await_ready() noexcept { return try_once() != attempt::blocked; }
+        [[nodiscard]] bool await_ready() noexcept { return this->m_channel->try_once(*this) != attempt::blocked; }
         bool await_suspend(std::coroutine_handle<> frame) {
             if (!this->begin_suspend(frame)) return false;  // cancelled before waiting: nothing sent
             this->m_home = &this->loop();
-            return this->m_channel->wait_to_send(*this);
+            return this->m_channel->wait(*this);
         }
         void await_resume() {
             this->throw_if_cancelled();
@@ -122,37 +162,16 @@ public:
 
     private:
         friend class channel;
+        friend waiter;
 
-        // Not under the mutex: a receiver waiting for this value is woken here.
-        attempt try_once() noexcept {
-            bool wake_receiver = false;
-            m_outcome = this->m_channel->try_send(m_value, wake_receiver);
-            if (wake_receiver) this->m_channel->wake_one_receiver();
-            return m_outcome;
-        }
-
-        static void on_woken(detail::ready_node* node, detail::ready_node::action what) noexcept {
-            auto* self = static_cast<send_awaiter*>(node);
-            channel& ch = *self->m_channel;
-            ch.woken_arrived(ch.m_senders_woken);
-            if (what == detail::ready_node::action::discard || self->cancelled()) {
-                ch.wake_one_sender();  // the room it was woken for goes to the next sender
-                send_awaiter::resume_frame(node, what);
-                return;
-            }
-            if (self->try_once() == attempt::blocked && ch.wait_to_send(*self)) return;  // waits again
-            if (self->m_outcome == attempt::done && ch.room_left()) ch.wake_one_sender();  // more room: the next sender too
-            send_awaiter::resume_frame(node, what);
-        }
-        static void on_cancel(detail::ready_node* node) noexcept {
-            auto* self = static_cast<send_awaiter*>(node);
-            const bool was_listed = self->m_channel->leave(*self, self->m_channel->m_senders, self->m_channel->m_receive_position);
-            self->take_cancel_request();
-            self->mark_cancelled();
-            if (was_listed) self->wake();  // else it was woken already: on_woken passes that on
-        }
+        static waiting_side& own_side(channel& ch) noexcept { return ch.m_senders; }
+        static waiting_side& other_side(channel& ch) noexcept { return ch.m_receivers; }
+        attempt attempt_once(bool& wake_other) noexcept { return m_outcome = this->m_channel->try_send(m_value, wake_other); }
+        [[nodiscard]] bool succeeded() const noexcept { return m_outcome == attempt::done; }
+        static bool more_for_next(const channel& ch) noexcept { return ch.size() < ch.m_capacity; }  // room
         static void describe(const detail::ready_node*, detail::await_description& out) { out.what = "channel send (full)"; }
-        static constexpr detail::ready_node::operations operations_{&on_woken, &on_cancel, false, &describe};
+        static constexpr detail::ready_node::operations operations_{&waiter::template on_woken<send_awaiter>, &waiter::template on_cancel<send_awaiter>, false,
+                                                                    &describe};
 
         T m_value;
         attempt m_outcome = attempt::blocked;
@@ -165,11 +184,11 @@ public:
 
         /// A value (or closed and drained): no suspension, so no cancellation point (asyncio's
         /// Queue.get).
-        [[nodiscard]] bool await_ready() noexcept { return try_once() != attempt::blocked; }
+        [[nodiscard]] bool await_ready() noexcept { return this->m_channel->try_once(*this) != attempt::blocked; }
         bool await_suspend(std::coroutine_handle<> frame) {
             if (!this->begin_suspend(frame)) return false;  // cancelled before waiting: nothing taken
             this->m_home = &this->loop();
-            return this->m_channel->wait_to_receive(*this);
+            return this->m_channel->wait(*this);
         }
         std::optional<T> await_resume() {
             this->throw_if_cancelled();
@@ -178,37 +197,16 @@ public:
 
     private:
         friend class channel;
+        friend waiter;
 
-        // Not under the mutex: a sender waiting for the room this frees is woken here.
-        attempt try_once() noexcept {
-            bool wake_sender = false;
-            const attempt outcome = this->m_channel->try_receive(m_value, wake_sender);
-            if (wake_sender) this->m_channel->wake_one_sender();
-            return outcome;
-        }
-
-        static void on_woken(detail::ready_node* node, detail::ready_node::action what) noexcept {
-            auto* self = static_cast<receive_awaiter*>(node);
-            channel& ch = *self->m_channel;
-            ch.woken_arrived(ch.m_receivers_woken);
-            if (what == detail::ready_node::action::discard || self->cancelled()) {
-                ch.wake_one_receiver();  // the value it was woken for goes to the next receiver
-                receive_awaiter::resume_frame(node, what);
-                return;
-            }
-            if (self->try_once() == attempt::blocked && ch.wait_to_receive(*self)) return;
-            if (self->m_value && ch.size() > 0) ch.wake_one_receiver();  // more values: the next receiver too
-            receive_awaiter::resume_frame(node, what);
-        }
-        static void on_cancel(detail::ready_node* node) noexcept {
-            auto* self = static_cast<receive_awaiter*>(node);
-            const bool was_listed = self->m_channel->leave(*self, self->m_channel->m_receivers, self->m_channel->m_send_position);
-            self->take_cancel_request();
-            self->mark_cancelled();
-            if (was_listed) self->wake();
-        }
+        static waiting_side& own_side(channel& ch) noexcept { return ch.m_receivers; }
+        static waiting_side& other_side(channel& ch) noexcept { return ch.m_senders; }
+        attempt attempt_once(bool& wake_other) noexcept { return this->m_channel->try_receive(m_value, wake_other); }
+        [[nodiscard]] bool succeeded() const noexcept { return m_value.has_value(); }
+        static bool more_for_next(const channel& ch) noexcept { return ch.size() > 0; }  // values
         static void describe(const detail::ready_node*, detail::await_description& out) { out.what = "channel receive (empty)"; }
-        static constexpr detail::ready_node::operations operations_{&on_woken, &on_cancel, false, &describe};
+        static constexpr detail::ready_node::operations operations_{&waiter::template on_woken<receive_awaiter>, &waiter::template on_cancel<receive_awaiter>,
+                                                                    false, &describe};
 
         std::optional<T> m_value;
     };
@@ -241,15 +239,12 @@ public:
         m_send_position.fetch_or(closed_flag, std::memory_order_acq_rel);
         // Posted under the mutex (close is rare): a cancel request racing with this finds the
         // waiter unlisted and leaves it to this wake-up. Each tries again, and finds it closed.
-        m_receive_position.fetch_and(~waiting_flag, std::memory_order_acq_rel);
-        m_send_position.fetch_and(~waiting_flag, std::memory_order_acq_rel);
-        while (waiter* w = m_senders.pop_front()) {
-            m_senders_woken.fetch_add(1, std::memory_order_relaxed);
-            post_home(*w);
-        }
-        while (waiter* w = m_receivers.pop_front()) {
-            m_receivers_woken.fetch_add(1, std::memory_order_relaxed);
-            post_home(*w);
+        for (waiting_side* side : {&m_senders, &m_receivers}) {
+            side->flag_word.fetch_and(~waiting_flag, std::memory_order_acq_rel);
+            while (waiter* w = side->list.pop_front()) {
+                side->woken.fetch_add(1, std::memory_order_relaxed);
+                post_home(*w);
+            }
         }
     }
 
@@ -340,74 +335,64 @@ private:
         }
     }
 
-    // ---- waiting (the waiter's loop, under the mutex)
+    // ---- waiting and waking (Awaiter: send_awaiter or receive_awaiter)
 
-    // The waiter's loop, after a blocked attempt: true if the waiter now waits (listed, its flag
-    // raised, armed); false if its value went in (or the channel closed) meanwhile.
-    bool wait_to_send(send_awaiter& sender) noexcept {
-        bool wake_receiver = false;
+    // Any thread, no lock: one attempt; the other side's first waiter is woken if this attempt's
+    // compare-and-swap saw its flag.
+    template <class Awaiter>
+    attempt try_once(Awaiter& w) noexcept {
+        bool wake_other = false;
+        const attempt outcome = w.attempt_once(wake_other);
+        if (wake_other) wake_one(Awaiter::other_side(*this));
+        return outcome;
+    }
+
+    // The waiter's loop, after a blocked attempt: true if it now waits (listed, its flag raised,
+    // armed); false if the last attempt succeeded (or found the channel closed).
+    template <class Awaiter>
+    bool wait(Awaiter& w) noexcept {
+        waiting_side& side = Awaiter::own_side(*this);
+        bool wake_other = false;
         {
             std::lock_guard lock(m_mutex);
-            m_receive_position.fetch_or(waiting_flag, std::memory_order_acq_rel);
-            // From here a receiver that frees a slot sees the flag and wakes the first sender;
-            // one that freed it before is seen by this last attempt. If it succeeds, the flag
-            // stays up: at worst one spurious wake-up.
-            sender.m_outcome = try_send(sender.m_value, wake_receiver);
-            if (sender.m_outcome == attempt::blocked) {
-                m_senders.push_back(sender);
-                sender.arm();
+            side.flag_word.fetch_or(waiting_flag, std::memory_order_acq_rel);
+            // From here the other side's change sees the flag and wakes the first waiter; a
+            // change made before is seen by this last attempt. If it succeeds, the flag stays
+            // up: at worst one spurious wake-up.
+            if (w.attempt_once(wake_other) == attempt::blocked) {
+                side.list.push_back(w);
+                w.arm();
                 return true;
             }
         }
-        if (wake_receiver) wake_one_receiver();
+        if (wake_other) wake_one(Awaiter::other_side(*this));
         return false;
     }
 
-    // Likewise for a receiver: false if it took a value, or found the channel closed and drained.
-    bool wait_to_receive(receive_awaiter& receiver) noexcept {
-        bool wake_sender = false;
-        {
-            std::lock_guard lock(m_mutex);
-            m_send_position.fetch_or(waiting_flag, std::memory_order_acq_rel);
-            if (try_receive(receiver.m_value, wake_sender) == attempt::blocked) {
-                m_receivers.push_back(receiver);
-                receiver.arm();
-                return true;
-            }
-        }
-        if (wake_sender) wake_one_sender();
-        return false;
-    }
-
-    // A cancel request on the waiter's loop: true if it was listed (and now is not).
-    bool leave(waiter& w, detail::intrusive_list<waiter>& list, std::atomic<std::size_t>& flag_word) noexcept {
+    // True if the waiter was listed (and now is not).
+    bool leave(waiter& w, waiting_side& side) noexcept {
         std::lock_guard lock(m_mutex);
         if (!w.linked()) return false;
         w.unlink();
-        if (list.empty()) flag_word.fetch_and(~waiting_flag, std::memory_order_acq_rel);
+        if (side.list.empty()) side.flag_word.fetch_and(~waiting_flag, std::memory_order_acq_rel);
         return true;
     }
 
-    // ---- waking (any thread)
-
-    void wake_one_sender() noexcept { wake_one(m_senders, m_receive_position, m_senders_woken); }
-    void wake_one_receiver() noexcept { wake_one(m_receivers, m_send_position, m_receivers_woken); }
-
-    // Wakes the first waiter of a list, unless one woken before has not run yet: that one, when
+    // Wakes the first waiter of a side, unless one woken before has not run yet: that one, when
     // it runs, wakes the next if there is more for it (on_woken), so one wake-up at a time
     // crosses threads however many values arrive meanwhile, and the values that arrive while
     // it travels cost no lock. The caller has just changed the buffer; the fence pairs with
     // woken_arrived's: either the woken waiter sees that change, or this sees it arrived.
-    void wake_one(detail::intrusive_list<waiter>& list, std::atomic<std::size_t>& flag_word, std::atomic<std::size_t>& woken) noexcept {
+    void wake_one(waiting_side& side) noexcept {
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (woken.load(std::memory_order_relaxed) != 0) return;
+        if (side.woken.load(std::memory_order_relaxed) != 0) return;
         waiter* w = nullptr;
         {
             std::lock_guard lock(m_mutex);
-            if (woken.load(std::memory_order_relaxed) != 0) return;
-            w = list.pop_front();
-            if (w != nullptr) woken.fetch_add(1, std::memory_order_relaxed);
-            if (list.empty()) flag_word.fetch_and(~waiting_flag, std::memory_order_acq_rel);
+            if (side.woken.load(std::memory_order_relaxed) != 0) return;
+            w = side.list.pop_front();
+            if (w != nullptr) side.woken.fetch_add(1, std::memory_order_relaxed);
+            if (side.list.empty()) side.flag_word.fetch_and(~waiting_flag, std::memory_order_acq_rel);
         }
         // After the mutex: a message through the kernel is a system call. The waiter stays
         // suspended until this arrives, even if a cancel request comes first.
@@ -419,10 +404,6 @@ private:
         woken.fetch_sub(1, std::memory_order_relaxed);
         std::atomic_thread_fence(std::memory_order_seq_cst);
     }
-
-    // Room for another value (the senders' flag is a hint: a sender raising it concurrently
-    // looks at the buffer again itself).
-    [[nodiscard]] bool room_left() const noexcept { return size() < m_capacity; }
 
     static void post_home(waiter& w) noexcept {
         // The waiter's loop is open: it cannot close while one of its tasks waits here.
@@ -436,10 +417,8 @@ private:
     const std::size_t m_capacity;
     const std::size_t m_index_mask;  // capacity - 1 for a power of two (but 1), else 0
     mutable std::mutex m_mutex;  // the lists below
-    detail::intrusive_list<waiter> m_senders;
-    detail::intrusive_list<waiter> m_receivers;
-    std::atomic<std::size_t> m_senders_woken{0};  // posted home, not yet run (raised under the mutex)
-    std::atomic<std::size_t> m_receivers_woken{0};
+    waiting_side m_senders{m_receive_position};
+    waiting_side m_receivers{m_send_position};
 };
 
 }  // namespace coring
