@@ -115,10 +115,10 @@ TEST_CASE("queue - a bounded put waits for room", "[queue]") {
         co_await coring::sleep(5ms);
         CHECK(q.size() == 2);
         CHECK_FALSE(p.done());
-        const int first = co_await q.get();  // makes room: the waiting putter's item moves in
+        const int first = co_await q.get();  // makes room, reserved for the waiting putter
         CHECK(first == 1);
-        CHECK(q.size() == 2);
-        CHECK(q.full());
+        CHECK(q.size() == 1);
+        CHECK(q.full());  // the reserved room counts
         std::vector<int> rest;
         for (int i = 0; i < 3; ++i) rest.push_back(co_await q.get());
         CHECK(rest == std::vector<int>{2, 3, 4});
@@ -268,8 +268,9 @@ TEST_CASE("lifo_queue - last in, first out", "[queue]") {
 namespace {
 
 // Fills `q` (maxsize 2) with items[0] and items[1], starts putters of items[2] and items[3],
-// which wait, and gets everything: each of the first two gets lets the next putter's item in.
-// Returns the items in the order the gets took them.
+// which wait, and gets everything: each of the first two gets reserves room for the next
+// putter, and the putters put when they run, after both gets (asyncio's order). Returns the
+// items in the order the gets took them.
 template <class Queue>
 coring::task<std::vector<int>> get_all_letting_putters_in(Queue& q, std::array<int, 4> items) {
     co_await q.put(items[0]);
@@ -279,9 +280,10 @@ coring::task<std::vector<int>> get_all_letting_putters_in(Queue& q, std::array<i
     co_await coring::sleep(0s);
     CHECK(q.size() == 2);  // both putters wait
     std::vector<int> out;
-    out.push_back(co_await q.get());  // the first putter's item moves in
-    CHECK(q.size() == 2);
-    out.push_back(co_await q.get());  // the second's
+    out.push_back(co_await q.get());  // room for the first putter, which has not run yet
+    CHECK(q.size() == 1);
+    CHECK(q.full());
+    out.push_back(co_await q.get());  // room for the second
     co_await first_putter;
     co_await second_putter;
     while (!q.empty()) out.push_back(co_await q.get());
@@ -290,19 +292,19 @@ coring::task<std::vector<int>> get_all_letting_putters_in(Queue& q, std::array<i
 
 }  // namespace
 
-TEST_CASE("lifo_queue - a get lets the first waiting putter's item in", "[queue]") {
+TEST_CASE("lifo_queue - a get lets the first waiting putter in", "[queue]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::lifo_queue<int> stack(2);
         const std::vector<int> from_stack = co_await get_all_letting_putters_in(stack, {1, 2, 3, 4});
-        CHECK(from_stack == std::vector<int>{2, 3, 4, 1});
+        CHECK(from_stack == std::vector<int>{2, 1, 4, 3});
     }());
 }
 
-TEST_CASE("priority_queue - a get lets the first waiting putter's item in", "[queue]") {
+TEST_CASE("priority_queue - a get lets the first waiting putter in", "[queue]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::priority_queue<int> heap(2);
         const std::vector<int> from_heap = co_await get_all_letting_putters_in(heap, {5, 7, 1, 9});
-        CHECK(from_heap == std::vector<int>{5, 1, 7, 9});
+        CHECK(from_heap == std::vector<int>{5, 7, 1, 9});
     }());
 }
 
@@ -545,29 +547,74 @@ TEST_CASE("queue - a putter cancelled while waiting puts nothing", "[queue][canc
     }());
 }
 
-TEST_CASE("queue - a putter whose item already went in: the put stands, the cancel waits", "[queue][cancel]") {
+TEST_CASE("queue - a putter cancelled after a get made room for it puts nothing; the room passes on", "[queue][cancel]") {
     coring::testing::run_test([]() -> coring::task<> {
         coring::queue<int> q(1);
         co_await q.put(1);
-        std::vector<std::string> log;
-        auto putter = [](coring::queue<int>& qu, std::vector<std::string>& l) -> coring::task<> {
-            co_await qu.put(2);
-            l.push_back("put returned");
-            co_await coring::sleep(1h);  // the pending cancel is delivered here
-            l.push_back("not reached");
-        };
-        auto p = coring::create_task(putter(q, log));
+        auto first = coring::create_task(put_all(q, {2}));
+        auto second = coring::create_task(put_all(q, {3}));
         co_await coring::sleep(0s);
-        const int first = co_await q.get();  // moves 2 in and wakes the putter
-        CHECK(first == 1);
-        p.cancel();
-        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(p);
+        const int got = co_await q.get();  // reserves the room for `first`, which has not run yet
+        CHECK(got == 1);
+        CHECK(q.full());                     // the reserved room counts
+        CHECK_FALSE(q.try_put(99));          // nobody overtakes the woken putter
+        CHECK(first.cancel());
+        const bool cancelled = co_await coring_test::throws<coring::cancelled_error>(first);
         CHECK(cancelled);
-        CHECK(log == std::vector<std::string>{"put returned"});
-        const int second = q.get_nowait();  // put exactly once
-        CHECK(second == 2);
+        co_await second;                     // the room went to the next putter
+        CHECK(q.size() == 1);
+        const int in_queue = q.get_nowait();
+        CHECK(in_queue == 3);                // 2 was never put
         CHECK(q.empty());
+        q.task_done();
+        q.task_done();
+        co_await q.join();                   // and 2 never counted as unfinished work
     }());
+}
+
+TEST_CASE("queue - a putter woken with room, then shut down before it runs, puts nothing", "[queue][cancel][shutdown]") {
+    coring::testing::run_test([]() -> coring::task<> {
+        coring::queue<int> q(1);
+        co_await q.put(1);
+        auto p = coring::create_task(put_all(q, {2}));
+        co_await coring::sleep(0s);
+        const int got = co_await q.get();
+        CHECK(got == 1);
+        q.shutdown();
+        const bool shut = co_await coring_test::throws<coring::queue_shut_down>(p);
+        CHECK(shut);
+        CHECK(q.empty());
+        CHECK_FALSE(q.full());
+    }());
+}
+
+// wait_for(q.put(x), t) with a get making room at about the deadline: whichever wins, the outcome
+// says what happened. timeout_error means x was not put; a normal return means it was.
+CORING_TEST_CASE_ON_VIRTUAL_TIME("queue - wait_for(put) that times out has not put its item", "[queue][cancel]") {
+    const std::array<std::chrono::milliseconds, 3> get_times{9ms, 10ms, 11ms};
+    for (const std::chrono::milliseconds get_at : get_times) {
+        coring::queue<int> q(1);
+        co_await q.put(1);
+        auto timed_put = [](coring::queue<int>& qu) -> coring::task<bool> {
+            try {
+                co_await coring::wait_for(qu.put(2), 10ms);
+                co_return true;
+            } catch (const coring::timeout_error&) {
+                co_return false;
+            }
+        };
+        auto p = coring::create_task(timed_put(q));
+        co_await coring::sleep(get_at);
+        const int got = q.get_nowait();
+        CHECK(got == 1);
+        const bool put = co_await p;
+        co_await coring::sleep(0s);
+        INFO("get at " << get_at.count() << " ms");
+        CHECK(q.size() == (put ? 1u : 0u));
+        if (get_at < 10ms) CHECK(put);
+        if (get_at > 10ms) CHECK_FALSE(put);
+        while (!q.empty()) (void)q.get_nowait();
+    }
 }
 
 TEST_CASE("queue - random cancellations of getters and putters lose and duplicate no item", "[queue][cancel]") {

@@ -26,10 +26,9 @@
 // Cancellation (rules 1 and 2 of docs/internals.md), sync_waiter::cancel_wait for every
 // awaiter but the condition's:
 //   waiting  -> it unlinks itself and resumes by throwing cancelled_error; it took nothing.
-//   granted  -> it passes what it was given (lock, permit, item) to the next waiter and throws
-//               cancelled_error; or, where nothing can be passed on, the cancel simply wins
-//               (event, barrier) or, where the operation cannot be undone (a put whose item is
-//               already in the queue), the cancel loses and stays pending.
+//   granted  -> it passes what it was given (lock, permit, room in a queue, item) to the next
+//               waiter and throws cancelled_error; or, where nothing can be passed on, the
+//               cancel simply wins (event, barrier).
 //
 // Destroying a primitive while tasks still wait on it is a bug: abandon() prints a message that
 // names the primitive and counts the waiters, asserts in debug builds, and otherwise detaches
@@ -158,11 +157,9 @@ protected:
     ///             cancelled_error;
     ///   granted   the cancel wins: it leaves the list (it is already queued to resume, and must
     ///             no longer refer to the primitive), then pass_on() hands what it was given to
-    ///             the next waiter (a lock, a permit, an item; nothing for a wake-up, which is
-    ///             not consumed);
+    ///             the next waiter (a lock, a permit, room in a queue, an item; nothing for a
+    ///             wake-up, which is not consumed);
     ///   otherwise (orphaned) the request stays pending; it resumes with invalid_state_error.
-    /// Where a grant cannot be undone (a put whose item is in the queue), the awaiter returns
-    /// before calling this, and the request stays pending for the next suspension point.
     template <class PassOn>
     void cancel_wait(PassOn&& pass_on) noexcept {
         if (!on_queue()) return;

@@ -15,18 +15,20 @@
 //
 // Fair, first-in first-out among the waiters: a put() with getters waiting hands its item
 // straight to the first of them (moved, never copied; size() does not count it), and a get()
-// that makes room in a full queue moves the first waiting putter's item in at once. So tasks that
-// call put() or get() meanwhile cannot overtake a waiter. get() on a non-empty queue and put()
-// on a queue with room do not suspend.
+// that makes room in a full queue reserves that room for the first waiting putter, which puts
+// its item itself when it resumes (full() counts reserved room as taken). So tasks that call
+// put() or get() meanwhile cannot overtake a waiter. get() on a non-empty queue and put() on a
+// queue with room do not suspend.
 //
 // Cancellation (nothing is lost or duplicated):
 //   - a getter cancelled while it waits takes nothing; one cancelled after an item was handed to
 //     it, but before it resumed, passes the item to the next waiting getter, or puts it back at
 //     the head of the queue (LIFO: the bottom; priority: in its place), and throws
 //     cancelled_error;
-//   - a putter cancelled while it waits puts nothing (its item is destroyed with the awaiter);
-//     one whose item was already moved into the queue has put it: its put() returns normally
-//     and the cancel stays pending for the task's next suspension point.
+//   - a putter cancelled while it waits, or after room was reserved for it but before it
+//     resumed, puts nothing (its item is destroyed with the awaiter) and throws
+//     cancelled_error; reserved room passes to the next waiting putter. So a put() that throws
+//     has not put, and wait_for(q.put(x), t) that times out has not put x (asyncio alike).
 //
 // Differences from asyncio: size() does not count an item that was handed to a waiting getter
 // and not yet returned by its get(). If such a getter is cancelled, its item goes back into the
@@ -77,9 +79,6 @@ public:
     static constexpr const char* name = "coring::queue";
 
     void push(T&& item) { m_items.push_back(std::move(item)); }
-    /// push() without a call, when has_room() (see basic_queue::let_putters_in).
-    [[nodiscard]] bool has_room() const noexcept { return m_items.has_room(); }
-    void push_in_room(T&& item) noexcept { m_items.push_back_in_room(std::move(item)); }
     T pop() noexcept { return m_items.pop_front(); }
     /// It was put before everything in the queue now: it leaves first.
     void push_returned(T&& item) { m_items.push_front(std::move(item)); }
@@ -169,7 +168,8 @@ public:
     /// queue is (or, while this waits, gets) shut down; the item is then not put.
     [[nodiscard]] put_awaiter put(T item) noexcept { return put_awaiter(*this, std::move(item)); }
 
-    /// Puts `item` if the queue has room; false if it is full (the item is then left untouched).
+    /// Puts `item` if the queue has room (not counting room reserved for a waiting putter); false
+    /// if it is full (the item is then left untouched).
     /// Throws queue_shut_down if the queue was shut down.
     bool try_put(T&& item) {
         throw_if_shut_down();
@@ -252,8 +252,9 @@ public:
     /// Items in the queue (not counting one handed to a getter that has not resumed yet).
     [[nodiscard]] std::size_t size() const noexcept { return m_items.size(); }
     [[nodiscard]] bool empty() const noexcept { return m_items.empty(); }
-    /// True if put() would wait. Never true for an unbounded queue.
-    [[nodiscard]] bool full() const noexcept { return m_items.size() >= m_full_at; }
+    /// True if put() would wait: the items and the room reserved for woken putters reach
+    /// maxsize. Never true for an unbounded queue.
+    [[nodiscard]] bool full() const noexcept { return m_items.size() + m_reserved >= m_full_at; }
     [[nodiscard]] std::size_t maxsize() const noexcept { return m_full_at == unbounded ? 0 : m_full_at; }
 
 private:
@@ -288,49 +289,30 @@ private:
         m_getters.grant(*getter);
     }
 
-    /// Takes the next item (the queue is not empty), then lets the first waiting putter in.
+    /// Takes the next item (the queue is not empty), then reserves the room for the first
+    /// waiting putter.
     T take() {
         T item = m_items.pop();
-        // Invariant: putters wait only while the queue is full (so no getter waits then).
-        if (!m_putters.empty()) let_putters_in();
+        if (!m_putters.empty()) admit_putters();
         return item;
     }
 
-    // A get made room for one item: the first waiting putter's moves in. Storages that can say
-    // whether a push allocates (fifo_storage) take that usual case without a call, so that this
-    // function saves no registers; the rest, and a queue left with more room by an earlier
-    // failure to allocate, go through let_putters_in_allocating.
-    CORING_NOINLINE void let_putters_in() noexcept {
-        if constexpr (requires(Storage& s, T&& item) { s.push_in_room(std::move(item)); }) {
-            if (!full() && m_items.has_room()) {
-                auto* putter = m_putters.template front<put_awaiter>();
-                m_items.push_in_room(std::move(putter->m_item));
-                put_in(*putter);
-                if (m_putters.empty() || full()) return;
-            }
-        }
-        let_putters_in_allocating();
-    }
-
-    // While putters wait and there is room: the first one's item moves in.
-    CORING_NOINLINE void let_putters_in_allocating() noexcept {
-        try {
-            while (!m_putters.empty() && !full()) {
-                auto* putter = m_putters.template front<put_awaiter>();
-                m_items.push(std::move(putter->m_item));
-                put_in(*putter);
-            }
-        } catch (...) {
-            // Out of memory while letting a putter in: it keeps its item and waits for the next
-            // get() (the item that get() took must not be lost to this).
+    // While putters wait and there is room: the first one is granted a reserved place, and puts
+    // its item itself when it resumes (put_awaiter::put_admitted). Its item stays with it until
+    // then, so a cancel that arrives first still wins.
+    CORING_NOINLINE void admit_putters() noexcept {
+        while (!m_putters.empty() && !full()) {
+            auto* putter = m_putters.template front<put_awaiter>();
+            ++m_reserved;
+            putter->m_admitted = true;
+            m_putters.grant(*putter);
         }
     }
 
-    // The waiting putter's item is in the queue: its put() returns.
-    void put_in(put_awaiter& putter) noexcept {
-        ++m_unfinished;
-        putter.m_put = true;
-        m_putters.grant(putter);
+    // An admitted putter gives its reserved place up: it resumed, or it was cancelled first.
+    void release_reservation() noexcept {
+        --m_reserved;
+        if (!m_putters.empty()) admit_putters();
     }
 
     /// An item a cancelled getter gives back (already counted in m_unfinished). Called from
@@ -350,9 +332,10 @@ private:
 
     Storage m_items;
     std::size_t m_full_at;  // the size at which it is full (maxsize, or `unbounded`): full() is one comparison
+    std::size_t m_reserved = 0;  // room granted to putters that have not resumed yet
     std::size_t m_unfinished = 0;  // items put and not yet task_done()
     detail::wait_queue m_getters;  // waiting only while m_items is empty
-    detail::wait_queue m_putters;  // waiting only while full()
+    detail::wait_queue m_putters;  // waiting only while full() (so getters may wait too, with all room reserved)
     detail::wait_queue m_joiners;  // waiting only while m_unfinished != 0
     bool m_shut_down = false;
     bool m_discard_returned = false;  // after shutdown(true)
@@ -366,11 +349,17 @@ class basic_queue<T, Storage>::put_awaiter final : public detail::sync_waiter {
 public:
     put_awaiter(basic_queue& q, T&& item) noexcept : m_queue(&q), m_item(std::move(item)) {}
     put_awaiter(put_awaiter&& other) noexcept : sync_waiter(std::move(other)), m_queue(other.m_queue), m_item(std::move(other.m_item)) {}
+    /// A frame destroyed after room was reserved for it (and before it resumed) frees the room.
+    /// Waiting putters are not granted from here (a frame may be destroyed as its loop closes):
+    /// the next get() admits them.
+    ~put_awaiter() {
+        if (m_admitted && m_phase == phase::granted) --m_queue->m_reserved;
+    }
 
     /// Puts at once when there is room; throws queue_shut_down when the queue is shut down.
     [[nodiscard]] bool await_ready() {
         m_queue->throw_if_shut_down();
-        if (m_queue->m_getters.empty() && m_queue->full()) return false;  // a getter waits only on an empty queue
+        if (m_queue->full()) return false;
         m_queue->deliver(std::move(m_item));
         return true;  // the phase stays idle: await_resume reads that as "put"
     }
@@ -380,25 +369,46 @@ public:
     void await_resume() {
         if (m_phase == phase::idle) return;  // put without waiting
         finish_wait(Storage::name);
-        if (!m_put) throw queue_shut_down();
+        if (!m_admitted) throw queue_shut_down();  // woken by shutdown()
+        put_admitted();
     }
 
 private:
     friend class basic_queue;
 
+    // Resumed into the room reserved for it: the item goes in now (to a getter that waits
+    // meanwhile, or into the container). A shutdown since the grant wins, as in asyncio, whose
+    // woken putter calls put_nowait.
+    void put_admitted() {
+        m_admitted = false;
+        basic_queue& q = *m_queue;
+        --q.m_reserved;
+        if (q.m_shut_down) throw queue_shut_down();  // shutdown() woke every other putter
+        try {
+            q.deliver(std::move(m_item));  // may throw (allocation): then nothing was put
+        } catch (...) {
+            q.admit_putters();  // the room is free again
+            throw;
+        }
+        // Handed to a getter, the reserved room is free again: the next putter's.
+        if (!q.m_putters.empty()) q.admit_putters();
+    }
+
     static void on_cancel(detail::ready_node* node) noexcept {
         auto& self = from_node<put_awaiter>(node);
-        // Granted with its item moved into the queue (where it may have been taken already): the
-        // put happened, so the cancel loses and stays pending. Waiting, or woken by shutdown:
-        // the cancel wins, and the item goes with the awaiter.
-        if (self.m_phase == phase::granted && self.m_put) return;
-        self.cancel_wait();
+        // Waiting, or granted (room reserved, or woken by shutdown) and not resumed yet: the
+        // cancel wins and the item goes with the awaiter; reserved room passes on.
+        self.cancel_wait([&self] {
+            if (!self.m_admitted) return;
+            self.m_admitted = false;
+            self.m_queue->release_reservation();
+        });
     }
     static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_put_text>};
 
     basic_queue* m_queue;
     T m_item;
-    bool m_put = false;  // it suspended, and its item then entered the queue
+    bool m_admitted = false;  // granted with room reserved for its item
 };
 
 // ---------------------------------------------------------------------- get
