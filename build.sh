@@ -25,9 +25,12 @@ usage() {
 [[ $command == example && ( $config == tsan || $config == fuzz ) ]] && usage
 
 # Debian package names; each is installed only if missing.
-# nginx: the sendfile benchmark's baseline (it starts its own instance in a temporary folder).
+# nginx: the sendfile benchmark's baseline and the curl bridge's test server (each starts its own
+# instance in a temporary folder). The bridges (issue 19): libcurl, hiredis, libpq and libgumbo
+# (examples/scrape's HTML parser), and the servers their tests start: redis-server, postgresql;
+# python3-aiohttp is the HTTP benchmark's baseline.
 packages=(g++ cmake make pkg-config liburing-dev catch2 libbenchmark-dev python3 netcat-openbsd curl wrk fio libboost1.81-dev libssl-dev openssl
-    nginx)
+    nginx libcurl4-openssl-dev libhiredis-dev libpq-dev libgumbo-dev redis-server postgresql python3-aiohttp)
 [[ $config == clang || $config == fuzz ]] && packages+=(clang)
 [[ $config == asan || $config == fuzz ]] && packages+=(libclang-rt-dev)
 
