@@ -15,6 +15,7 @@
 #include <coring/detail/callback_node.hpp>
 #include <coring/detail/exception_report.hpp>
 #include <coring/detail/fd_watcher.hpp>
+#include <coring/detail/loop_resources.hpp>
 #include <coring/detail/scheduler.hpp>
 #include <coring/detail/signal_watcher.hpp>
 #include <coring/detail/source_location.hpp>
@@ -288,6 +289,10 @@ public:
     /// What the loop has done so far.
     [[nodiscard]] loop_stats stats() const noexcept;
 
+    /// Objects that libraries keep once per loop (coring::http's default client): destroyed by
+    /// close() once every task has finished (detail/loop_resources.hpp).
+    [[nodiscard]] detail::loop_resources& resources() noexcept { return m_resources; }
+
     /// The loop's thread pool (asyncio's default executor), created on first use: to_thread and
     /// resolve run blocking calls there. close() joins it once every task has finished.
     [[nodiscard]] thread_pool& default_executor() {
@@ -323,6 +328,7 @@ private:
     clock::time_point m_running_since{};           // start of the current run, while running
     bool m_running = false;
     std::unique_ptr<thread_pool> m_thread_pool;  // null until default_executor() is first used
+    detail::loop_resources m_resources;
 };
 
 // ====================================================================== implementation
@@ -495,6 +501,8 @@ inline void event_loop::close() {
     // No task waits for a worker any more: join the pool before the inbox the workers report to
     // is emptied (a late report is discarded with the other leftovers).
     if (m_thread_pool) m_thread_pool->shutdown();
+    // Every task has finished: nothing uses them, and they may still remove their descriptors.
+    m_resources.clear();
     discard_leftovers();
     m_signals.remove_all();
     m_signals.disarm(owned_ring());
