@@ -1,25 +1,26 @@
-// fetch_urls: the asyncio guides' concurrent web fetcher, in coring.
+// fetch_urls: the asyncio guides' concurrent web fetcher (aiohttp's), in coring.
 //
 // Every URL is fetched by its own task; a semaphore lets at most --concurrency of them talk to
-// servers at once, and wait_for gives each fetch --timeout seconds (a fetch that takes longer is
-// cancelled: its connection is closed). Each finished fetch prints a progress line; a summary
-// ends the run. The HTTP client is a few lines on open_connection: a GET with "Connection:
-// close", readuntil for the response head, readexactly (or read to EOF) for the body.
+// servers at once, and each fetch gets --timeout seconds (a fetch that takes longer fails with
+// timeout_error and its transfer is dropped). Each finished fetch prints a progress line; a
+// summary ends the run. The HTTP work is libcurl's, through coring's curl bridge
+// (<coring/bridge/curl.hpp>): one http::client for the run, so fetches from the same server
+// reuse kept-alive connections, and https ones to an HTTP/2 server share a connection.
 //
-//   $ ./fetch_urls --concurrency 4 --timeout 2 http://127.0.0.1:8080/ http://127.0.0.1:8080/sleep/5000 ...
+//   $ ./fetch_urls --concurrency 4 --timeout 2 http://127.0.0.1:8080/ https://example.org/ ...
 //   [ 1/12] 200       107 B    0.9 ms  http://127.0.0.1:8080/
 //   ...
 //   [12/12] timed out after 2.0 s     http://127.0.0.1:8080/sleep/5000
 //   12 URLs in 2.01 s: 10 ok, 1 HTTP error, 1 failed; 1070 bytes; at most 4 at once
 //
-// http:// and https:// URLs: https verifies the server against the system's trust store (plus
-// --cafile FILE, for a private CA) and its host name, through a shared client tls_context. The
-// exit status is 1 if a fetch failed (an HTTP error status is not a failure). URLs come from the
-// command line, or from standard input, one per line.
+// http:// and https:// URLs alike: https verifies the server against the system's trust store
+// (or --cafile FILE, for a private CA) and its host name. The exit status is 1 if a fetch
+// failed (an HTTP error status is not a failure). URLs come from the command line, or from
+// standard input, one per line.
+#include <coring/bridge/curl.hpp>
 #include <coring/coring.hpp>
-#include <coring/net/stream.hpp>
-#include <coring/net/tls.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -27,91 +28,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <vector>
 
 using namespace std::chrono_literals;
 
 namespace {
 
-struct url {
-    bool https = false;
-    std::string host;
-    std::uint16_t port = 80;
-    std::string path;
-};
-
-// One client context for every https fetch (as asyncio code shares one ssl.SSLContext).
-coring::tls_context g_tls;
-
-// "http://host[:port][/path]" or "https://host[:port][/path]"
-std::optional<url> parse_url(std::string_view text) {
-    url u;
-    if (text.starts_with("https://")) {
-        u.https = true;
-        u.port = 443;
-        text.remove_prefix(8);
-    } else if (text.starts_with("http://")) {
-        text.remove_prefix(7);
-    } else {
-        return std::nullopt;
-    }
-    const std::size_t slash = text.find('/');
-    std::string_view authority = text.substr(0, slash);
-    u.path = slash == std::string_view::npos ? "/" : std::string(text.substr(slash));
-    const std::size_t colon = authority.rfind(':');
-    if (colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos) {
-        const int port = std::atoi(std::string(authority.substr(colon + 1)).c_str());
-        if (port <= 0 || port > 65535) return std::nullopt;
-        u.port = static_cast<std::uint16_t>(port);
-        authority = authority.substr(0, colon);
-    }
-    if (authority.size() >= 2 && authority.front() == '[' && authority.back() == ']') authority = authority.substr(1, authority.size() - 2);
-    if (authority.empty()) return std::nullopt;
-    u.host = authority;
-    return u;
-}
-
-struct fetched {
-    int status = 0;
-    std::size_t bytes = 0;
-};
-
-// One GET. Throws std::system_error (connection errors), std::runtime_error (a malformed
-// response) or coring::incomplete_read (the server closed too early).
-coring::task<fetched> fetch(url u) {
-    coring::stream_options options;
-    if (u.https) options.tls = g_tls;  // the host name checked is u.host
-    auto [reader, writer] = co_await coring::open_connection(u.host, u.port, options);
-    writer.write("GET " + u.path + " HTTP/1.1\r\nHost: " + u.host + "\r\nUser-Agent: coring-fetch-urls\r\nConnection: close\r\n\r\n");
-    co_await writer.drain();
-    const std::string head = co_await reader.readuntil("\r\n\r\n");
-    // "HTTP/1.1 200 OK"
-    if (!head.starts_with("HTTP/1.") || head.size() < 12) throw std::runtime_error("not an HTTP response");
-    fetched result;
-    result.status = std::atoi(head.substr(9, 3).c_str());
-    std::optional<std::size_t> length;
-    for (std::size_t at = head.find("\r\n") + 2; at < head.size();) {
-        const std::size_t end = head.find("\r\n", at);
-        std::string line = head.substr(at, end - at);
-        for (std::size_t i = 0; i < line.size() && line[i] != ':'; ++i) line[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(line[i])));
-        if (line.starts_with("content-length:")) length = static_cast<std::size_t>(std::strtoull(line.c_str() + 15, nullptr, 10));
-        at = end + 2;
-    }
-    std::string body;
-    if (length)
-        body = co_await reader.readexactly(*length);
-    else
-        body = co_await reader.read();  // to EOF (the server closes: "Connection: close")
-    result.bytes = body.size();
-    writer.close();
-    co_await writer.wait_closed();
-    co_return result;
-}
-
 struct run_state {
+    coring::http::client client;
     coring::semaphore slots;
     std::chrono::duration<double> timeout;
+    std::string cafile;
     std::size_t total = 0;
     std::size_t finished = 0;
     std::size_t ok = 0;
@@ -129,16 +56,19 @@ coring::task<> fetch_one(run_state& run, std::string text) {
     run.most_active = std::max(run.most_active, ++run.active);
     const auto start = std::chrono::steady_clock::now();
     std::string error;
-    fetched result;
-    if (const std::optional<url> u = parse_url(text)) {
+    coring::http::response result;
+    if (text.starts_with("http://") || text.starts_with("https://")) {
+        coring::http::options options;
+        options.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(run.timeout);
+        if (!run.cafile.empty()) options.cafile = run.cafile.c_str();
         try {
-            result = co_await coring::wait_for(fetch(*u), run.timeout);
+            result = co_await run.client.get(text, options);
         } catch (const coring::timeout_error&) {
             char message[64];
             std::snprintf(message, sizeof message, "timed out after %.1f s", run.timeout.count());
             error = message;
-        } catch (const std::exception& e) {
-            error = e.what();
+        } catch (const coring::http::error& e) {
+            error = e.reason();
         }
     } else {
         error = "not an http:// or https:// URL";
@@ -149,8 +79,8 @@ coring::task<> fetch_one(run_state& run, std::string text) {
     const int width = static_cast<int>(std::to_string(run.total).size());
     if (error.empty()) {
         ++(result.status >= 200 && result.status < 300 ? run.ok : run.http_errors);
-        run.bytes += result.bytes;
-        std::printf("[%*zu/%zu] %3d %9zu B %8.1f ms  %s\n", width, run.finished, run.total, result.status, result.bytes, ms, text.c_str());
+        run.bytes += result.body.size();
+        std::printf("[%*zu/%zu] %3d %9zu B %8.1f ms  %s\n", width, run.finished, run.total, result.status, result.body.size(), ms, text.c_str());
     } else {
         ++run.failed;
         std::printf("[%*zu/%zu] %-31s %s\n", width, run.finished, run.total, error.c_str(), text.c_str());
@@ -158,8 +88,9 @@ coring::task<> fetch_one(run_state& run, std::string text) {
     std::fflush(stdout);
 }
 
-coring::task<int> amain(std::vector<std::string> urls, std::size_t concurrency, double timeout_seconds) {
+coring::task<int> amain(std::vector<std::string> urls, std::size_t concurrency, double timeout_seconds, std::string cafile) {
     run_state run(concurrency, std::chrono::duration<double>(timeout_seconds));
+    run.cafile = std::move(cafile);
     run.total = urls.size();
     const auto start = std::chrono::steady_clock::now();
     std::vector<coring::task<>> fetches;
@@ -203,9 +134,7 @@ int main(int argc, char** argv) {
             if (!line.empty()) urls.push_back(line);
     if (urls.empty()) usage();
     try {
-        g_tls = coring::tls_context::client();
-        if (!cafile.empty()) g_tls.load_verify_locations(cafile);
-        return coring::run(amain(std::move(urls), concurrency, timeout));
+        return coring::run(amain(std::move(urls), concurrency, timeout, std::move(cafile)));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fetch_urls: %s\n", e.what());
         return 1;

@@ -36,7 +36,8 @@
 //     status, headers (in the order received; header(name) is case-insensitive) and body, of
 //     the last response after redirects; url is where it came from.
 //   - A transport failure (refused or reset connection, DNS, TLS verification, a malformed
-//     response) throws http::error: curl's message, its CURLcode and the URL.
+//     response) throws http::error: curl's message, its CURLcode, the URL, and the errno of a
+//     failed system call ("Connection refused").
 //   - A body larger than max_body_bytes throws http::error (CURLE_FILESIZE_EXCEEDED when the
 //     server announced its length, else CURLE_WRITE_ERROR); nothing more is kept in memory.
 //   - .timeout expiring throws coring::timeout_error.
@@ -59,6 +60,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
@@ -110,17 +112,24 @@ private:
     static char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 };
 
-/// A transfer that failed below HTTP: curl's message, its code, and the URL.
+/// A transfer that failed below HTTP: curl's message, its code, the URL, and the errno of the
+/// failed system call where there was one (a refused connection: ECONNREFUSED).
 class error : public std::runtime_error {
 public:
-    error(CURLcode code, std::string url, const std::string& message)
-        : std::runtime_error("coring::http: " + url + ": " + message), m_code(code), m_url(std::move(url)) {}
+    error(CURLcode code, std::string url, std::string message, int os_errno = 0)
+        : std::runtime_error("coring::http: " + url + ": " + message), m_code(code), m_url(std::move(url)), m_reason(std::move(message)), m_errno(os_errno) {}
     [[nodiscard]] CURLcode code() const noexcept { return m_code; }
     [[nodiscard]] const std::string& url() const noexcept { return m_url; }
+    /// what() without the URL: curl's message (and the system call's).
+    [[nodiscard]] const std::string& reason() const noexcept { return m_reason; }
+    /// 0 when the failure was not a system call's.
+    [[nodiscard]] int os_errno() const noexcept { return m_errno; }
 
 private:
     CURLcode m_code;
     std::string m_url;
+    std::string m_reason;
+    int m_errno;
 };
 
 class client {
@@ -234,7 +243,11 @@ private:
             if (m_body_too_large || m_result == CURLE_FILESIZE_EXCEEDED)
                 throw error(m_body_too_large ? CURLE_WRITE_ERROR : CURLE_FILESIZE_EXCEEDED, m_request.url,
                             "the response body is larger than max_body_bytes (" + std::to_string(m_options.max_body_bytes) + ")");
-            throw error(m_result, m_request.url, detail());
+            long os_errno = 0;
+            curl_easy_getinfo(m_easy, CURLINFO_OS_ERRNO, &os_errno);
+            std::string message = detail();
+            if (os_errno != 0) message += std::string(": ") + std::strerror(static_cast<int>(os_errno));
+            throw error(m_result, m_request.url, message, static_cast<int>(os_errno));
         }
 
         event finished;
