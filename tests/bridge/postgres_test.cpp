@@ -247,6 +247,20 @@ CORING_TEST_CASE("postgres - execute returns affected rows; without parameters i
     const pg::result returning = co_await db.query("INSERT INTO items VALUES ($1, $2) RETURNING id * 10", 6, "six");
     CHECK(returning.get<int>(0, 0) == 60);
     CHECK(returning.affected_rows() == 1);
+
+    // A list of parameters built at run time, between fixed ones.
+    pg::parameters rows;
+    std::string sql = "INSERT INTO items SELECT * FROM (VALUES ";
+    for (int id = 10; id < 15; ++id) {
+        sql += rows.empty() ? "" : ", ";
+        sql += rows.placeholders(2);
+        rows.add(id, "batch " + std::to_string(id));
+    }
+    sql += ") AS v (id, name) WHERE id <> $11";
+    const std::int64_t batch = co_await db.execute(sql, rows, 12);
+    CHECK(batch == 4);
+    const pg::result in_list = co_await db.query("SELECT string_agg(name, ',' ORDER BY id) FROM items WHERE id > $1", 9);
+    CHECK(in_list.value(0, 0) == std::optional<std::string_view>("batch 10,batch 11,batch 13,batch 14"));
 }
 
 // ================================================================== errors

@@ -21,7 +21,8 @@
 // The pieces, one per header:
 //   postgres/connection.hpp   connect(), connection, transaction, notification, notice
 //   postgres/result.hpp       result: rows, columns, value(row, col), get<T>(row, col)
-//   postgres/params.hpp       how C++ values travel as $1, $2, ... (types, NULL, bytea)
+//   postgres/params.hpp       how C++ values travel as $1, $2, ... (types, NULL, bytea), and
+//                             parameters: a list built at run time (multi-row INSERT)
 //   postgres/error.hpp        error: SQLSTATE, message, detail, hint
 //
 // Connecting. connect(conninfo) takes a libpq connection string or URI; unset options come

@@ -153,18 +153,34 @@ param encode(const T& value) {
     }
 }
 
-/// The parameters of one command, owned (copied at the call, so temporaries may be passed).
-class params {
+}  // namespace detail
+
+/// Parameters gathered at run time, for a statement whose parameter count is not fixed (a
+/// multi-row INSERT, an IN list). Pass it as an argument of query() or execute(): its values
+/// take the places it holds, between the arguments around it.
+///
+///   coring::postgres::parameters values;
+///   std::string sql = "INSERT INTO t (a, b) VALUES ";
+///   for (const row& r : rows) { sql += values.empty() ? "" : ", "; sql += values.placeholders(2); values.add(r.a, r.b); }
+///   co_await db.execute(sql, values);
+///
+/// Values are encoded (copied) when added. At most 65535 per statement (the protocol's limit).
+class parameters {
 public:
-    params() = default;
+    parameters() = default;
+
+    /// Appends values (the types of the table in this header's comment).
     template <class... Args>
-    static params of(const Args&... args) {
-        params p;
-        if constexpr (sizeof...(Args) > 0) {
-            p.m_items.reserve(sizeof...(Args));
-            (p.m_items.push_back(encode(args)), ...);
-        }
-        return p;
+    parameters& add(const Args&... args) {
+        (append(args), ...);
+        return *this;
+    }
+    /// "($n+1, $n+2, ..., $n+count)": the places of the next `count` values to be added, for
+    /// building a VALUES list.
+    [[nodiscard]] std::string placeholders(std::size_t count) const {
+        std::string text = "(";
+        for (std::size_t i = 1; i <= count; ++i) text += (i == 1 ? "$" : ", $") + std::to_string(m_items.size() + i);
+        return text + ")";
     }
     [[nodiscard]] bool empty() const noexcept { return m_items.empty(); }
     [[nodiscard]] int size() const noexcept { return static_cast<int>(m_items.size()); }
@@ -184,7 +200,7 @@ public:
         a.values.reserve(n);
         a.lengths.reserve(n);
         a.formats.reserve(n);
-        for (const param& p : m_items) {
+        for (const detail::param& p : m_items) {
             a.types.push_back(p.type);
             a.values.push_back(p.null ? nullptr : p.data.c_str());
             a.lengths.push_back(static_cast<int>(p.data.size()));
@@ -193,9 +209,31 @@ public:
         return a;
     }
 
+    /// The parameters of one command, copied at the call (so temporaries may be passed).
+    template <class... Args>
+    static parameters of(const Args&... args) {
+        parameters p;
+        if constexpr (sizeof...(Args) > 0) {
+            p.m_items.reserve(sizeof...(Args));
+            p.add(args...);
+        }
+        return p;
+    }
+
 private:
-    std::vector<param> m_items;
+    template <class T>
+    void append(const T& value) {
+        if constexpr (std::is_same_v<T, parameters>) {
+            m_items.insert(m_items.end(), value.m_items.begin(), value.m_items.end());
+        } else {
+            m_items.push_back(detail::encode(value));
+        }
+    }
+
+    std::vector<detail::param> m_items;
 };
 
+namespace detail {
+using params = parameters;
 }  // namespace detail
 }  // namespace coring::postgres
