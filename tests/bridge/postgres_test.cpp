@@ -40,7 +40,7 @@ namespace {
 coring_test::postgres_server& server() {
     static std::unique_ptr<coring_test::postgres_server> s = [] {
         try {
-            return std::make_unique<coring_test::postgres_server>();
+            return std::make_unique<coring_test::postgres_server>(/*ssl=*/true);
         } catch (const coring_test::postgres_missing& e) {
             std::printf("SKIP: %s\n", e.what());
             std::fflush(stdout);
@@ -339,6 +339,24 @@ CORING_TEST_CASE("postgres - connect over the Unix socket, by URI, and by host n
     const pg::result addr = co_await by_name.query("SELECT host(inet_server_addr())");
     CHECK(addr.value(0, 0) == std::optional<std::string_view>("127.0.0.1"));
     CHECK(by_name.parameter("server_encoding") == std::optional<std::string_view>("UTF8"));
+}
+
+CORING_TEST_CASE("postgres - over SSL: large results and many round trips", "[postgres][ssl]") {
+    pg::connection db = co_await pg::connect("host=127.0.0.1 port=" + std::to_string(server().port()) + " user=postgres dbname=postgres sslmode=require");
+    const pg::result ssl = co_await db.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    CHECK(ssl.get<bool>(0, 0));
+    // Messages of every size: SSL records that libpq reads in pieces must not stall the reader.
+    for (int n : {1, 100, 1000, 5000, 20000, 100000}) {
+        const pg::result r = co_await db.query("SELECT repeat('x', $1::int) FROM generate_series(1, 3)", n);
+        REQUIRE(r.rows() == 3);
+        CHECK(r.value(2, 0)->size() == static_cast<std::size_t>(n));
+    }
+    const pg::result big = co_await db.query("SELECT i, md5(i::text) FROM generate_series(1, 100000) AS i");
+    CHECK(big.rows() == 100000);
+    for (int i = 0; i < 200; ++i) {
+        const pg::result r = co_await db.query("SELECT $1::int", i);
+        CHECK(r.get<int>(0, 0) == i);
+    }
 }
 
 // ================================================================== sharing and concurrency

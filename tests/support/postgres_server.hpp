@@ -34,11 +34,12 @@ struct postgres_missing : std::runtime_error {
 
 class postgres_server {
 public:
-    postgres_server() {
+    /// ssl: SSL on too (a self-signed certificate); conninfo() still asks for none.
+    explicit postgres_server(bool ssl = false) {
         char tmpl[] = "/tmp/coring_pg_XXXXXX";
         if (::mkdtemp(tmpl) == nullptr) throw std::system_error(errno, std::generic_category(), "mkdtemp");
         m_dir = tmpl;
-        const auto [status, output] = run("start " + m_dir + " 2>" + m_dir + ".err");
+        const auto [status, output] = run("start " + m_dir + (ssl ? " --ssl" : "") + " 2>" + m_dir + ".err");
         if (status == 77) {
             ::rmdir(m_dir.c_str());
             std::remove((m_dir + ".err").c_str());
@@ -60,7 +61,7 @@ public:
     /// The folder of the server's Unix socket (and of its data, under data/).
     [[nodiscard]] const std::string& dir() const noexcept { return m_dir; }
     /// Over TCP to 127.0.0.1, as the superuser postgres, database postgres.
-    [[nodiscard]] std::string conninfo() const { return "host=127.0.0.1 port=" + std::to_string(m_port) + " user=postgres dbname=postgres"; }
+    [[nodiscard]] std::string conninfo() const { return "host=127.0.0.1 port=" + std::to_string(m_port) + " user=postgres dbname=postgres sslmode=disable"; }
     /// Over the Unix socket.
     [[nodiscard]] std::string unix_conninfo() const { return "host=" + m_dir + " port=" + std::to_string(m_port) + " user=postgres dbname=postgres"; }
     /// The postmaster's process id (the first line of postmaster.pid).

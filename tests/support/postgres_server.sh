@@ -6,8 +6,11 @@
 # server runs as the postgres user (Debian's postgresql package makes it), else as nobody, and
 # DIR is given to that user.
 #
-#   postgres_server.sh start DIR    starts the server; prints its port; exit 77 (skip) when the
-#                                   server's programs are missing, 1 if it fails (with its log)
+#   postgres_server.sh start DIR [--ssl]
+#                                   starts the server; prints its port; exit 77 (skip) when the
+#                                   server's programs are missing, 1 if it fails (with its log).
+#                                   --ssl: SSL on too, with a self-signed certificate for
+#                                   localhost made by the openssl tool (DIR/server.crt)
 #   postgres_server.sh stop DIR     stops it (immediate shutdown) and removes DIR
 #   postgres_server.sh bindir       prints the directory of initdb, postgres and pg_ctl
 #
@@ -59,6 +62,15 @@ start)
     mkdir -p "$dir"
     [[ -n $server_user ]] && chown -R "$server_user" "$dir"
     chmod 0700 "$dir"
+    ssl_options=
+    if [[ ${3:-} == --ssl ]]; then
+        command -v openssl >/dev/null 2>&1 || { echo "SKIP: --ssl needs the openssl tool" >&2; exit 77; }
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$dir/server.key" -out "$dir/server.crt" \
+            -days 2 -subj /CN=localhost >/dev/null 2>&1 || { echo "openssl could not make a certificate" >&2; exit 1; }
+        chmod 0600 "$dir/server.key"
+        [[ -n $server_user ]] && chown "$server_user" "$dir/server.key" "$dir/server.crt"
+        ssl_options="-c ssl=on -c ssl_cert_file=$dir/server.crt -c ssl_key_file=$dir/server.key"
+    fi
     if ! as_server_user "$bindir/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync --no-instructions >"$dir/initdb.log" 2>&1; then
         echo "initdb failed:" >&2
         cat "$dir/initdb.log" >&2
@@ -68,7 +80,7 @@ start)
     for attempt in 1 2 3 4 5 6 7 8; do
         port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
         if as_server_user "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -s \
-            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=60 -c autovacuum=off" \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=16MB -c max_connections=60 -c autovacuum=off $ssl_options" \
             start >"$dir/pg_ctl.log" 2>&1; then
             echo "$port" >"$dir/port"
             echo "$port"

@@ -45,6 +45,7 @@
 #include <coring/task.hpp>
 #include <coring/thread/to_thread.hpp>
 
+#include <dlfcn.h>
 #include <libpq-fe.h>
 
 #include <cstdint>
@@ -350,13 +351,27 @@ private:
     // ---------------------------------------------------------------- the loop's callbacks
 
     void on_readable() noexcept {
-        if (PQconsumeInput(m_conn.get()) == 0) {
-            take_notifications();
-            fail(PQerrorMessage(m_conn.get()));
-            return;
-        }
+        do {
+            if (PQconsumeInput(m_conn.get()) == 0) {
+                take_notifications();
+                fail(PQerrorMessage(m_conn.get()));
+                return;
+            }
+        } while (ssl_pending(m_conn.get()));
         take_notifications();
         m_progress.set();
+    }
+
+    // Over SSL, PQconsumeInput may take part of a record: OpenSSL keeps the rest, decrypted,
+    // and the socket is no longer readable, so the reader would not run again (libpq's own
+    // waits check this, with pgtls_read_pending). SSL_pending tells; it is looked up at run
+    // time since libpq loads libssl itself and this target does not link it.
+    static bool ssl_pending(PGconn* c) noexcept {
+        if (PQsslInUse(c) == 0) return false;
+        using pending_fn = int (*)(const void*);
+        static const pending_fn pending = reinterpret_cast<pending_fn>(::dlsym(RTLD_DEFAULT, "SSL_pending"));
+        void* ssl = PQsslStruct(c, "OpenSSL");
+        return pending != nullptr && ssl != nullptr && pending(ssl) > 0;
     }
 
     void on_writable() noexcept {
