@@ -684,6 +684,32 @@ CORING_TEST_CASE("postgres - the server process dies mid-query (SIGKILL): the qu
 
 // ================================================================== resources
 
+TEST_CASE("postgres - run() ends promptly with a query still running in a task it cancels", "[postgres][cancel]") {
+    coring_test::postgres_server& s = server();
+    static int observed_running = 0;
+    const auto start = std::chrono::steady_clock::now();
+    coring::run([](coring_test::postgres_server& srv) -> coring::task<> {
+        const auto sleeper = [](std::string conninfo) -> coring::task<> {
+            pg::connection db = co_await pg::connect(conninfo);
+            (void)co_await db.query("SELECT pg_sleep(10)");
+        };
+        coring::task_handle<> background = coring::create_task(sleeper(srv.conninfo()));
+        pg::connection observer = co_await pg::connect(srv.conninfo());
+        co_await coring::sleep(200ms);
+        observed_running = static_cast<int>(co_await active_statements(observer, "SELECT pg_sleep(10)%"));
+        (void)background;  // left running: run() cancels it when this task returns
+    }(s));
+    const auto took = std::chrono::steady_clock::now() - start;
+    CHECK(observed_running == 1);
+    CHECK(took < 3s);
+    // The server no longer runs it.
+    const std::int64_t left = coring::run([](coring_test::postgres_server& srv) -> coring::task<std::int64_t> {
+        pg::connection observer = co_await pg::connect(srv.conninfo());
+        co_return co_await active_statements(observer, "SELECT pg_sleep(10)%");
+    }(s));
+    CHECK(left == 0);
+}
+
 TEST_CASE("postgres - connections, cancellations and their loop leave no descriptor open", "[postgres]") {
     coring_test::postgres_server& s = server();
     const int before = coring_test::count_open_fds();

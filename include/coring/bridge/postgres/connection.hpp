@@ -30,6 +30,9 @@
 //     ├── reader / writer on the socket  → progress (event), notifications (queue)
 //     ├── lock (mutex)                  one command at a time, FIFO among tasks
 //     └── in_flight, cancel_sent, needs_rollback, broken: what the next command must settle
+//
+// Thread-safety: loop-bound (see postgres.hpp). The only work done on another thread is
+// PQcancel, which reads its own PGcancel copy and not the connection.
 
 #include <coring/bridge/postgres/error.hpp>
 #include <coring/bridge/postgres/params.hpp>

@@ -28,6 +28,8 @@
 // char is refused at compile time (a character or a number? pass a string or an int). A string
 // holding a '\0' byte throws std::invalid_argument: PostgreSQL's text cannot hold one (send
 // bytes as bytea). A null const char* is NULL.
+//
+// Thread-safety: parameters is a plain value (its values are copied in when added).
 
 #include <libpq-fe.h>
 
