@@ -92,7 +92,8 @@ CORING_TEST_CASE("redis - SET and GET round-trip binary-safe strings; a missing 
     redis::connection r = co_await connect_shared();
     CHECK(r.is_open());
     CHECK(r.where() == "127.0.0.1:" + std::to_string(shared_server().port()));
-    const std::string value("line one\r\nline two\0with a nul byte\r\n$3\r\n*", 44);
+    static constexpr char bytes[] = "line one\r\nline two\0with a nul byte\r\n$3\r\n*";
+    const std::string value(bytes, sizeof bytes - 1);
     const redis::reply set = co_await r.command("SET", "basic:value", value);
     CHECK(set.is_status());
     CHECK(set.is_string());
@@ -100,7 +101,8 @@ CORING_TEST_CASE("redis - SET and GET round-trip binary-safe strings; a missing 
     const redis::reply got = co_await r.command("GET", "basic:value");
     CHECK(got.type() == redis::reply::kind::string);
     CHECK(got.str() == value);
-    CHECK(got.str().size() == 44);
+    CHECK(got.str().size() == sizeof bytes - 1);
+    CHECK(got.str().find('\0') == 18);
     const redis::reply missing = co_await r.command("GET", "basic:no-such-key");
     CHECK(missing.is_nil());
     CHECK_FALSE(missing.is_string());

@@ -14,8 +14,10 @@
 #include "support/os.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -151,6 +153,15 @@ private:
         m_pid = ::fork();
         if (m_pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
         if (m_pid == 0) {
+            // It dies with the test (a crashed test leaves no server behind), and does not hold
+            // the test's output open (a pipe reading it would wait for the server too).
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+            if (null >= 0) {
+                ::dup2(null, STDIN_FILENO);
+                ::dup2(null, STDOUT_FILENO);
+                ::dup2(null, STDERR_FILENO);
+            }
             ::execl(program.c_str(), program.c_str(), config.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
