@@ -48,7 +48,8 @@
 // half-made connection.
 //
 // Lifetime: a connection is a handle to a hiredis context shared with its subscription and with
-// the commands in flight; the context closes when the last of them goes (or at close()).
+// the commands in flight; the context closes when the last of them goes (or at close()). None of
+// them may outlive the loop (close them before it closes: keep them in tasks, not in statics).
 //
 // Thread-safety: loop-bound. Connections, subscriptions and command awaiters belong to the loop
 // they were made on and are used by its tasks only; they must not cross loops or threads (open
