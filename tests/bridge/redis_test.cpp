@@ -233,6 +233,18 @@ CORING_TEST_CASE("redis - commands that change the protocol are refused by comma
     CHECK(pong.str() == "PONG");
 }
 
+CORING_TEST_CASE("redis - the task tree says which command a task waits for, and where", "[redis]") {
+    redis::connection r = co_await connect_shared();
+    auto blpop = [&]() -> coring::task<redis::reply> { co_return co_await r.command("BLPOP", "tree:never", "0.2"); };
+    auto blocked = coring::create_task(blpop(), "blpop-waiter");
+    co_await coring::sleep(20ms);
+    const std::string tree = coring::format_tasks(coring::get_running_loop());
+    INFO(tree);
+    CHECK(tree.find("redis BLPOP on 127.0.0.1:" + std::to_string(shared_server().port())) != std::string::npos);
+    const redis::reply nil = co_await blocked;
+    CHECK(nil.is_nil());
+}
+
 // ================================================================== connecting
 
 CORING_TEST_CASE("redis - a refused connection throws std::system_error with ECONNREFUSED", "[redis]") {
