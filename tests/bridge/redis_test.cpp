@@ -504,6 +504,26 @@ CORING_TEST_CASE("redis - a subscription whose connection drops: next() gives wh
     CHECK(threw7);
 }
 
+CORING_TEST_CASE("redis - a subscription the server refuses (ACL) throws redis::error; the connection is closed", "[redis]") {
+    redis::connection admin = co_await connect_shared();
+    co_await admin.command("ACL", "SETUSER", "acl-limited", "on", "nopass", "resetchannels", "&allowed:*", "+@all", "~*");
+    redis::connection limited = co_await connect_shared();
+    co_await limited.command("AUTH", "acl-limited", "any");
+    const std::vector<std::string> forbidden{"forbidden:ch"};
+    const std::string refused = co_await redis_error_of(limited.subscribe(forbidden));
+    CHECK(refused == "NOPERM this user has no permissions to access one of the channels used as arguments");
+    CHECK_FALSE(limited.is_open());
+    // The channels it may use work.
+    redis::connection allowed = co_await connect_shared();
+    co_await allowed.command("AUTH", "acl-limited", "any");
+    const std::vector<std::string> ok{"allowed:ch"};
+    redis::subscription sub = co_await allowed.subscribe(ok);
+    co_await admin.command("PUBLISH", "allowed:ch", "hello");
+    const redis::message m = co_await sub.next();
+    CHECK(m.payload == "hello");
+    co_await admin.command("ACL", "DELUSER", "acl-limited");
+}
+
 CORING_TEST_CASE("redis - a subscription outlives its connection object; a server that dies ends it", "[redis]") {
     coring_test::redis_server own;
     redis::subscription sub;

@@ -171,7 +171,7 @@ public:
     /// For a reply callback run with no reply (the context is going): the failure it reports,
     /// recorded from the context's error the first time.
     std::exception_ptr failure_of(const redisAsyncContext* ac) {
-        if (!m_failed) set_failure(make_failure(ac->c.err, ac->c.errstr, 0, m_where));
+        if (!m_failed) record_context_failure(ac->c);
         return m_failure;
     }
 
@@ -195,8 +195,9 @@ public:
     /// Set when a message arrives or the connection fails; cleared by whoever waits.
     coring::event message_arrived;
     std::deque<message> messages;
-    /// An error reply received in subscriber mode (the server refused a subscription).
-    std::string subscription_error;
+    /// An error reply that came with no command waiting for it, with which hiredis closed the
+    /// connection: a SUBSCRIBE the server refused (ACL: NOPERM), or "max number of clients".
+    [[nodiscard]] const std::string& refusal() const noexcept { return m_refusal; }
 
     [[nodiscard]] bool failed() const noexcept { return m_failed; }
 
@@ -278,7 +279,7 @@ private:
         auto& self = *static_cast<link*>(data);
         if (!self.m_failed) {
             try {
-                self.set_failure(make_failure(self.m_ac->c.err, self.m_ac->c.errstr, 0, self.m_where));
+                self.record_context_failure(self.m_ac->c);
             } catch (...) {
             }
         }
@@ -390,13 +391,6 @@ private:
             return;
         }
         try {
-            if (rep->type == REDIS_REPLY_ERROR) {
-                self.subscription_error.assign(rep->str, rep->len);
-                self.m_confirmations_due = 0;
-                self.subscribed_event.set();
-                self.message_arrived.set();
-                return;
-            }
             if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3) return;
             const std::string_view type(rep->element[0]->str, rep->element[0]->len);
             if (type == "subscribe") {
@@ -410,6 +404,13 @@ private:
         } catch (...) {
             self.m_loop->call_exception_handler({"coring::redis: a message of " + self.m_where + " was lost", std::current_exception(), {}, {}});
         }
+    }
+
+    // The failure of a context that hiredis is freeing. REDIS_ERR_OTHER on an open connection
+    // is hiredis's answer to an error reply nobody waited for: its text is the server's.
+    void record_context_failure(const redisContext& c) {
+        if (c.err == REDIS_ERR_OTHER && m_state == state::open) m_refusal = c.errstr;
+        set_failure(make_failure(c.err, c.errstr, 0, m_where));
     }
 
     void set_failure(const std::system_error& failure) {
@@ -452,6 +453,7 @@ private:
     std::size_t m_in_flight = 0;
     std::size_t m_confirmations_due = 0;
     std::exception_ptr m_failure;
+    std::string m_refusal;
     state m_state = state::connecting;
     bool m_failed = false;
     bool m_reader = false;          // a reader is registered

@@ -20,7 +20,8 @@
 //
 // Errors: once the connection is lost (the server went away, connection::close()), next()
 // returns the messages received before, then throws std::system_error. A subscription the server
-// refuses (ACL: NOPERM) throws redis::error from subscribe().
+// refuses (ACL: NOPERM) throws redis::error from subscribe() with the server's message; hiredis
+// 0.14 closes the connection on such a reply, so it is closed too.
 //
 // Cancellation: a task cancelled in next() takes no message; the next call gets it. A task
 // cancelled in subscribe() leaves the SUBSCRIBE sent: the connection is in subscriber mode.
@@ -51,11 +52,11 @@ namespace detail {
 [[nodiscard]] inline task<> subscribe_channels(coring::detail::ref_ptr<link> l, std::vector<std::string> channels) {
     if (channels.empty()) throw std::invalid_argument("coring::redis: subscribe needs at least one channel");
     l->send_subscribe(command_encoder::encode("SUBSCRIBE", channels), channels.size());
-    while (l->confirmations_due() && l->current_state() == link::state::open && l->subscription_error.empty()) {
+    while (l->confirmations_due() && l->current_state() == link::state::open) {
         l->subscribed_event.clear();
         co_await l->subscribed_event.wait();
     }
-    if (!l->subscription_error.empty()) throw error(l->subscription_error);
+    if (!l->refusal().empty()) throw error(l->refusal());  // hiredis closed the connection with it
     if (l->current_state() != link::state::open) std::rethrow_exception(l->failure());
 }
 
@@ -77,7 +78,6 @@ public:
                 l->messages.pop_front();
                 co_return m;
             }
-            if (!l->subscription_error.empty()) throw error(l->subscription_error);
             if (l->current_state() != detail::link::state::open) std::rethrow_exception(l->failure());
             l->message_arrived.clear();
             co_await l->message_arrived.wait();
