@@ -155,6 +155,7 @@ public:
             for (const auto& [fd, what] : m_watched) unwatch(fd, what);
         }
         m_watched.clear();
+        for (CURL* easy : m_spare_easy) curl_easy_cleanup(easy);
         curl_multi_cleanup(m_multi);  // closes the kept-alive connections
     }
 
@@ -200,8 +201,7 @@ private:
     class transfer {
     public:
         transfer(client& owner, owned_request req, options opts) : m_client(owner), m_request(std::move(req)), m_options(opts) {
-            m_easy = curl_easy_init();
-            if (m_easy == nullptr) throw std::runtime_error("coring::http: curl_easy_init failed");
+            m_easy = m_client.take_easy();
         }
         transfer(const transfer&) = delete;
         transfer& operator=(const transfer&) = delete;
@@ -210,7 +210,7 @@ private:
                 curl_multi_remove_handle(m_client.m_multi, m_easy);
                 --m_client.m_active;
             }
-            curl_easy_cleanup(m_easy);
+            m_client.give_back_easy(m_easy);
             curl_slist_free_all(m_header_list);
         }
 
@@ -272,7 +272,10 @@ private:
             set(CURLOPT_REDIR_PROTOCOLS, static_cast<long>(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
             set(CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl can decode, decoded
-            set(CURLOPT_PIPEWAIT, 1L);         // wait for a connection that can multiplex
+            // https may negotiate HTTP/2: requests started together wait for the first connection
+            // and share it, instead of each opening its own. http:// is HTTP/1.1 here, where
+            // waiting would only serialise them.
+            if (m_request.url.starts_with("https:")) set(CURLOPT_PIPEWAIT, 1L);
             set(CURLOPT_WRITEFUNCTION, &on_body);
             set(CURLOPT_WRITEDATA, static_cast<void*>(this));
             set(CURLOPT_HEADERFUNCTION, &on_header);
@@ -362,6 +365,31 @@ private:
         char m_error_text[CURL_ERROR_SIZE] = {};
     };
 
+    // Easy handles are kept for the next requests (reset, as new): making one costs more than
+    // a request's other work on a kept-alive connection.
+    CURL* take_easy() {
+        if (!m_spare_easy.empty()) {
+            CURL* easy = m_spare_easy.back();
+            m_spare_easy.pop_back();
+            return easy;
+        }
+        CURL* easy = curl_easy_init();
+        if (easy == nullptr) throw std::runtime_error("coring::http: curl_easy_init failed");
+        return easy;
+    }
+    void give_back_easy(CURL* easy) noexcept {
+        if (m_spare_easy.size() < max_spare_easy) {
+            try {
+                curl_easy_reset(easy);
+                m_spare_easy.push_back(easy);
+                return;
+            } catch (...) {
+            }
+        }
+        curl_easy_cleanup(easy);
+    }
+    static constexpr std::size_t max_spare_easy = 64;
+
     static void init_curl_once() {
         static const CURLcode initialised = curl_global_init(CURL_GLOBAL_DEFAULT);
         if (initialised != CURLE_OK) throw std::runtime_error(std::string("coring::http: curl_global_init failed: ") + curl_easy_strerror(initialised));
@@ -436,6 +464,7 @@ private:
     event_loop* m_loop;
     CURLM* m_multi = nullptr;
     std::unordered_map<curl_socket_t, int> m_watched;  // what curl waits for on each socket
+    std::vector<CURL*> m_spare_easy;                   // at most max_spare_easy
     timer_handle m_timer;
     std::size_t m_active = 0;
     bool m_closing = false;
