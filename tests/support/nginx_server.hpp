@@ -14,6 +14,7 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -126,6 +127,7 @@ private:
         m_pid = ::fork();
         if (m_pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
         if (m_pid == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // a test killed (a timeout) takes its nginx with it
             ::execl(program.c_str(), program.c_str(), "-e", errors.c_str(), "-p", prefix.c_str(), "-c", config.c_str(), static_cast<char*>(nullptr));
             ::_exit(127);
         }
