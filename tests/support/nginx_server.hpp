@@ -11,6 +11,7 @@
 // Without nginx the constructor throws nginx_missing: a test binary reports SKIP (77) then.
 
 #include "support/os.hpp"
+#include "support/ports.hpp"
 
 #include <netinet/in.h>
 #include <signal.h>
@@ -42,37 +43,6 @@ inline std::string nginx_program() {
     for (const char* candidate : {"/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"})
         if (::access(candidate, X_OK) == 0) return candidate;
     return {};
-}
-
-/// A port of 127.0.0.1 that nothing listens on now (the kernel's choice for port 0). Another
-/// process may take it before it is used; nginx_server retries then.
-inline std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        const int error = errno;
-        ::close(fd);
-        throw std::system_error(error, std::generic_category(), "bind 127.0.0.1:0");
-    }
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
-/// True once a TCP connection to 127.0.0.1:port succeeds.
-inline bool accepts_connections(std::uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    const bool connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    ::close(fd);
-    return connected;
 }
 
 class nginx_server {

@@ -12,6 +12,7 @@
 // another port if redis-server could not bind it (another process took it in between).
 
 #include "support/os.hpp"
+#include "support/ports.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -51,22 +52,8 @@ inline std::string program() {
     return {};
 }
 
-/// A port of 127.0.0.1 that nothing listens on now (the kernel's choice for port 0).
-inline std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        const int error = errno;
-        ::close(fd);
-        throw std::system_error(error, std::generic_category(), "bind 127.0.0.1:0");
-    }
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
+/// A port of 127.0.0.1 that nothing listens on now (support/ports.hpp).
+inline std::uint16_t free_port() { return coring_test::free_port(); }
 
 /// True once the server answers PING with +PONG on 127.0.0.1:port (blocking, for the fixture).
 inline bool answers_ping(std::uint16_t port) {
