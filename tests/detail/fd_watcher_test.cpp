@@ -208,6 +208,33 @@ TEST_CASE("fd_watcher - the loop closes with readers and writers still registere
     CHECK(coring_test::live_frames() == frames_before);
 }
 
+// The kernel answers a poll removal with EALREADY when the poll's wake-up is on its way (in
+// the ring's deferred task work); if the event is gone by the time that work runs, the one-shot
+// poll is armed again. The removal must be sent again, or close() waits for that poll forever.
+TEST_CASE("fd_watcher - a reader removed while its wake-up is on the way: the loop still closes", "[fd_watcher][shutdown]") {
+    for (int round = 0; round < 20; ++round) {
+        int ends[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ends) == 0);
+        int calls = 0;
+        {
+            coring::event_loop loop;
+            loop.run_until_complete([](int watched, int peer, int& n) -> coring::task<> {
+                coring::event_loop& l = coring::get_running_loop();
+                l.add_reader(watched, [&n] { ++n; });
+                co_await coring::sleep(1ms);  // the poll is in the kernel
+                write_text(peer, "x");        // wakes it: its completion waits for the loop
+                CHECK(read_available(watched) == "x");
+                CHECK(l.remove_reader(watched));
+                co_await coring::sleep(1ms);
+            }(ends[0], ends[1], calls));
+            loop.close();  // returns only once the poll has ended
+        }
+        CHECK(calls == 0);
+        ::close(ends[0]);
+        ::close(ends[1]);
+    }
+}
+
 TEST_CASE("fd_watcher - add_reader on a descriptor that is not open: EBADF", "[fd_watcher]") {
     coring::run([]() -> coring::task<> {
         int fds[2];

@@ -70,7 +70,12 @@ public:
         if (m_polling) {
             try {
                 io_uring_sqe* sqe = m_ring->get_sqe();
-                io_uring_prep_poll_remove(sqe, reinterpret_cast<std::uint64_t>(static_cast<io_completion*>(this)));
+                // IORING_OP_ASYNC_CANCEL, not POLL_REMOVE: a removal that meets the poll while its
+                // wake-up waits in the ring's deferred task work fails with EALREADY, and if the
+                // event is gone by the time that work runs (a library read the bytes meanwhile),
+                // the one-shot poll is armed again and stays in the kernel for good. A cancel
+                // marks the poll cancelled whoever holds it, so it always ends.
+                io_uring_prep_cancel(sqe, static_cast<io_completion*>(this), 0);
                 io_uring_sqe_set_data64(sqe, 0);  // its own completion is ignored
             } catch (...) {
                 // No SQE: the poll ends when its descriptor is ready or closed, or with the ring.
