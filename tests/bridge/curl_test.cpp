@@ -221,7 +221,7 @@ CORING_TEST_CASE("http - redirects are followed, or returned when follow_redirec
     CHECK(loop.what.find(s.http("/loop")) != std::string::npos);
 }
 
-CORING_TEST_CASE("http - request sends the method, headers and body", "[http]") {
+CORING_TEST_CASE("http - request sends the method, headers and body, and only to that request", "[http]") {
     coring::server srv = co_await coring::start_server(echo_request, "127.0.0.1", 0);
     coring::http::client c;
     const coring::http::header_list headers{{"X-Custom", "forty two"}, {"Content-Type", "text/plain"}};
@@ -235,6 +235,16 @@ CORING_TEST_CASE("http - request sends the method, headers and body", "[http]") 
     CHECK(put.body == "PUT /things/7\nreplaced");
     const coring::http::response deleted = co_await c.request({.method = "DELETE", .url = url});
     CHECK(deleted.body == "DELETE /things/7\n");
+
+    // The client reuses its easy handles: nothing of a request stays for the next one.
+    for (int i = 0; i < 2; ++i) {
+        const coring::http::response got = co_await c.get(url);
+        CHECK(got.body == "GET /things/7\n");
+        CHECK(got.header("X-Echo") == std::optional<std::string_view>(""));
+    }
+    const coring::http::response posted_again = co_await c.request({.method = "POST", .url = url, .headers = headers, .body = "again"});
+    CHECK(posted_again.body == "POST /things/7\nagain");
+    CHECK(posted_again.header("X-Echo") == std::optional<std::string_view>("forty two"));
     srv.close();
     co_await srv.wait_closed();
 }

@@ -155,7 +155,7 @@ public:
             for (const auto& [fd, what] : m_watched) unwatch(fd, what);
         }
         m_watched.clear();
-        for (CURL* easy : m_spare_easy) curl_easy_cleanup(easy);
+        for (const pooled_easy& spare : m_spare_easy) curl_easy_cleanup(spare.easy);
         curl_multi_cleanup(m_multi);  // closes the kept-alive connections
     }
 
@@ -188,6 +188,37 @@ private:
     };
     static std::string copy(const char* text) { return text != nullptr ? std::string(text) : std::string(); }
 
+    // The settings of a plain GET (see transfer::configure), compared to reuse a handle as is.
+    struct easy_settings {
+        std::optional<std::chrono::milliseconds> timeout{};
+        std::optional<std::chrono::milliseconds> connect_timeout{};
+        std::size_t max_body_bytes = 0;
+        bool follow_redirects = true;
+        long max_redirects = 0;
+        bool verify = true;
+        std::string cafile{};
+        bool https = false;
+
+        static easy_settings of(const options& o, const std::string& cafile, bool https) {
+            return {.timeout = o.timeout,
+                    .connect_timeout = o.connect_timeout,
+                    .max_body_bytes = o.max_body_bytes,
+                    .follow_redirects = o.follow_redirects,
+                    .max_redirects = o.max_redirects,
+                    .verify = o.verify,
+                    .cafile = cafile,
+                    .https = https};
+        }
+        bool operator==(const easy_settings&) const = default;
+    };
+
+    // An easy handle of the pool, and what it was last configured with.
+    struct pooled_easy {
+        CURL* easy = nullptr;
+        bool used = false;                        // configured before: reset it to change anything
+        std::optional<easy_settings> settings{};  // set when its options are exactly these
+    };
+
     task<response> perform(owned_request req, options opts) {
         transfer t(*this, std::move(req), opts);
         t.start();
@@ -201,7 +232,8 @@ private:
     class transfer {
     public:
         transfer(client& owner, owned_request req, options opts) : m_client(owner), m_request(std::move(req)), m_options(opts) {
-            m_easy = m_client.take_easy();
+            m_handle = m_client.take_easy();
+            m_easy = m_handle.easy;
         }
         transfer(const transfer&) = delete;
         transfer& operator=(const transfer&) = delete;
@@ -210,7 +242,7 @@ private:
                 curl_multi_remove_handle(m_client.m_multi, m_easy);
                 --m_client.m_active;
             }
-            m_client.give_back_easy(m_easy);
+            m_client.give_back_easy(std::move(m_handle));
             curl_slist_free_all(m_header_list);
         }
 
@@ -235,7 +267,10 @@ private:
                 m_response.status = static_cast<int>(status);
                 const char* effective = nullptr;
                 curl_easy_getinfo(m_easy, CURLINFO_EFFECTIVE_URL, &effective);
-                m_response.url = effective != nullptr ? effective : m_request.url;
+                if (effective == nullptr || m_request.url == effective)
+                    m_response.url = std::move(m_request.url);
+                else
+                    m_response.url = effective;
                 return std::move(m_response);
             }
             if (m_result == CURLE_OPERATION_TIMEDOUT)
@@ -260,10 +295,30 @@ private:
         }
 
         void configure() {
+            // A plain GET with the settings this handle last had needs only its own pointers
+            // and URL; any other request starts from a reset handle, and leaves it to be reset.
+            std::optional<easy_settings> wanted;
+            if (m_request.method == "GET" && m_request.body.empty() && m_request.headers.empty())
+                wanted = easy_settings::of(m_options, m_request.cafile, m_request.url.starts_with("https:"));
+            const bool reuse = wanted && m_handle.settings == wanted;
+            if (!reuse) {
+                if (m_handle.used) curl_easy_reset(m_easy);
+                m_handle.used = true;
+                m_handle.settings.reset();
+            }
             set(CURLOPT_PRIVATE, static_cast<void*>(this));
-            set(CURLOPT_NOSIGNAL, 1L);
             set(CURLOPT_ERRORBUFFER, m_error_text);
             set(CURLOPT_URL, m_request.url.c_str());
+            set(CURLOPT_WRITEDATA, static_cast<void*>(this));
+            set(CURLOPT_HEADERDATA, static_cast<void*>(this));
+            if (reuse) return;
+            configure_settings();
+            m_handle.settings = std::move(wanted);
+        }
+
+        // Everything but the per-request pointers and the URL.
+        void configure_settings() {
+            set(CURLOPT_NOSIGNAL, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
             set(CURLOPT_PROTOCOLS_STR, "http,https");
             set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -277,9 +332,7 @@ private:
             // waiting would only serialise them.
             if (m_request.url.starts_with("https:")) set(CURLOPT_PIPEWAIT, 1L);
             set(CURLOPT_WRITEFUNCTION, &on_body);
-            set(CURLOPT_WRITEDATA, static_cast<void*>(this));
             set(CURLOPT_HEADERFUNCTION, &on_header);
-            set(CURLOPT_HEADERDATA, static_cast<void*>(this));
             set(CURLOPT_FOLLOWLOCATION, m_options.follow_redirects ? 1L : 0L);
             set(CURLOPT_MAXREDIRS, m_options.max_redirects);
             set(CURLOPT_SSL_VERIFYPEER, m_options.verify ? 1L : 0L);
@@ -341,6 +394,7 @@ private:
             try {
                 if (line.starts_with("HTTP/")) {
                     self.m_response.headers.clear();
+                    self.m_response.headers.reserve(16);
                 } else if (const std::size_t colon = line.find(':'); colon != std::string_view::npos) {
                     std::string_view value = line.substr(colon + 1);
                     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
@@ -356,6 +410,7 @@ private:
         client& m_client;
         owned_request m_request;
         options m_options;
+        pooled_easy m_handle;
         CURL* m_easy = nullptr;
         curl_slist* m_header_list = nullptr;
         bool m_added = false;
@@ -365,28 +420,33 @@ private:
         char m_error_text[CURL_ERROR_SIZE] = {};
     };
 
-    // Easy handles are kept for the next requests (reset, as new): making one costs more than
-    // a request's other work on a kept-alive connection.
-    CURL* take_easy() {
-        if (!m_spare_easy.empty()) {
-            CURL* easy = m_spare_easy.back();
-            m_spare_easy.pop_back();
-            return easy;
-        }
+    // Easy handles are kept for the next requests: making one costs more than a request's other
+    // work on a kept-alive connection, and so do curl_easy_reset and the twenty options set
+    // after it, which a plain GET with the same settings as the handle's last request skips.
+    CURL* new_easy_handle() {
         CURL* easy = curl_easy_init();
         if (easy == nullptr) throw std::runtime_error("coring::http: curl_easy_init failed");
         return easy;
     }
-    void give_back_easy(CURL* easy) noexcept {
+    pooled_easy take_easy() {
+        if (!m_spare_easy.empty()) {
+            pooled_easy spare = std::move(m_spare_easy.back());
+            m_spare_easy.pop_back();
+            return spare;
+        }
+        return pooled_easy{.easy = new_easy_handle(), .used = false, .settings = std::nullopt};
+    }
+    void give_back_easy(pooled_easy&& handle) noexcept {
+        // The error buffer was the finished transfer's.
+        curl_easy_setopt(handle.easy, CURLOPT_ERRORBUFFER, static_cast<char*>(nullptr));
         if (m_spare_easy.size() < max_spare_easy) {
             try {
-                curl_easy_reset(easy);
-                m_spare_easy.push_back(easy);
+                m_spare_easy.push_back(std::move(handle));
                 return;
             } catch (...) {
             }
         }
-        curl_easy_cleanup(easy);
+        curl_easy_cleanup(handle.easy);
     }
     static constexpr std::size_t max_spare_easy = 64;
 
@@ -464,7 +524,7 @@ private:
     event_loop* m_loop;
     CURLM* m_multi = nullptr;
     std::unordered_map<curl_socket_t, int> m_watched;  // what curl waits for on each socket
-    std::vector<CURL*> m_spare_easy;                   // at most max_spare_easy
+    std::vector<pooled_easy> m_spare_easy;             // at most max_spare_easy
     timer_handle m_timer;
     std::size_t m_active = 0;
     bool m_closing = false;
