@@ -4,12 +4,19 @@
 #   coring            coring_fetch: the curl bridge (coring::http::client) on coring's loop;
 #   curl_multi        curl_multi_fetch: libcurl's multi interface in its own curl_multi_poll loop
 #                     (the C floor);
+#   curl_socket       curl_socket_fetch: libcurl's multi-socket interface, the one the bridge
+#                     drives, on a level-triggered epoll loop in C (the floor of that interface);
+#   curl_same_work    curl_multi_fetch same-work: that loop also collecting each response's headers
+#                     and setting the bridge's default options (what the bridge does beyond
+#                     the floor for every response);
 #   aiohttp           aiohttp_fetch.py: Python's aiohttp on asyncio (Debian's python3-aiohttp);
 # taking turns for CURL_BENCH_RUNS (5) runs. Prints each one's median requests per second and
 # client CPU time per request, and coring's ratios: targets at least 3x aiohttp's requests per
-# second and at least 0.9x curl_multi's. nginx is pinned to core 0 and the clients to core 1
+# second and at least 0.9x curl_multi's. The ratios to curl_socket and curl_same_work are
+# information: what the multi-socket interface costs by itself, and what collecting headers
+# and the bridge's options do. nginx is pinned to core 0 and the clients to core 1
 # when there are two cores.
-#   bench/curl/compare.sh [build-dir]     (builds coring_fetch and curl_multi_fetch there)
+#   bench/curl/compare.sh [build-dir]     (builds coring_fetch and the C clients there)
 # Exits 77 (skipped) without nginx; without aiohttp its column is left out.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,7 +30,7 @@ bin=${CURL_BENCH_BIN_DIR:-$build/bench/curl}
 nginx_bin=$(command -v nginx || true)
 [[ -z $nginx_bin && -x /usr/sbin/nginx ]] && nginx_bin=/usr/sbin/nginx
 [[ -n $nginx_bin ]] || { echo "compare.sh: no nginx (Debian package nginx; build.sh installs it): skipped" >&2; exit 77; }
-[[ -n ${CURL_BENCH_SKIP_BUILD:-} ]] || build_targets "$build" coring_fetch curl_multi_fetch
+[[ -n ${CURL_BENCH_SKIP_BUILD:-} ]] || build_targets "$build" coring_fetch curl_multi_fetch curl_socket_fetch
 
 pin_server=() pin_client=()
 if (($(nproc) >= 2)) && command -v taskset >/dev/null; then pin_server=(taskset -c 0) pin_client=(taskset -c 1); fi
@@ -61,21 +68,23 @@ nginx_pid=$!
 url=http://127.0.0.1:$port/page.html
 for _ in $(seq 100); do curl -s -o /dev/null "$url" && break; sleep 0.05; done
 
-clients=(coring curl_multi)
+clients=(coring curl_multi curl_socket curl_same_work)
 python=/usr/bin/python3  # Debian's, where python3-aiohttp is installed
 [[ -x $python ]] || python=python3
 "$python" -c 'import aiohttp' 2>/dev/null && clients+=(aiohttp) || echo "compare.sh: python3-aiohttp is not installed: its column is left out" >&2
 
 # run CLIENT: "rps cpu_us_per_request" of one run.
 run() {
-    local cmd out cpu
+    local cmd out cpu extra=()
     case $1 in
         coring) cmd=("$bin/coring_fetch") ;;
         curl_multi) cmd=("$bin/curl_multi_fetch") ;;
+        curl_socket) cmd=("$bin/curl_socket_fetch") ;;
+        curl_same_work) cmd=("$bin/curl_multi_fetch") extra=(same-work) ;;
         aiohttp) cmd=("$python" "$root/bench/curl/aiohttp_fetch.py") ;;
     esac
     local TIMEFORMAT='%U %S'
-    { cpu=$({ time "${pin_client[@]}" "${cmd[@]}" "$url" "$requests" "$concurrency" >"$work/out" 2>&1; } 2>&1); } ||
+    { cpu=$({ time "${pin_client[@]}" "${cmd[@]}" "$url" "$requests" "$concurrency" "${extra[@]}" >"$work/out" 2>&1; } 2>&1); } ||
         { echo "compare.sh: $1 failed: $(cat "$work/out")" >&2; exit 1; }
     out=$(cat "$work/out")
     [[ $out =~ rps\ ([0-9]+).*failures\ 0 ]] || { echo "compare.sh: $1: unexpected output: $out" >&2; exit 1; }
@@ -92,13 +101,15 @@ for ((r = 1; r <= runs; ++r)); do
 done
 
 echo "$requests GETs of a 612-byte page from nginx, $concurrency at a time; medians of $runs runs"
-printf '%-12s %12s %22s\n' client "requests/s" "client CPU us/request"
+printf '%-15s %12s %22s\n' client "requests/s" "client CPU us/request"
 declare -A median_rps
 for c in "${clients[@]}"; do
     median_rps[$c]=$(tr ' ' '\n' <<<"${rps[$c]}" | grep . | median)
-    printf '%-12s %12s %22s\n' "$c" "${median_rps[$c]}" "$(tr ' ' '\n' <<<"${cpu[$c]}" | grep . | median)"
+    printf '%-15s %12s %22s\n' "$c" "${median_rps[$c]}" "$(tr ' ' '\n' <<<"${cpu[$c]}" | grep . | median)"
 done
 ratio() { awk -v a="${median_rps[$1]}" -v b="${median_rps[$2]}" 'BEGIN { printf "%.2f", a / b }'; }
 echo "coring / curl_multi requests/s: $(ratio coring curl_multi) (target >= 0.9)"
+echo "coring / curl_socket requests/s: $(ratio coring curl_socket) (information)"
+echo "coring / curl_same_work requests/s: $(ratio coring curl_same_work) (information)"
 [[ -n ${median_rps[aiohttp]:-} ]] && echo "coring / aiohttp requests/s: $(ratio coring aiohttp) (target >= 3)"
 exit 0

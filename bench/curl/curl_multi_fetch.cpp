@@ -2,13 +2,18 @@
 // loop (curl_multi_perform and curl_multi_poll), `concurrency` easy handles in flight, each
 // re-added for the next request when it finishes, the body collected into a string as the
 // bridge does. Prints "requests N seconds S rps R".
-//   curl_multi_fetch URL COUNT CONCURRENCY
+//   curl_multi_fetch URL COUNT CONCURRENCY [same-work]
+// With `same-work` it also does what the bridge does beyond that for every response: collects
+// the headers as name/value pairs through a header callback and sets the bridge's default
+// options (a 300 s timeout as aiohttp's, the body limit, redirects, http and https only).
 #include <curl/curl.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -16,6 +21,7 @@ namespace {
 struct slot {
     CURL* easy = nullptr;
     std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
 };
 
 std::size_t collect(char* data, std::size_t size, std::size_t count, void* target) {
@@ -23,13 +29,29 @@ std::size_t collect(char* data, std::size_t size, std::size_t count, void* targe
     return size * count;
 }
 
+// "Name: value\r\n" lines become pairs; a status line starts them afresh (as the bridge).
+std::size_t collect_header(char* data, std::size_t size, std::size_t count, void* target) {
+    auto& headers = static_cast<slot*>(target)->headers;
+    std::string_view line(data, size * count);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+    if (line.compare(0, 5, "HTTP/") == 0) {
+        headers.clear();
+    } else if (const std::size_t colon = line.find(':'); colon != std::string_view::npos) {
+        std::string_view value = line.substr(colon + 1);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        headers.emplace_back(std::string(line.substr(0, colon)), std::string(value));
+    }
+    return size * count;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 4) {
-        std::fprintf(stderr, "usage: curl_multi_fetch URL COUNT CONCURRENCY\n");
+    if (argc != 4 && !(argc == 5 && std::string_view(argv[4]) == "same-work")) {
+        std::fprintf(stderr, "usage: curl_multi_fetch URL COUNT CONCURRENCY [same-work]\n");
         return 2;
     }
+    const bool same_work = argc == 5;
     const char* url = argv[1];
     const long count = std::atol(argv[2]);
     const long concurrency = std::atol(argv[3]);
@@ -47,6 +69,18 @@ int main(int argc, char** argv) {
         curl_easy_setopt(s.easy, CURLOPT_WRITEFUNCTION, &collect);
         curl_easy_setopt(s.easy, CURLOPT_WRITEDATA, &s.body);
         curl_easy_setopt(s.easy, CURLOPT_PRIVATE, &s);
+        if (same_work) {
+            curl_easy_setopt(s.easy, CURLOPT_HEADERFUNCTION, &collect_header);
+            curl_easy_setopt(s.easy, CURLOPT_HEADERDATA, &s);
+            curl_easy_setopt(s.easy, CURLOPT_TIMEOUT_MS, 300'000L);
+            curl_easy_setopt(s.easy, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(64) << 20);
+            curl_easy_setopt(s.easy, CURLOPT_FOLLOWLOCATION, 1L);
+            curl_easy_setopt(s.easy, CURLOPT_MAXREDIRS, 10L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+            curl_easy_setopt(s.easy, CURLOPT_PROTOCOLS_STR, "http,https");
+            curl_easy_setopt(s.easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#endif
+        }
         if (started < count) {
             ++started;
             curl_multi_add_handle(multi, s.easy);
@@ -65,6 +99,7 @@ int main(int argc, char** argv) {
             if (message->data.result != CURLE_OK || status != 200) ++failures;
             bytes += s->body.size();
             s->body.clear();
+            s->headers.clear();
             ++finished;
             curl_multi_remove_handle(multi, s->easy);
             if (started < count) {
