@@ -19,11 +19,13 @@
 //   co_await db.transaction(transfer);                  // COMMIT, or ROLLBACK if it throws
 //
 // The pieces, one per header:
-//   postgres/connection.hpp   connect(), connection, transaction, notification, notice
+//   postgres/connection.hpp   connect(), connection, transaction
 //   postgres/result.hpp       result: rows, columns, value(row, col), get<T>(row, col)
 //   postgres/params.hpp       how C++ values travel as $1, $2, ... (types, NULL, bytea), and
 //                             parameters: a list built at run time (multi-row INSERT)
 //   postgres/error.hpp        error: SQLSTATE, message, detail, hint
+//   postgres/session.hpp      the connection's machinery on the loop; notification, notice
+//   postgres/conninfo.hpp     the connection string's options, host names resolved on the loop
 //
 // Connecting. connect(conninfo) takes a libpq connection string or URI; unset options come
 // from the PG* environment variables and libpq's defaults. It runs PQconnectStartParams and
