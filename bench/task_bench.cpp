@@ -10,6 +10,9 @@
 //                      resumed from it): the floor for a task switch.
 //   call_soon          callbacks scheduled and run, per callback, beside std::function callbacks
 //                      pushed on a std::deque and run in order.
+//   sleep0_profiled    sleep0_round_trip in profile mode (loop_options::profile), beside the same
+//                      without it: the difference is profile mode's cost per task step. Target:
+//                      at most 100 ns.
 #include <coring/coring.hpp>
 
 #include "support/handwritten_scheduler.hpp"
@@ -165,6 +168,12 @@ void sleep0_round_trip_coring(benchmark::State& state) {
     }(state));
 }
 
+void sleep0_profiled(benchmark::State& state, bool profile) {
+    coring::run([](benchmark::State& st) -> coring::task<> {
+        for (auto _ : st) co_await coring::sleep(0s);
+    }(state), {.profile = profile});
+}
+
 void sleep0_round_trip_handwritten(benchmark::State& state) {
     handwritten::scheduler s;
     auto d = handwritten::yield_loop(s, state);
@@ -210,6 +219,8 @@ BENCHMARK(await_ready_task_handwritten)->Name("await_ready_task:handwritten");
 BENCHMARK(await_create_task_coring)->Name("await_create_task:coring");
 BENCHMARK(sleep0_round_trip_coring)->Name("sleep0_round_trip:coring");
 BENCHMARK(sleep0_round_trip_handwritten)->Name("sleep0_round_trip:handwritten");
+BENCHMARK_CAPTURE(sleep0_profiled, on, true)->Name("sleep0_profiled:coring");
+BENCHMARK_CAPTURE(sleep0_profiled, off, false)->Name("sleep0_profiled:without_profile");
 BENCHMARK(call_soon_coring)->Name("call_soon_x1000:coring");
 BENCHMARK(call_soon_handwritten)->Name("call_soon_x1000:std_function_deque");
 

@@ -164,7 +164,7 @@ private:
             if (!h.native_state()->done()) out.awaits.push_back(h.native_state());
     }
 
-    static constexpr ready_node::operations operations_{&base::on_ready, &on_cancel, false, &describe};
+    static constexpr ready_node::operations operations_{&base::on_ready, &on_cancel, false, &describe, ::coring::detail::wait_kind::task};
 
     as_completed_core<Handle>* m_core;
     std::size_t m_index = no_index;  // the task handed to this awaitable

@@ -7,6 +7,7 @@
 #include <coring/config.hpp>
 #include <coring/context_var.hpp>
 #include <coring/debug.hpp>
+#include <coring/profile.hpp>
 #include <coring/errors.hpp>
 #include <coring/event_loop.hpp>
 #include <coring/gather.hpp>

@@ -30,6 +30,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
+#include <sstream>
 #include <cstdlib>
 #include <exception>
 #include <functional>
@@ -87,6 +89,10 @@ struct loop_options {
     /// IORING_FEAT_CQE_SKIP (5.18+); otherwise, or when false, through the target's inbox (a
     /// mutex, and an eventfd write when the target sleeps). loop_stats::msg_ring says which.
     bool msg_ring = true;
+    /// Profile mode: each task's steps, run time and waits by kind, and the loop's iterations,
+    /// time in the kernel and timer lag are recorded (profile.hpp); the table is printed to
+    /// stderr when the loop closes. CORING_PROFILE=1 in the environment turns it on too.
+    bool profile = false;
 };
 
 /// Counters of a loop's work, read with event_loop::stats().
@@ -374,11 +380,14 @@ inline detail::scheduler_options event_loop::scheduler_options_of(const loop_opt
     s.busy_poll = options.busy_poll;
     s.eager_submit = options.eager_submit;
     s.msg_ring = options.msg_ring;
+    s.profile = options.profile;
+    if (const char* env = std::getenv("CORING_PROFILE"); env != nullptr && *env != '\0' && std::string_view(env) != "0") s.profile = true;
     return s;
 }
 
 inline event_loop::event_loop(loop_options options) : scheduler(scheduler_options_of(options)), m_loop_options(options) {
     m_loop_options.debug = debug_mode();  // CORING_DEBUG
+    m_loop_options.profile = profile_data() != nullptr;  // CORING_PROFILE
 }
 
 inline event_loop::~event_loop() {
@@ -527,6 +536,15 @@ inline void event_loop::close() {
         static_cast<detail::list_hook<detail::registry_tag>&>(state).unlink();
     });
     close_ring();
+    if (const std::shared_ptr<detail::profiler> profile = profile_data()) {
+        try {
+            std::ostringstream report;
+            detail::write_profile_report(report, *profile, 20);
+            std::fputs(report.str().c_str(), stderr);
+        } catch (...) {
+            // Out of memory for the table: the profile stays readable with profile_entries().
+        }
+    }
 }
 
 inline void event_loop::cancel_remaining_tasks() {

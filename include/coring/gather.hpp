@@ -200,7 +200,7 @@ private:
             if (!d.child_state(i).done()) out.awaits.push_back(&d.child_state(i));
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::task};
 
     std::vector<child_notifier<gather_core>> m_notifiers;
     std::size_t m_running = 0;

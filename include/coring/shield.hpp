@@ -71,7 +71,7 @@ private:
         out.awaits.push_back(&self->state());
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::task};
 
     Handle m_handle;
 };

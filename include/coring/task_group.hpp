@@ -85,7 +85,7 @@ private:
     friend class coring::task_group;
     static void on_cancel(ready_node* node) noexcept;
     static void describe(const ready_node* node, await_description& out);
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::task};
 
     task_group* m_group;
 };
@@ -104,7 +104,7 @@ private:
     friend class coring::task_group;
     static void on_cancel(ready_node* node) noexcept;
     static void describe(const ready_node* node, await_description& out);
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::task};
 
     task_group* m_group;
 };

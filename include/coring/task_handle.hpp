@@ -136,7 +136,7 @@ private:
         out.what = "task " + self->m_awaited->name();
         out.awaits.push_back(self->m_awaited);
     }
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::task};
 
     state_base* m_awaited;
     bool m_holds_reference = false;

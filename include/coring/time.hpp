@@ -75,7 +75,7 @@ private:
         out.what = "sleep until " + format_offset(loop.timer_deadline(*self) - loop.time());
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::timer};
 
     bool m_yield_only;
 };

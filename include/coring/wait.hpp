@@ -152,7 +152,7 @@ private:
             if (!self->state(i).done()) out.awaits.push_back(&self->state(i));
     }
 
-    static constexpr ready_node::operations operations_{&base::on_ready, &on_cancel, false, &describe};
+    static constexpr ready_node::operations operations_{&base::on_ready, &on_cancel, false, &describe, ::coring::detail::wait_kind::task};
 
     std::vector<Handle> m_handles;
     std::vector<child_notifier<wait_awaiter>> m_notifiers;

@@ -122,7 +122,7 @@ private:
         out.awaits.push_back(&self->m_child.get());
     }
 
-    static constexpr ready_node::operations operations_{&base::on_ready, &on_cancel, false, &describe};
+    static constexpr ready_node::operations operations_{&base::on_ready, &on_cancel, false, &describe, ::coring::detail::wait_kind::task};
 
     child<T> m_child;
     std::optional<clock::time_point> m_deadline;

@@ -46,7 +46,7 @@ protected:
         // Handed a unit in this iteration but not resumed yet: it goes to the next waiter.
         self.cancel_wait([&self] { self.m_owner->release_to_next(); });
     }
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<What>};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<What>, ::coring::detail::wait_kind::lock};
 
     Owner* m_owner;
 };

@@ -11,6 +11,7 @@
 // `cancel` (what a cancel request does to it; see state_base.hpp).
 
 #include <coring/detail/no_init.hpp>
+#include <coring/detail/wait_kind.hpp>
 
 #include <cstddef>
 #include <string>
@@ -42,6 +43,10 @@ struct ready_node {
         bool immediate = false;
         /// For a task's cancellation slot: says what the task awaits (null: "unknown").
         void (*describe)(const ready_node*, await_description&) = nullptr;
+        /// For a task's cancellation slot: the kind of wait, for the profiler (profile.hpp).
+        wait_kind kind = wait_kind::other;
+        /// For a slot of kind io: the io_uring opcode of the operation it waits for.
+        int (*io_opcode)(const ready_node*) = nullptr;
     };
 
     explicit ready_node(const operations& ops) noexcept : m_next(nullptr), m_ops(&ops) {}

@@ -30,6 +30,7 @@
 #include <coring/detail/inbox.hpp>
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/message_gate.hpp>
+#include <coring/detail/profiler.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/test_access.hpp>
@@ -43,6 +44,7 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
@@ -83,6 +85,7 @@ struct scheduler_options {
     std::chrono::nanoseconds busy_poll = std::chrono::nanoseconds::zero();
     bool eager_submit = false;
     bool msg_ring = true;  // send to other loops through IORING_OP_MSG_RING where the kernel can
+    bool profile = false;  // profile mode (profiler.hpp)
 };
 
 // Aligned to a cache line, so that the members read on every task switch share two of them.
@@ -125,8 +128,8 @@ public:
     void resume(state_base* task, std::coroutine_handle<> frame) noexcept {
         m_current = task;
         m_step_frame = frame;
-        if (CORING_UNLIKELY(m_debug))
-            timed_step(task, [frame] { frame.resume(); });
+        if (CORING_UNLIKELY(m_instrumented))
+            instrumented_step(task, frame);
         else
             frame.resume();
         m_current = nullptr;
@@ -233,6 +236,12 @@ public:
     }
 
     [[nodiscard]] bool debug_mode() const noexcept { return m_debug; }
+    /// Profile mode's recorder, or null (loop_options::profile, CORING_PROFILE; profile.hpp).
+    /// Its counters of the loop are brought up to date first.
+    [[nodiscard]] std::shared_ptr<profiler> profile_data() noexcept {
+        if (m_profiler) m_profiler->set_loop_counters(m_iterations, m_time_in_kernel);
+        return m_profiler;
+    }
     /// The thread that created the scheduler or last ran it.
     [[nodiscard]] std::thread::id owner_thread() const noexcept { return m_thread.load(std::memory_order_relaxed); }
     /// In debug mode, throws std::logic_error when called from a thread other than the loop's.
@@ -243,11 +252,13 @@ public:
 protected:
     explicit scheduler(const scheduler_options& options)
         : m_debug(options.debug),
+          m_instrumented(options.debug || options.profile),
           m_options(options),
           m_ring(options.queue_depth == 0 ? 1 : options.queue_depth,
                  options.completion_queue_depth != 0 ? options.completion_queue_depth : 4 * (options.queue_depth == 0 ? 1 : options.queue_depth)),
           m_virtual_now(clock::now()),
           m_thread(std::this_thread::get_id()) {
+        if (options.profile) m_profiler = std::make_shared<profiler>();
         m_inbox.arm(m_ring);
         m_sends_msg_ring = options.msg_ring && m_ring.has_feature(IORING_FEAT_CQE_SKIP) && m_ring.supports(IORING_OP_MSG_RING);
     }
@@ -261,6 +272,13 @@ protected:
     // done() must change only when a task or future finishes (see Hand-off).
     template <class Done>
     bool run_until(Done&& done) {
+        t_last_profile = m_profiler;  // this loop's profile, or none: the last loop run here decides
+        struct sync_profile {
+            scheduler& self;
+            ~sync_profile() {
+                if (self.m_profiler) self.m_profiler->set_loop_counters(self.m_iterations, self.m_time_in_kernel);
+            }
+        } sync{*this};
         while (!done()) {
             run_once();
             if (m_stopping) {
@@ -278,6 +296,7 @@ protected:
     }
     void set_debug_mode(bool enabled) noexcept {
         m_debug = enabled;
+        m_instrumented = m_debug || m_profiler != nullptr;
         ++m_loop_events;
     }
 
@@ -314,6 +333,10 @@ protected:
 private:
     friend class state_base;
     friend struct test_access;
+
+    // A task's step in debug or profile mode: timed (debug: reported when slow), and recorded
+    // (profile). Defined in state_base.hpp, beside the task state it reads.
+    void instrumented_step(state_base* task, std::coroutine_handle<> frame) noexcept;
 
     // Out of line: inlined into resume(), its registers would be saved on every step, debug
     // mode or not (sleep(0) measured 6 instructions more).
@@ -389,7 +412,7 @@ private:
     // The first hand-off since run_once: sets and returns m_handoffs_left.
     CORING_NOINLINE unsigned count_handoffs() noexcept {
         const std::uint64_t since_poll = m_iterations - m_last_poll_iteration;
-        if (m_debug || m_stopping || m_user_ops_in_flight > 0 || m_ring.has_unsubmitted() || since_poll + 1 >= poll_every)
+        if (m_instrumented || m_stopping || m_user_ops_in_flight > 0 || m_ring.has_unsubmitted() || since_poll + 1 >= poll_every)
             return m_handoffs_left = 0;
         return m_handoffs_left = static_cast<unsigned>(std::min<std::uint64_t>(max_handoffs, poll_every - 1 - since_poll));
     }
@@ -465,6 +488,7 @@ private:
     std::uint64_t m_loop_events_before_batch = 0;
     bool m_stopping = false;
     bool m_debug;  // debug mode, read on every step (m_options.debug is only where it started)
+    bool m_instrumented;  // debug or profile mode: steps go through instrumented_step
     std::size_t m_ran_in_batch = 0;
     std::uint64_t m_iterations = 0;           // run_once's and the hand-offs'
     std::uint64_t m_run_once_iterations = 0;  // m_iterations less the hand-offs
@@ -487,6 +511,8 @@ private:
     bool m_sends_msg_ring = false;
     std::uint64_t m_messages_sent = 0;
     std::uint64_t m_messages_received = 0;
+    std::shared_ptr<profiler> m_profiler;  // profile mode's recorder, else null
+    clock::duration m_nested_step_time{};  // profile mode: steps run inside the current one (eager tasks)
     // Atomic: a wrong-thread report reads it from the other thread, and a loop may be run by a
     // thread other than the one that made it.
     std::atomic<std::thread::id> m_thread;
@@ -553,6 +579,13 @@ CORING_NOINLINE inline void scheduler::take_inbox() {
 
 CORING_NOINLINE inline void scheduler::expire_timers() {
     const clock::time_point now = time();
+    if (CORING_UNLIKELY(m_profiler != nullptr)) {
+        while (!m_timers.empty() && m_timers.next_deadline() <= now) {
+            m_profiler->timer_fired(now - m_timers.next_deadline());
+            m_ready.push(m_timers.pop());
+        }
+        return;
+    }
     while (timer_node* expired = m_timers.pop_expired(now)) m_ready.push(expired);
 }
 

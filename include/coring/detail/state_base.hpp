@@ -138,6 +138,8 @@ public:
     [[nodiscard]] std::string name() const;
     void set_name(std::string name);
     [[nodiscard]] bool has_custom_name() const noexcept { return m_extras != nullptr && !m_extras->name.empty(); }
+    /// Profile mode: where the task is, in `p`'s groups; null if it could not be allocated.
+    profile_mark* profile_in(profiler& p) noexcept;
     /// For dumps: the leaf awaiter a started task is suspended in, or null (running, queued to
     /// resume, or suspended in something that cannot be cancelled).
     [[nodiscard]] const ready_node* suspended_in() const noexcept { return m_status == status::running ? m_slot : nullptr; }
@@ -245,6 +247,7 @@ protected:
         std::string name;  // empty: the default name "Task-<id>"
         std::string cancel_message;
         context_slot context;
+        profile_mark profile;  // profile mode: the task's group and current wait (profiler.hpp)
 
         extras() = default;
         extras(std::string n, std::string message) : name(std::move(n)), cancel_message(std::move(message)) {}
@@ -319,6 +322,7 @@ inline void state_base::set_name(std::string name) {
         m_extras = std::make_unique<extras>();
     }
     m_extras->name = std::move(name);
+    m_extras->profile.group = nullptr;  // profile mode: counted under the new name from now on
 }
 
 inline std::exception_ptr state_base::exception() {
@@ -374,6 +378,39 @@ inline void state_base::step(ready_node* node, action what) noexcept {
     self->m_slot = nullptr;  // the union's other member from now on
     self->m_status = status::running;
     self->m_loop->resume(self, frame);
+}
+
+inline profile_mark* state_base::profile_in(profiler& p) noexcept {
+    try {
+        if (!m_extras) m_extras = std::make_unique<extras>();
+        profile_mark& mark = m_extras->profile;
+        if (mark.group == nullptr) {
+            mark.group = &p.group(has_custom_name() ? m_extras->name : profile_group_name(m_site.function_name(), m_site.file_name(), m_site.line()));
+            ++mark.group->tasks;
+        }
+        return &mark;
+    } catch (...) {
+        return nullptr;  // out of memory: this step goes unrecorded
+    }
+}
+
+// The task is held for the step: one that finishes in it may otherwise be destroyed inside it
+// (finish() drops the loop's reference), and the step's end still reads it.
+CORING_NOINLINE inline void scheduler::instrumented_step(state_base* task, std::coroutine_handle<> frame) noexcept {
+    if (task != nullptr) task->add_ref();
+    profile_mark* mark = task != nullptr && m_profiler ? task->profile_in(*m_profiler) : nullptr;
+    const clock::time_point start = clock::now();
+    if (mark != nullptr) m_profiler->step_begins(*mark, m_options.virtual_time ? m_virtual_now : start);
+    const clock::duration nested_before = m_nested_step_time;
+    m_nested_step_time = clock::duration::zero();
+    frame.resume();
+    const clock::time_point end = clock::now();
+    const clock::duration took = end - start;
+    if (mark != nullptr)
+        m_profiler->step_ends(*mark, took - m_nested_step_time, m_options.virtual_time ? m_virtual_now : end, task->suspended_in(), task->done());
+    m_nested_step_time = nested_before + took;
+    if (m_debug && took > m_options.slow_callback_duration) report_slow_step(task, took);
+    if (task != nullptr) task->release();
 }
 
 inline bool state_base::request_cancel(std::string_view message) noexcept {

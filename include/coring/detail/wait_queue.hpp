@@ -364,26 +364,31 @@ CORING_ALWAYS_INLINE bool sync_waiter::register_on(wait_queue& waiters, std::cor
 /// owner does not keep a flag in step with the state it mirrors.
 ///
 /// `primitive` names the owner in the error thrown if it is destroyed meanwhile
-/// ("coring::event"); `what` names the operation in the task dump ("event.wait").
+/// ("coring::event"); `what` names the operation in the task dump ("event.wait"); `kind` the
+/// wait in the profile (an event is a lock's kind of wait, a queue's join a queue's).
 class flag_awaiter final : public sync_waiter {
 public:
     using readiness = bool (*)(const void* owner) noexcept;
 
-    flag_awaiter(wait_queue& waiters, readiness ready, const void* owner, const char* primitive, const char* what) noexcept
-        : m_waiters(&waiters), m_ready(ready), m_owner(owner), m_primitive(primitive), m_what(what) {}
-    flag_awaiter(wait_queue& waiters, const bool& ready, const char* primitive, const char* what) noexcept
-        : flag_awaiter(waiters, &read_flag, &ready, primitive, what) {}
+    flag_awaiter(wait_queue& waiters, readiness ready, const void* owner, const char* primitive, const char* what,
+                 wait_kind kind = wait_kind::lock) noexcept
+        : m_waiters(&waiters), m_ready(ready), m_owner(owner), m_primitive(primitive), m_what(what), m_kind(kind) {}
+    flag_awaiter(wait_queue& waiters, const bool& ready, const char* primitive, const char* what, wait_kind kind = wait_kind::lock) noexcept
+        : flag_awaiter(waiters, &read_flag, &ready, primitive, what, kind) {}
     flag_awaiter(flag_awaiter&& other) noexcept
         : sync_waiter(std::move(other)),
           m_waiters(other.m_waiters),
           m_ready(other.m_ready),
           m_owner(other.m_owner),
           m_primitive(other.m_primitive),
-          m_what(other.m_what) {}
+          m_what(other.m_what),
+          m_kind(other.m_kind) {}
 
     [[nodiscard]] bool await_ready() const noexcept { return m_ready(m_owner); }
 
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) { return suspend_on(*m_waiters, frame, operations_); }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> frame) {
+        return suspend_on(*m_waiters, frame, operations_for(m_kind));
+    }
 
     void await_resume() { finish_wait(m_primitive); }
 
@@ -396,13 +401,27 @@ private:
     static void describe(const ready_node* node, await_description& out) {
         describe_waiter(node, from_node<flag_awaiter>(node).m_what, out);
     }
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    template <wait_kind Kind>
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, Kind};
+    static const operations& operations_for(wait_kind kind) noexcept {
+        switch (kind) {
+            case wait_kind::other: return operations_<wait_kind::other>;
+            case wait_kind::io: return operations_<wait_kind::io>;
+            case wait_kind::timer: return operations_<wait_kind::timer>;
+            case wait_kind::queue: return operations_<wait_kind::queue>;
+            case wait_kind::task: return operations_<wait_kind::task>;
+            case wait_kind::thread: return operations_<wait_kind::thread>;
+            case wait_kind::lock: break;
+        }
+        return operations_<wait_kind::lock>;
+    }
 
     wait_queue* m_waiters;
     readiness m_ready;
     const void* m_owner;
     const char* m_primitive;
     const char* m_what;
+    wait_kind m_kind;
 };
 
 }  // namespace coring::detail

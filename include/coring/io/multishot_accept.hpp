@@ -168,7 +168,8 @@ private:
         if (self->m_handed) out.what += ", connection handed over";
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static int opcode_of(const ready_node*) noexcept { return IORING_OP_ACCEPT; }
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::io, &opcode_of};
 };
 
 inline void multishot_accept_state::detach() noexcept {

@@ -137,7 +137,8 @@ private:
         out.what = describe_fd_op("multishot recv", self->m_state->fd());
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static int opcode_of(const ready_node*) noexcept { return IORING_OP_RECV; }
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::io, &opcode_of};
 };
 
 inline void multishot_recv_state::on_chunk(std::uint16_t bid, std::size_t size) noexcept {

@@ -115,6 +115,7 @@ private:
         if (timeout == nullptr) {
             io_uring_sqe* sqe = loop.get_sqe();
             static_cast<Derived*>(this)->prepare(sqe);
+            m_opcode = sqe->opcode;
             loop.submit(sqe, *this);
         } else {
             // The pair must reach the kernel in one submission, adjacent and linked: make room
@@ -124,6 +125,7 @@ private:
             io_uring_sqe* sqe = loop.get_sqe();
             io_uring_sqe* link = loop.get_sqe();
             static_cast<Derived*>(this)->prepare(sqe);
+            m_opcode = sqe->opcode;
             sqe->flags |= IOSQE_IO_LINK;
             io_uring_prep_link_timeout(link, const_cast<__kernel_timespec*>(timeout), 0);
             io_uring_sqe_set_data64(link, 0);
@@ -173,10 +175,13 @@ private:
         if (static_cast<const io_awaiter*>(node)->m_cancel_sent) out.what += ", cancel requested";
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static int opcode_of(const ready_node* node) noexcept { return static_cast<const io_awaiter*>(node)->m_opcode; }
+
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, wait_kind::io, &opcode_of};
 
     int m_result = 0;
     unsigned m_flags = 0;
+    std::uint8_t m_opcode = 0;  // the SQE's, for the profile
     bool m_cancel_sent = false;
     bool m_linked = false;     // submitted with a link timeout
     bool m_timed_out = false;  // the link timeout cancelled it

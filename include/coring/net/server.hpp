@@ -323,7 +323,8 @@ inline task<> server_state::accept_loop(accept_guard guard) {
     clock::time_point episode_start{};
     for (;;) {
         while (!self.m_below_cap)
-            co_await detail::flag_awaiter(self.m_capacity_waiters, self.m_below_cap, "coring::server", "server: accepting paused at max_connections");
+            co_await detail::flag_awaiter(self.m_capacity_waiters, self.m_below_cap, "coring::server", "server: accepting paused at max_connections",
+                                            detail::wait_kind::other);
         socket::accepted accepted;
         std::exception_ptr failure;
         int error = 0;
@@ -499,7 +500,7 @@ private:
     }
     static task<> wait_closed_of(detail::ref_ptr<detail::server_state> s) {
         if (!s) throw invalid_state_error("coring: use of an empty server");
-        co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server", "server.wait_closed");
+        co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server", "server.wait_closed", detail::wait_kind::other);
     }
     static task<> serve_forever_of(detail::ref_ptr<detail::server_state> s) {
         if (!s) throw invalid_state_error("coring: use of an empty server");
@@ -508,7 +509,7 @@ private:
         s->m_serving_forever = true;
         std::optional<cancelled_error> cancelled;
         try {
-            co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server", "server.serve_forever");
+            co_await detail::flag_awaiter(s->closed_waiters(), s->all_closed(), "coring::server", "server.serve_forever", detail::wait_kind::other);
         } catch (const cancelled_error& e) {
             cancelled = e;
         }

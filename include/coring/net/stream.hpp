@@ -462,7 +462,8 @@ private:
         out.what = std::string(self->name()) + " from " + self->m_state->peer_text();
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static int opcode_of(const ready_node*) noexcept { return IORING_OP_RECV; }  // bytes the stream's receive brings
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::io, &opcode_of};
 
     ref_ptr<stream_state> m_state;
     bool m_woken = false;
@@ -506,7 +507,7 @@ inline task<> complete_tls_handshake(ref_ptr<stream_state> state, std::chrono::m
     if (!tls->handshake_over()) {
         bool timed_out = false;
         try {
-            co_await wait_for(flag_awaiter(tls->handshake_waiters(), tls->handshake_over(), "coring TLS session", "TLS handshake"), timeout);
+            co_await wait_for(flag_awaiter(tls->handshake_waiters(), tls->handshake_over(), "coring TLS session", "TLS handshake", wait_kind::io), timeout);
         } catch (const timeout_error&) {
             timed_out = true;
         }
@@ -710,7 +711,7 @@ private:
     }
     static task<> wait_closed_of(detail::ref_ptr<detail::stream_state> state) {
         if (!state) throw invalid_state_error("coring: use of an empty stream_writer");
-        co_await detail::flag_awaiter(state->close_waiters(), state->closed_flag(), "coring::stream_writer", "stream_writer.wait_closed");
+        co_await detail::flag_awaiter(state->close_waiters(), state->closed_flag(), "coring::stream_writer", "stream_writer.wait_closed", detail::wait_kind::io);
     }
     detail::stream_state& checked() const {
         if (!m_state) throw invalid_state_error("coring: use of an empty stream_writer");

@@ -82,8 +82,8 @@ private:
 
     static void on_cancel(ready_node* node) noexcept;
     static void on_entering_run(ready_node* node, action what) noexcept;
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<barrier_wait_text>};
-    static constexpr operations entering_operations_{&on_entering_run, &on_cancel, false, &describe_as<barrier_wait_text>};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<barrier_wait_text>, ::coring::detail::wait_kind::lock};
+    static constexpr operations entering_operations_{&on_entering_run, &on_cancel, false, &describe_as<barrier_wait_text>, ::coring::detail::wait_kind::lock};
 
     barrier* m_barrier;
     std::size_t m_index = 0;

@@ -108,8 +108,8 @@ private:
     /// The notified waiter's turn on the ready queue: it resumes at once if the lock is free
     /// (taking it), else queues for it, as asyncio's wait does with `await self.acquire()`.
     static void on_notified_run(ready_node* node, action what) noexcept;
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<condition_wait_text>};
-    static constexpr operations notified_operations_{&on_notified_run, &on_cancel, false, &describe_as<condition_wait_text>};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<condition_wait_text>, ::coring::detail::wait_kind::lock};
+    static constexpr operations notified_operations_{&on_notified_run, &on_cancel, false, &describe_as<condition_wait_text>, ::coring::detail::wait_kind::lock};
 
     condition* m_condition;
     mutex_guard* m_guard;

@@ -222,7 +222,7 @@ public:
 
     /// Awaitable: waits until every item put so far has been marked task_done() (returns at
     /// once if none is outstanding).
-    [[nodiscard]] detail::flag_awaiter join() noexcept { return detail::flag_awaiter(m_joiners, &all_done, this, Storage::name, "queue.join"); }
+    [[nodiscard]] detail::flag_awaiter join() noexcept { return detail::flag_awaiter(m_joiners, &all_done, this, Storage::name, "queue.join", detail::wait_kind::queue); }
 
     // ------------------------------------------------------------------ shutting down
 
@@ -404,7 +404,7 @@ private:
             self.m_queue->release_reservation();
         });
     }
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_put_text>};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_put_text>, ::coring::detail::wait_kind::queue};
 
     basic_queue* m_queue;
     T m_item;
@@ -457,7 +457,7 @@ private:
             if (self.m_handed) self.m_queue->give_back(self.take_handed());
         });
     }
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_get_text>};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe_as<detail::queue_get_text>, ::coring::detail::wait_kind::queue};
 
     basic_queue* m_queue;
     // The item handed over by a putter (or by a cancelled getter's give_back) while it waited.

@@ -171,7 +171,7 @@ public:
         static bool more_for_next(const channel& ch) noexcept { return ch.size() < ch.m_capacity; }  // room
         static void describe(const detail::ready_node*, detail::await_description& out) { out.what = "channel send (full)"; }
         static constexpr detail::ready_node::operations operations_{&waiter::template on_woken<send_awaiter>, &waiter::template on_cancel<send_awaiter>, false,
-                                                                    &describe};
+                                                                    &describe, detail::wait_kind::queue};
 
         T m_value;
         attempt m_outcome = attempt::blocked;
@@ -206,7 +206,7 @@ public:
         static bool more_for_next(const channel& ch) noexcept { return ch.size() > 0; }  // values
         static void describe(const detail::ready_node*, detail::await_description& out) { out.what = "channel receive (empty)"; }
         static constexpr detail::ready_node::operations operations_{&waiter::template on_woken<receive_awaiter>, &waiter::template on_cancel<receive_awaiter>,
-                                                                    false, &describe};
+                                                                    false, &describe, detail::wait_kind::queue};
 
         std::optional<T> m_value;
     };

@@ -190,7 +190,7 @@ private:
         out.what = self->m_cancel_sent ? "run_on another loop (cancelled, waiting for the remote task)" : "run_on another loop";
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::thread};
 
     event_loop* m_target_loop;
     scheduler* m_target;  // the same loop, seen as a scheduler

@@ -123,7 +123,7 @@ private:
         out.what = self->m_finished ? "to_thread (finished, about to resume)" : self->cancelled() ? "to_thread (cancelled, waiting for the call to return)" : "to_thread";
     }
 
-    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::thread};
 
     F m_function;
     std::tuple<Args...> m_args;

@@ -253,7 +253,7 @@ private:
         if (self.m_link) out.what += " on " + self.m_link->where();
     }
 
-    static constexpr coring::detail::ready_node::operations operations_{&resume_frame, &on_cancel, false, &describe};
+    static constexpr coring::detail::ready_node::operations operations_{&resume_frame, &on_cancel, false, &describe, ::coring::detail::wait_kind::io};
 
     coring::detail::ref_ptr<detail::link> m_link;
     std::string m_encoded;
