@@ -93,6 +93,26 @@ TEST_CASE("redis command - an empty range adds nothing; a command of nothing is 
     }
 }
 
+TEST_CASE("redis command - a null const char* is refused, not read", "[redis][command]") {
+    const char* none = nullptr;
+    const std::string expected = "coring::redis: a null const char* argument (Redis has no NULL: send an empty string)";
+    try {
+        (void)command_encoder::encode("SET", "k", none);
+        FAIL("a null const char* was encoded");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()) == expected);
+    }
+    const std::vector<const char*> keys{"a", nullptr};
+    try {
+        (void)command_encoder::encode("DEL", keys);
+        FAIL("a null const char* in a range was encoded");
+    } catch (const std::invalid_argument& e) {
+        CHECK(std::string(e.what()) == expected);
+    }
+    char* mutable_none = nullptr;
+    CHECK_THROWS_AS(command_encoder::encode("SET", "k", mutable_none), std::invalid_argument);
+}
+
 TEST_CASE("redis command - what counts as an argument", "[redis][command]") {
     STATIC_REQUIRE(redis::detail::argument<std::string>);
     STATIC_REQUIRE(redis::detail::argument<std::string_view>);
@@ -112,6 +132,9 @@ TEST_CASE("redis command - what counts as an argument", "[redis][command]") {
     // Ranges do not nest, and bytes travel as strings (std::string holds them).
     STATIC_REQUIRE_FALSE(redis::detail::argument<std::vector<std::vector<std::string>>>);
     STATIC_REQUIRE_FALSE(redis::detail::argument<std::span<const std::byte>>);
+    // Redis has no NULL.
+    STATIC_REQUIRE_FALSE(redis::detail::argument<std::nullptr_t>);
+    STATIC_REQUIRE_FALSE(redis::detail::argument<std::vector<std::nullptr_t>>);
 }
 
 TEST_CASE("redis command - name_of reads the first argument back", "[redis][command]") {

@@ -8,7 +8,8 @@
 // Arguments: anything convertible to std::string_view (std::string, const char*, string
 // literals; bytes are sent as they are, '\0' included), integers (not bool, not char), floating
 // point (the shortest text that reads back the same, as redis-py sends it), and ranges of those
-// (a std::vector<std::string> of keys), which add one argument per element.
+// (a std::vector<std::string> of keys), which add one argument per element. Redis has no NULL:
+// nullptr does not compile, and a null const char* throws std::invalid_argument.
 //
 // The awaiter is lazy: nothing is sent until it is awaited (so a command made and never awaited
 // is never sent, and commands go out in the order they are awaited). Awaited, it hands the
@@ -51,8 +52,9 @@ class command_awaiter;
 
 namespace detail {
 
+// Not nullptr: it converts to std::string_view until C++23, as a C string at address 0.
 template <class T>
-concept string_argument = std::is_convertible_v<const T&, std::string_view>;
+concept string_argument = std::is_convertible_v<const T&, std::string_view> && !std::is_same_v<std::remove_cv_t<T>, std::nullptr_t>;
 
 template <class T>
 concept char_type = std::is_same_v<T, char> || std::is_same_v<T, wchar_t> || std::is_same_v<T, char8_t> || std::is_same_v<T, char16_t> ||
@@ -107,11 +109,20 @@ private:
     template <class T>
     static std::size_t size_hint(const T& arg) {
         if constexpr (string_argument<T>)
-            return std::string_view(arg).size() + 16;
+            return bytes_of(arg).size() + 16;
         else if constexpr (range_argument<T>)
             return 0;  // grows as it goes
         else
             return 40;
+    }
+
+    // A null char pointer has no bytes: std::string_view of it would read from address 0.
+    template <class T>
+    static std::string_view bytes_of(const T& arg) {
+        if constexpr (std::is_pointer_v<T>) {
+            if (arg == nullptr) throw std::invalid_argument("coring::redis: a null const char* argument (Redis has no NULL: send an empty string)");
+        }
+        return std::string_view(arg);
     }
 
     static void append_number(std::string& out, std::size_t n) {
@@ -129,7 +140,7 @@ private:
     template <class T>
     static void add(std::string& out, const T& arg) {
         if constexpr (string_argument<T>) {
-            add_bytes(out, std::string_view(arg));
+            add_bytes(out, bytes_of(arg));
         } else if constexpr (integer_argument<T> || std::floating_point<T>) {
             char text[64];
             const auto [end, ec] = std::to_chars(text, text + sizeof text, arg);
