@@ -78,10 +78,12 @@ TEST_CASE("profile - run time, steps and a lock wait of a scripted program on vi
     REQUIRE(worker);
     CHECK(worker->tasks == 1);
     CHECK(worker->steps == 3);
+    // Real time: at least the 30 ms spun, and at most that with slack for a loaded machine or
+    // a sanitizer build, where a step may be preempted after its spin.
     CHECK(ms(worker->run_time) >= 30.0);
-    CHECK(ms(worker->run_time) < 45.0);
+    CHECK(ms(worker->run_time) < 90.0);
     CHECK(ms(worker->longest_step) >= 10.0);
-    CHECK(ms(worker->longest_step) < 20.0);
+    CHECK(ms(worker->longest_step) < 70.0);
     CHECK(worker->waited(coring::wait_kind::lock) == nanoseconds::zero());
 
     const std::optional<coring::profile_entry> waiter = entry_named("waiter");
@@ -185,14 +187,14 @@ TEST_CASE("profile - kernel I/O waits are counted by opcode", "[profile]") {
     CHECK(reader->io_by_opcode[0].second == reader->waited(coring::wait_kind::io));
 }
 
-coring::task<> spin_20ms_then_yield() {
-    spin(20ms);
+coring::task<> spin_50ms_then_yield() {
+    spin(50ms);
     co_await coring::sleep(0ms);
 }
 
 coring::task<> spin_5ms_and_start_an_eager_task() {
     spin(5ms);
-    auto inner = coring::create_task(spin_20ms_then_yield(), {.name = "inner", .eager_start = true});
+    auto inner = coring::create_task(spin_50ms_then_yield(), {.name = "inner", .eager_start = true});
     co_await inner;
 }
 
@@ -208,9 +210,9 @@ TEST_CASE("profile - an eager task's step inside its creator's is counted once, 
     const std::optional<coring::profile_entry> inner = entry_named("inner");
     REQUIRE(outer);
     REQUIRE(inner);
-    CHECK(ms(inner->run_time) >= 20.0);
+    CHECK(ms(inner->run_time) >= 50.0);
     CHECK(ms(outer->run_time) >= 5.0);
-    CHECK(ms(outer->run_time) < 15.0);  // not the inner task's 20 ms
+    CHECK(ms(outer->run_time) < 40.0);  // not with the inner task's 50 ms (slack for a loaded machine)
 }
 
 coring::task<> five_unnamed_naps() {

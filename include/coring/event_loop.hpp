@@ -93,6 +93,14 @@ struct loop_options {
     /// time in the kernel and timer lag are recorded (profile.hpp); the table is printed to
     /// stderr when the loop closes. CORING_PROFILE=1 in the environment turns it on too.
     bool profile = false;
+    /// Tracing: a Chrome trace-event file at this path (Perfetto and chrome://tracing open it;
+    /// tools/trace_to_svg.py draws it) of every task step, kernel operation, create_task and
+    /// wake-up; null for none. CORING_TRACE=path.json in the environment does the same. The
+    /// loops of a process share the file, a track each; it is completed when the process
+    /// exits. Borrowed: copied when the loop is made.
+    const char* trace_file = nullptr;
+    /// Tracing: each loop writes its events to the file whenever this many bytes are buffered.
+    std::size_t trace_buffer_bytes = std::size_t{1} << 20;
 };
 
 /// Counters of a loop's work, read with event_loop::stats().
@@ -381,6 +389,9 @@ inline detail::scheduler_options event_loop::scheduler_options_of(const loop_opt
     s.eager_submit = options.eager_submit;
     s.msg_ring = options.msg_ring;
     s.profile = options.profile;
+    if (options.trace_file != nullptr) s.trace_file = options.trace_file;
+    if (const char* env = std::getenv("CORING_TRACE"); env != nullptr && *env != '\0') s.trace_file = env;
+    s.trace_buffer_bytes = options.trace_buffer_bytes;
     if (const char* env = std::getenv("CORING_PROFILE"); env != nullptr && *env != '\0' && std::string_view(env) != "0") s.profile = true;
     return s;
 }
@@ -388,6 +399,7 @@ inline detail::scheduler_options event_loop::scheduler_options_of(const loop_opt
 inline event_loop::event_loop(loop_options options) : scheduler(scheduler_options_of(options)), m_loop_options(options) {
     m_loop_options.debug = debug_mode();  // CORING_DEBUG
     m_loop_options.profile = profile_data() != nullptr;  // CORING_PROFILE
+    if (tracer() == nullptr) m_loop_options.trace_file = nullptr;  // the path is not kept
 }
 
 inline event_loop::~event_loop() {
@@ -536,6 +548,12 @@ inline void event_loop::close() {
         static_cast<detail::list_hook<detail::registry_tag>&>(state).unlink();
     });
     close_ring();
+    if (detail::trace_writer* trace = tracer()) {
+        try {
+            trace->flush();
+        } catch (...) {
+        }
+    }
     if (const std::shared_ptr<detail::profiler> profile = profile_data()) {
         try {
             std::ostringstream report;

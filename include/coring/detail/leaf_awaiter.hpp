@@ -168,7 +168,9 @@ CORING_ALWAYS_INLINE std::coroutine_handle<> leaf_awaiter<Node>::switch_away(std
 
 template <class Node>
 void leaf_awaiter<Node>::wake() noexcept {
-    loop().schedule(*this);
+    scheduler& l = loop();
+    if (CORING_UNLIKELY(l.tracer() != nullptr)) l.trace_wake(m_task);
+    l.schedule(*this);
 }
 
 template <class Node>

@@ -54,13 +54,17 @@ struct loop_totals {
     std::chrono::nanoseconds timer_lag_max{};
 };
 
-/// Where a task is, for the profiler: kept in its state's extras (state_base.hpp).
+/// Where a task is, for the profiler and the tracer: kept in its state's extras
+/// (state_base.hpp).
 struct profile_mark {
-    profile_totals* group = nullptr;  // null until the task's first profiled step
+    profile_totals* group = nullptr;  // profile mode: null until the task's first step
     clock::time_point suspended_at{};
     int opcode = -1;  // of a kernel operation waited for, or -1
     wait_kind kind = wait_kind::other;
     bool waiting = false;
+    // Tracing: the flow (create_task, a wake-up) that the task's next step finishes, or 0.
+    std::uint64_t flow = 0;
+    const char* flow_kind = nullptr;
 };
 
 /// The group of unnamed tasks created at one site: "amain (server.cpp:42)", the function

@@ -46,6 +46,7 @@ struct io_completion {
     explicit io_completion(function complete, bool internal = false) noexcept : m_complete(complete), m_internal(internal) {}
     function m_complete;
     bool m_internal;  // the loop's own operations (wake-up, signals) are not user work in flight
+    std::uint8_t m_trace_opcode = 0;  // tracing: the opcode it was submitted with
 };
 
 /// What decides whether the kernel charges a ring to RLIMIT_MEMLOCK: the limit (in bytes;

@@ -31,6 +31,7 @@
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/message_gate.hpp>
 #include <coring/detail/profiler.hpp>
+#include <coring/detail/trace_writer.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/ring.hpp>
 #include <coring/detail/test_access.hpp>
@@ -86,6 +87,8 @@ struct scheduler_options {
     bool eager_submit = false;
     bool msg_ring = true;  // send to other loops through IORING_OP_MSG_RING where the kernel can
     bool profile = false;  // profile mode (profiler.hpp)
+    std::string trace_file;  // tracing to this file (trace_writer.hpp), or none
+    std::size_t trace_buffer_bytes = trace_writer::default_buffer_limit;
 };
 
 // Aligned to a cache line, so that the members read on every task switch share two of them.
@@ -179,6 +182,7 @@ public:
     void submit(io_uring_sqe* sqe, io_completion& op) noexcept {
         io_uring_sqe_set_data(sqe, &op);
         ++m_user_ops_in_flight;
+        if (CORING_UNLIKELY(m_trace != nullptr)) trace_submit(sqe->opcode, op);
         if (CORING_UNLIKELY(m_options.eager_submit)) m_ring.submit_now();  // errors resurface on the loop's next submit
     }
     /// Makes room for `n` SQEs that must reach the kernel together (ring::make_room).
@@ -236,6 +240,12 @@ public:
     }
 
     [[nodiscard]] bool debug_mode() const noexcept { return m_debug; }
+    /// Tracing (loop_options::trace_file, CORING_TRACE): this loop's writer, or null.
+    [[nodiscard]] trace_writer* tracer() noexcept { return m_trace.get(); }
+    /// Tracing: `task` was created, or is being woken (trace_writer.hpp's flows).
+    void trace_created(state_base& task) noexcept;
+    void trace_wake(state_base* task) noexcept;
+
     /// Profile mode's recorder, or null (loop_options::profile, CORING_PROFILE; profile.hpp).
     /// Its counters of the loop are brought up to date first.
     [[nodiscard]] std::shared_ptr<profiler> profile_data() noexcept {
@@ -252,13 +262,14 @@ public:
 protected:
     explicit scheduler(const scheduler_options& options)
         : m_debug(options.debug),
-          m_instrumented(options.debug || options.profile),
+          m_instrumented(options.debug || options.profile || !options.trace_file.empty()),
           m_options(options),
           m_ring(options.queue_depth == 0 ? 1 : options.queue_depth,
                  options.completion_queue_depth != 0 ? options.completion_queue_depth : 4 * (options.queue_depth == 0 ? 1 : options.queue_depth)),
           m_virtual_now(clock::now()),
           m_thread(std::this_thread::get_id()) {
         if (options.profile) m_profiler = std::make_shared<profiler>();
+        if (!options.trace_file.empty()) m_trace = std::make_unique<trace_writer>(trace_file::open(options.trace_file), options.trace_buffer_bytes);
         m_inbox.arm(m_ring);
         m_sends_msg_ring = options.msg_ring && m_ring.has_feature(IORING_FEAT_CQE_SKIP) && m_ring.supports(IORING_OP_MSG_RING);
     }
@@ -296,7 +307,7 @@ protected:
     }
     void set_debug_mode(bool enabled) noexcept {
         m_debug = enabled;
-        m_instrumented = m_debug || m_profiler != nullptr;
+        m_instrumented = m_debug || m_profiler != nullptr || m_trace != nullptr;
         ++m_loop_events;
     }
 
@@ -337,6 +348,24 @@ private:
     // A task's step in debug or profile mode: timed (debug: reported when slow), and recorded
     // (profile). Defined in state_base.hpp, beside the task state it reads.
     void instrumented_step(state_base* task, std::coroutine_handle<> frame) noexcept;
+    // Tracing: an event is written, or (out of memory) left out.
+    template <class F>
+    void trace_event(F&& write) noexcept {
+        try {
+            write();
+        } catch (...) {
+        }
+    }
+    // Tracing: a kernel operation submitted and completed (async slices named by opcode).
+    CORING_NOINLINE void trace_submit(unsigned opcode, io_completion& op) noexcept {
+        op.m_trace_opcode = static_cast<std::uint8_t>(opcode);
+        trace_event([&] { m_trace->operation_begins(reinterpret_cast<std::uintptr_t>(&op), io_opcode_name(static_cast<int>(opcode)), m_trace->now_us()); });
+    }
+    CORING_NOINLINE void trace_complete(io_completion& op, int result) noexcept {
+        trace_event([&] {
+            m_trace->operation_ends(reinterpret_cast<std::uintptr_t>(&op), io_opcode_name(op.m_trace_opcode), result, m_trace->now_us());
+        });
+    }
 
     // Out of line: inlined into resume(), its registers would be saved on every step, debug
     // mode or not (sleep(0) measured 6 instructions more).
@@ -450,6 +479,7 @@ private:
             if (CORING_UNLIKELY((reinterpret_cast<std::uintptr_t>(op) & message_tags) != 0))
                 return on_message_completion(reinterpret_cast<std::uintptr_t>(op), result);
             if ((flags & IORING_CQE_F_MORE) == 0 && !op->m_internal) --m_user_ops_in_flight;
+            if (CORING_UNLIKELY(m_trace != nullptr) && !op->m_internal) trace_complete(*op, result);
             op->m_complete(op, result, flags);
         });
         if (CORING_UNLIKELY(m_ring.has_lost_completions())) report_lost_completions();
@@ -512,6 +542,7 @@ private:
     std::uint64_t m_messages_sent = 0;
     std::uint64_t m_messages_received = 0;
     std::shared_ptr<profiler> m_profiler;  // profile mode's recorder, else null
+    std::unique_ptr<trace_writer> m_trace;  // tracing's writer, else null
     clock::duration m_nested_step_time{};  // profile mode: steps run inside the current one (eager tasks)
     // Atomic: a wrong-thread report reads it from the other thread, and a loop may be run by a
     // thread other than the one that made it.

@@ -138,8 +138,9 @@ public:
     [[nodiscard]] std::string name() const;
     void set_name(std::string name);
     [[nodiscard]] bool has_custom_name() const noexcept { return m_extras != nullptr && !m_extras->name.empty(); }
-    /// Profile mode: where the task is, in `p`'s groups; null if it could not be allocated.
-    profile_mark* profile_in(profiler& p) noexcept;
+    /// Profile mode and tracing: where the task is (allocated on first use); null if it could
+    /// not be allocated. With `p`, its group in `p` is found too.
+    profile_mark* mark(profiler* p) noexcept;
     /// For dumps: the leaf awaiter a started task is suspended in, or null (running, queued to
     /// resume, or suspended in something that cannot be cancelled).
     [[nodiscard]] const ready_node* suspended_in() const noexcept { return m_status == status::running ? m_slot : nullptr; }
@@ -380,12 +381,12 @@ inline void state_base::step(ready_node* node, action what) noexcept {
     self->m_loop->resume(self, frame);
 }
 
-inline profile_mark* state_base::profile_in(profiler& p) noexcept {
+inline profile_mark* state_base::mark(profiler* p) noexcept {
     try {
         if (!m_extras) m_extras = std::make_unique<extras>();
         profile_mark& mark = m_extras->profile;
-        if (mark.group == nullptr) {
-            mark.group = &p.group(has_custom_name() ? m_extras->name : profile_group_name(m_site.function_name(), m_site.file_name(), m_site.line()));
+        if (p != nullptr && mark.group == nullptr) {
+            mark.group = &p->group(has_custom_name() ? m_extras->name : profile_group_name(m_site.function_name(), m_site.file_name(), m_site.line()));
             ++mark.group->tasks;
         }
         return &mark;
@@ -398,19 +399,56 @@ inline profile_mark* state_base::profile_in(profiler& p) noexcept {
 // (finish() drops the loop's reference), and the step's end still reads it.
 CORING_NOINLINE inline void scheduler::instrumented_step(state_base* task, std::coroutine_handle<> frame) noexcept {
     if (task != nullptr) task->add_ref();
-    profile_mark* mark = task != nullptr && m_profiler ? task->profile_in(*m_profiler) : nullptr;
+    profile_mark* mark = task != nullptr && (m_profiler || m_trace) ? task->mark(m_profiler.get()) : nullptr;
     const clock::time_point start = clock::now();
-    if (mark != nullptr) m_profiler->step_begins(*mark, m_options.virtual_time ? m_virtual_now : start);
+    if (mark != nullptr && m_profiler) m_profiler->step_begins(*mark, m_options.virtual_time ? m_virtual_now : start);
+    if (mark != nullptr && m_trace && mark->flow != 0) {
+        trace_event([&] { m_trace->flow_finishes(mark->flow_kind, mark->flow, m_trace->to_us(start)); });
+        mark->flow = 0;
+    }
     const clock::duration nested_before = m_nested_step_time;
     m_nested_step_time = clock::duration::zero();
     frame.resume();
     const clock::time_point end = clock::now();
     const clock::duration took = end - start;
-    if (mark != nullptr)
+    if (mark != nullptr && m_profiler)
         m_profiler->step_ends(*mark, took - m_nested_step_time, m_options.virtual_time ? m_virtual_now : end, task->suspended_in(), task->done());
+    if (m_trace) {
+        trace_event([&] {
+            m_trace->step(task != nullptr ? task->name() : std::string("(coroutine)"), task != nullptr ? task->id() : 0, m_trace->to_us(start),
+                          std::chrono::duration<double, std::micro>(took).count());
+        });
+    }
     m_nested_step_time = nested_before + took;
     if (m_debug && took > m_options.slow_callback_duration) report_slow_step(task, took);
     if (task != nullptr) task->release();
+}
+
+// A task made in a step of this loop: a flow from that step to the task's first one. (Made
+// by a callback or before the loop runs, it gets none: a flow needs a slice to start from.)
+CORING_NOINLINE inline void scheduler::trace_created(state_base& task) noexcept {
+    if (m_current == nullptr) return;
+    profile_mark* mark = task.mark(nullptr);
+    if (mark == nullptr) return;
+    trace_event([&] {
+        mark->flow = m_trace->file_next_flow();
+        mark->flow_kind = "create_task";
+        m_trace->flow_starts("create_task", mark->flow, m_trace->now_us());
+    });
+}
+
+// A task woken from inside a step: a flow from that step to the woken task's next one. (Woken
+// by a completion or a timer, outside any step, it gets none: the kernel operation's slice,
+// or the time, says why it runs.)
+CORING_NOINLINE inline void scheduler::trace_wake(state_base* task) noexcept {
+    if (task == nullptr || m_current == nullptr || task == m_current) return;
+    profile_mark* mark = task->mark(nullptr);
+    if (mark == nullptr) return;
+    trace_event([&] {
+        mark->flow = m_trace->file_next_flow();
+        mark->flow_kind = "wake";
+        m_trace->flow_starts("wake", mark->flow, m_trace->now_us());
+    });
 }
 
 inline bool state_base::request_cancel(std::string_view message) noexcept {
