@@ -534,15 +534,22 @@ CORING_TEST_CASE("postgres - transaction: options, and the connection's own meth
     CHECK(plain == "read committed/off");
 
     bool refused = false;
+    std::string unlisten_refusal;
     const auto misuse = [&](pg::transaction&) -> coring::task<> {
         try {
             (void)co_await db.query("SELECT 1");
         } catch (const coring::invalid_state_error&) {
             refused = true;
         }
+        try {
+            co_await db.unlisten("jobs");
+        } catch (const coring::invalid_state_error& e) {
+            unlisten_refusal = e.what();
+        }
     };
     co_await db.transaction(misuse);
     CHECK(refused);
+    CHECK(unlisten_refusal.find("connection::unlisten inside the body of connection::transaction") != std::string::npos);
 }
 
 CORING_TEST_CASE("postgres - a transaction cancelled mid-command is rolled back on the server", "[postgres][transaction][cancel]") {

@@ -5,6 +5,7 @@
 
 #include <coring/testing/catch2.hpp>
 
+#include "bridge/postgres/error_of.hpp"
 #include "support/catch.hpp"
 #include "support/os.hpp"
 
@@ -18,17 +19,7 @@ namespace pg = coring::postgres;
 
 namespace {
 
-// The postgres::error that `make()` throws at the call or from the awaitable it returns.
-template <class Make>
-coring::task<std::optional<pg::error>> error_of(Make make) {
-    std::optional<pg::error> failure;
-    try {
-        (void)co_await make();
-    } catch (const pg::error& e) {
-        failure = e;
-    }
-    co_return failure;
-}
+using coring_test::postgres_bridge::error_of;
 
 // The postgres::error of a plain call.
 template <class Call>

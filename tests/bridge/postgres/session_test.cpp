@@ -5,6 +5,7 @@
 
 #include <coring/testing/catch2.hpp>
 
+#include "bridge/postgres/error_of.hpp"
 #include "support/catch.hpp"
 
 #include <optional>
@@ -16,16 +17,7 @@ using pg::detail::session;
 
 namespace {
 
-template <class Make>
-coring::task<std::optional<pg::error>> error_of(Make make) {
-    std::optional<pg::error> failure;
-    try {
-        (void)co_await make();
-    } catch (const pg::error& e) {
-        failure = e;
-    }
-    co_return failure;
-}
+using coring_test::postgres_bridge::error_of;
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 #include <coring/testing/catch2.hpp>
 #include <coring/time.hpp>
 
+#include "bridge/redis/failure_of.hpp"
 #include "bridge/redis/scripted_peer.hpp"
 #include "support/catch.hpp"
 
@@ -25,29 +26,8 @@ namespace redis = coring::redis;
 
 namespace {
 
-// What awaiting `make()` threw, or threw at the call: its type and its message.
-struct failure {
-    std::string kind;  // "system_error", "redis::error", "invalid_argument", "invalid_state_error", or ""
-    int code = 0;      // a system_error's errno
-    std::string what;
-};
-
-template <class Make>
-coring::task<failure> failure_of(Make make) {
-    failure f;
-    try {
-        (void)co_await make();
-    } catch (const std::system_error& e) {
-        f = failure{"system_error", e.code().value(), e.what()};
-    } catch (const redis::error& e) {
-        f = failure{"redis::error", 0, e.what()};
-    } catch (const std::invalid_argument& e) {
-        f = failure{"invalid_argument", 0, e.what()};
-    } catch (const coring::invalid_state_error& e) {
-        f = failure{"invalid_state_error", 0, e.what()};
-    }
-    co_return f;
-}
+using coring_test::redis_bridge::failure;
+using coring_test::redis_bridge::failure_of;
 
 coring::task<redis::reply> run(redis::command_awaiter command) { co_return co_await std::move(command); }
 

@@ -241,9 +241,9 @@ public:
 
     /// LISTEN channel: from now on its notifications queue up for notification(). The name is
     /// taken exactly (quoted), as pg_notify('channel', ...) names it.
-    [[nodiscard]] task<> listen(std::string_view channel) { return simple_command("LISTEN " + detail::quote_identifier(channel)); }
+    [[nodiscard]] task<> listen(std::string_view channel) { return simple_command("listen", "LISTEN " + detail::quote_identifier(channel)); }
     /// UNLISTEN channel. Notifications already queued stay.
-    [[nodiscard]] task<> unlisten(std::string_view channel) { return simple_command("UNLISTEN " + detail::quote_identifier(channel)); }
+    [[nodiscard]] task<> unlisten(std::string_view channel) { return simple_command("unlisten", "UNLISTEN " + detail::quote_identifier(channel)); }
     /// pg_notify(channel, payload): listeners get it when the sending transaction commits.
     [[nodiscard]] task<> notify(std::string_view channel, std::string_view payload = {}) {
         return discard(query("SELECT pg_notify($1, $2)", channel, payload));
@@ -287,8 +287,9 @@ private:
     }
     [[nodiscard]] PGconn* checked_conn() const { return checked().conn(); }
 
-    [[nodiscard]] task<> simple_command(std::string sql) {
-        detail::session* s = detail::session::enter(m_session.get(), "listen");
+    // `what` names the method in the error of a call from inside the connection's own transaction.
+    [[nodiscard]] task<> simple_command(const char* what, std::string sql) {
+        detail::session* s = detail::session::enter(m_session.get(), what);
         return discard_count(detail::session::locked_execute(s, std::move(sql), {}, true));
     }
     static task<> discard(task<result> t) { (void)co_await std::move(t); }
