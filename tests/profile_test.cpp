@@ -12,6 +12,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -253,6 +254,24 @@ TEST_CASE("profile - without profile mode there is no profile", "[profile]") {
     std::ostringstream table;
     coring::profile_report(table);
     CHECK(table.str().find("no profile") != std::string::npos);
+}
+
+TEST_CASE("profile - CORING_PROFILE in the environment turns profile mode on", "[profile]") {
+    REQUIRE(::setenv("CORING_PROFILE", "1", 1) == 0);
+    bool profiled_loop = false;
+    try {
+        coring::event_loop loop;
+        profiled_loop = loop.options().profile;
+        loop.run_until_complete(nap(1ms));
+    } catch (...) {
+        ::unsetenv("CORING_PROFILE");
+        throw;
+    }
+    ::unsetenv("CORING_PROFILE");
+    CHECK(profiled_loop);
+    CHECK(coring::profile_loop().timers_fired == 1);
+    coring::event_loop plain;
+    CHECK_FALSE(plain.options().profile);
 }
 
 coring::task<> spin_5ms() {

@@ -23,6 +23,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 using namespace std::chrono_literals;
@@ -132,6 +133,19 @@ TEST_CASE("trace - loops made one after the other share the file, a track each",
     std::map<std::string, std::string> facts = summary_of(path);
     CHECK(facts["tracks"] == "2");
     CHECK(facts["slice Task-1"] == "8");  // each loop's main task: 4 steps
+}
+
+TEST_CASE("trace - loops running side by side in two threads write one valid file", "[trace][threads]") {
+    coring_test::temp_dir dir;
+    const std::string path = dir.file("threads.json");
+    auto run_one = [&path] { coring::run(many_steps(2'000), {.trace_file = path.c_str(), .trace_buffer_bytes = 8192}); };
+    std::thread first(run_one);
+    std::thread second(run_one);
+    first.join();
+    second.join();
+    std::map<std::string, std::string> facts = summary_of(path);
+    CHECK(facts["tracks"] == "2");
+    CHECK(facts["slice Task-1"] == "4002");  // 2,001 steps on each loop, buffers interleaved
 }
 
 TEST_CASE("trace - the buffer stays within its bound on a long run", "[trace]") {

@@ -96,8 +96,8 @@ struct loop_options {
     /// Tracing: a Chrome trace-event file at this path (Perfetto and chrome://tracing open it;
     /// tools/trace_to_svg.py draws it) of every task step, kernel operation, create_task and
     /// wake-up; null for none. CORING_TRACE=path.json in the environment does the same. The
-    /// loops of a process share the file, a track each; it is completed when the process
-    /// exits. Borrowed: copied when the loop is made.
+    /// loops of a process share the file, a track each; it is complete JSON after every write.
+    /// Borrowed: copied when the loop is made (options() then points to the loop's copy).
     const char* trace_file = nullptr;
     /// Tracing: each loop writes its events to the file whenever this many bytes are buffered.
     std::size_t trace_buffer_bytes = std::size_t{1} << 20;
@@ -399,7 +399,7 @@ inline detail::scheduler_options event_loop::scheduler_options_of(const loop_opt
 inline event_loop::event_loop(loop_options options) : scheduler(scheduler_options_of(options)), m_loop_options(options) {
     m_loop_options.debug = debug_mode();  // CORING_DEBUG
     m_loop_options.profile = profile_data() != nullptr;  // CORING_PROFILE
-    if (tracer() == nullptr) m_loop_options.trace_file = nullptr;  // the path is not kept
+    m_loop_options.trace_file = tracer() != nullptr ? m_options.trace_file.c_str() : nullptr;  // the loop's copy (or CORING_TRACE)
 }
 
 inline event_loop::~event_loop() {

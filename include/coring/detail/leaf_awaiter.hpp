@@ -169,7 +169,7 @@ CORING_ALWAYS_INLINE std::coroutine_handle<> leaf_awaiter<Node>::switch_away(std
 template <class Node>
 void leaf_awaiter<Node>::wake() noexcept {
     scheduler& l = loop();
-    if (CORING_UNLIKELY(l.tracer() != nullptr)) l.trace_wake(m_task);
+    if (CORING_UNLIKELY(l.instrumented()) && l.tracer() != nullptr) l.trace_wake(m_task);
     l.schedule(*this);
 }
 

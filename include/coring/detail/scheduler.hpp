@@ -182,7 +182,7 @@ public:
     void submit(io_uring_sqe* sqe, io_completion& op) noexcept {
         io_uring_sqe_set_data(sqe, &op);
         ++m_user_ops_in_flight;
-        if (CORING_UNLIKELY(m_trace != nullptr)) trace_submit(sqe->opcode, op);
+        if (CORING_UNLIKELY(m_instrumented) && m_trace != nullptr) trace_submit(sqe->opcode, op);
         if (CORING_UNLIKELY(m_options.eager_submit)) m_ring.submit_now();  // errors resurface on the loop's next submit
     }
     /// Makes room for `n` SQEs that must reach the kernel together (ring::make_room).
@@ -240,6 +240,9 @@ public:
     }
 
     [[nodiscard]] bool debug_mode() const noexcept { return m_debug; }
+    /// Debug, profile or trace mode: steps go through instrumented_step. Read first by the
+    /// hooks on hot paths (it shares a cache line with what every step reads).
+    [[nodiscard]] bool instrumented() const noexcept { return m_instrumented; }
     /// Tracing (loop_options::trace_file, CORING_TRACE): this loop's writer, or null.
     [[nodiscard]] trace_writer* tracer() noexcept { return m_trace.get(); }
     /// Tracing: `task` was created, or is being woken (trace_writer.hpp's flows).
@@ -345,8 +348,8 @@ private:
     friend class state_base;
     friend struct test_access;
 
-    // A task's step in debug or profile mode: timed (debug: reported when slow), and recorded
-    // (profile). Defined in state_base.hpp, beside the task state it reads.
+    // A task's step in debug, profile or trace mode: timed (debug: reported when slow), recorded
+    // (profile), written out (trace). Defined in state_base.hpp, beside the task state it reads.
     void instrumented_step(state_base* task, std::coroutine_handle<> frame) noexcept;
     // Tracing: an event is written, or (out of memory) left out.
     template <class F>
@@ -479,7 +482,7 @@ private:
             if (CORING_UNLIKELY((reinterpret_cast<std::uintptr_t>(op) & message_tags) != 0))
                 return on_message_completion(reinterpret_cast<std::uintptr_t>(op), result);
             if ((flags & IORING_CQE_F_MORE) == 0 && !op->m_internal) --m_user_ops_in_flight;
-            if (CORING_UNLIKELY(m_trace != nullptr) && !op->m_internal) trace_complete(*op, result);
+            if (CORING_UNLIKELY(m_instrumented) && m_trace != nullptr && !op->m_internal) trace_complete(*op, result);
             op->m_complete(op, result, flags);
         });
         if (CORING_UNLIKELY(m_ring.has_lost_completions())) report_lost_completions();
@@ -518,7 +521,7 @@ private:
     std::uint64_t m_loop_events_before_batch = 0;
     bool m_stopping = false;
     bool m_debug;  // debug mode, read on every step (m_options.debug is only where it started)
-    bool m_instrumented;  // debug or profile mode: steps go through instrumented_step
+    bool m_instrumented;  // debug, profile or trace mode: steps go through instrumented_step
     std::size_t m_ran_in_batch = 0;
     std::uint64_t m_iterations = 0;           // run_once's and the hand-offs'
     std::uint64_t m_run_once_iterations = 0;  // m_iterations less the hand-offs
