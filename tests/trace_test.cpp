@@ -94,6 +94,15 @@ coring::task<> traced_program(int read_end, int write_end) {
     co_await reader;
 }
 
+/// traced_program on a fresh loop, traced to `path`, with a pipe of its own.
+void run_traced_program(const std::string& path) {
+    int ends[2];
+    REQUIRE(::pipe(ends) == 0);
+    coring::run(traced_program(ends[0], ends[1]), {.trace_file = path.c_str()});
+    ::close(ends[0]);
+    ::close(ends[1]);
+}
+
 coring::task<> many_steps(int n) {
     for (int i = 0; i < n; ++i) co_await coring::sleep(0s);
 }
@@ -103,11 +112,7 @@ coring::task<> many_steps(int n) {
 TEST_CASE("trace - steps, kernel operations and flows of a scripted program", "[trace]") {
     coring_test::temp_dir dir;
     const std::string path = dir.file("program.json");
-    int ends[2];
-    REQUIRE(::pipe(ends) == 0);
-    coring::run(traced_program(ends[0], ends[1]), {.trace_file = path.c_str()});
-    ::close(ends[0]);
-    ::close(ends[1]);
+    run_traced_program(path);
 
     std::map<std::string, std::string> facts = summary_of(path);
     CHECK(facts["tracks"] == "1");
@@ -198,11 +203,7 @@ TEST_CASE("trace - tools/trace_to_svg.py draws a trace as an SVG timeline", "[tr
     coring_test::temp_dir dir;
     const std::string trace = dir.file("drawn.json");
     const std::string svg = dir.file("drawn.svg");
-    int ends[2];
-    REQUIRE(::pipe(ends) == 0);
-    coring::run(traced_program(ends[0], ends[1]), {.trace_file = trace.c_str()});
-    ::close(ends[0]);
-    ::close(ends[1]);
+    run_traced_program(trace);
 
     const auto [status, said] = run_command("python3 " + tests_dir() + "../tools/trace_to_svg.py " + trace + " " + svg + " 2>&1");
     CHECK(status == 0);
