@@ -166,10 +166,11 @@ CORING_ALWAYS_INLINE std::coroutine_handle<> leaf_awaiter<Node>::switch_away(std
     return next;
 }
 
+// Always inlined: it is on every wake-up's path, and the tracing hook must not make g++ call it.
 template <class Node>
-void leaf_awaiter<Node>::wake() noexcept {
+CORING_ALWAYS_INLINE void leaf_awaiter<Node>::wake() noexcept {
     scheduler& l = loop();
-    if (CORING_UNLIKELY(l.instrumented()) && l.tracer() != nullptr) l.trace_wake(m_task);
+    if (CORING_UNLIKELY(l.instrumented())) l.trace_wake(m_task);
     l.schedule(*this);
 }
 

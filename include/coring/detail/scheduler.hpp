@@ -245,7 +245,8 @@ public:
     [[nodiscard]] bool instrumented() const noexcept { return m_instrumented; }
     /// Tracing (loop_options::trace_file, CORING_TRACE): this loop's writer, or null.
     [[nodiscard]] trace_writer* tracer() noexcept { return m_trace.get(); }
-    /// Tracing: `task` was created, or is being woken (trace_writer.hpp's flows).
+    /// Tracing: `task` was created, or is being woken (trace_writer.hpp's flows); nothing
+    /// without a trace file. Called only when instrumented(), so the hot paths test one flag.
     void trace_created(state_base& task) noexcept;
     void trace_wake(state_base* task) noexcept;
 

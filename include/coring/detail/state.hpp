@@ -112,7 +112,7 @@ state<T>* create_task_state(scheduler& loop, task<T> body, std::string_view name
     if (!body.valid() || body.done()) throw invalid_state_error("coring: create_task of an empty task (moved from, or already awaited)");
     auto* s = new state<T>(loop, std::move(body), name, site);
     s->add_ref();
-    if (CORING_UNLIKELY(loop.instrumented()) && loop.tracer() != nullptr) loop.trace_created(*s);
+    if (CORING_UNLIKELY(loop.instrumented())) loop.trace_created(*s);
     if (eager)
         loop.run_eagerly(*s);  // it may finish here: the caller's reference keeps it
     else

@@ -427,7 +427,7 @@ CORING_NOINLINE inline void scheduler::instrumented_step(state_base* task, std::
 // A task made in a step of this loop: a flow from that step to the task's first one. (Made
 // by a callback or before the loop runs, it gets none: a flow needs a slice to start from.)
 CORING_NOINLINE inline void scheduler::trace_created(state_base& task) noexcept {
-    if (m_current == nullptr) return;
+    if (!m_trace || m_current == nullptr) return;
     profile_mark* mark = task.mark(nullptr);
     if (mark == nullptr) return;
     trace_event([&] {
@@ -441,7 +441,7 @@ CORING_NOINLINE inline void scheduler::trace_created(state_base& task) noexcept 
 // by a completion or a timer, outside any step, it gets none: the kernel operation's slice,
 // or the time, says why it runs.)
 CORING_NOINLINE inline void scheduler::trace_wake(state_base* task) noexcept {
-    if (task == nullptr || m_current == nullptr || task == m_current) return;
+    if (!m_trace || task == nullptr || m_current == nullptr || task == m_current) return;
     profile_mark* mark = task->mark(nullptr);
     if (mark == nullptr) return;
     trace_event([&] {
