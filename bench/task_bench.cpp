@@ -13,6 +13,9 @@
 //   sleep0_profiled    sleep0_round_trip in profile mode (loop_options::profile), beside the same
 //                      without it: the difference is profile mode's cost per task step. Target:
 //                      at most 100 ns.
+//   sleep0_traced      sleep0_round_trip with tracing (loop_options::trace_file, a file in the
+//                      temporary folder, removed afterwards), beside the same without it: what
+//                      tracing costs a step (its slice, written to the buffer and the file).
 #include <coring/coring.hpp>
 
 #include "support/handwritten_scheduler.hpp"
@@ -24,8 +27,13 @@
 #include <cstddef>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <functional>
+#include <string>
+#include <system_error>
 #include <utility>
+
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 
@@ -174,6 +182,19 @@ void sleep0_profiled(benchmark::State& state, bool profile) {
     }(state), {.profile = profile});
 }
 
+void sleep0_traced(benchmark::State& state, bool trace) {
+    // One file for the process: a trace file stays open until exit, and the loops of the
+    // benchmark's repeated runs share it.
+    const std::string file = (std::filesystem::temp_directory_path() / ("coring_task_bench_trace_" + std::to_string(::getpid()) + ".json")).string();
+    coring::loop_options options;
+    if (trace) options.trace_file = file.c_str();
+    coring::run([](benchmark::State& st) -> coring::task<> {
+        for (auto _ : st) co_await coring::sleep(0s);
+    }(state), options);
+    std::error_code ignored;
+    std::filesystem::remove(file, ignored);
+}
+
 void sleep0_round_trip_handwritten(benchmark::State& state) {
     handwritten::scheduler s;
     auto d = handwritten::yield_loop(s, state);
@@ -221,6 +242,8 @@ BENCHMARK(sleep0_round_trip_coring)->Name("sleep0_round_trip:coring");
 BENCHMARK(sleep0_round_trip_handwritten)->Name("sleep0_round_trip:handwritten");
 BENCHMARK_CAPTURE(sleep0_profiled, on, true)->Name("sleep0_profiled:coring");
 BENCHMARK_CAPTURE(sleep0_profiled, off, false)->Name("sleep0_profiled:without_profile");
+BENCHMARK_CAPTURE(sleep0_traced, on, true)->Name("sleep0_traced:coring");
+BENCHMARK_CAPTURE(sleep0_traced, off, false)->Name("sleep0_traced:without_trace");
 BENCHMARK(call_soon_coring)->Name("call_soon_x1000:coring");
 BENCHMARK(call_soon_handwritten)->Name("call_soon_x1000:std_function_deque");
 

@@ -152,8 +152,24 @@ private:
     loop_totals m_loop;
 };
 
-/// The io_uring opcodes coring submits, by name ("op 42" for the others).
-inline std::string io_opcode_name(int opcode) {
+// "op 0" ... "op 255": the names of the opcodes io_opcode_name does not know, made at compile
+// time (nothing to allocate, nothing destroyed at exit).
+inline constexpr auto unnamed_opcodes = [] {
+    std::array<std::array<char, 8>, 256> names{};
+    for (unsigned op = 0; op < 256; ++op) {
+        std::array<char, 8>& name = names[op];
+        name = {'o', 'p', ' '};
+        std::size_t at = 3;
+        if (op >= 100) name[at++] = static_cast<char>('0' + op / 100);
+        if (op >= 10) name[at++] = static_cast<char>('0' + op / 10 % 10);
+        name[at] = static_cast<char>('0' + op % 10);
+    }
+    return names;
+}();
+
+/// The io_uring opcodes coring submits, by name ("op 42" for the others). A view of static
+/// text: tracing names every kernel operation twice.
+inline std::string_view io_opcode_name(int opcode) noexcept {
     switch (opcode) {
         case IORING_OP_NOP: return "nop";
         case IORING_OP_READV: return "readv";
@@ -180,7 +196,9 @@ inline std::string io_opcode_name(int opcode) {
         case IORING_OP_RENAMEAT: return "renameat";
         case IORING_OP_UNLINKAT: return "unlinkat";
         case IORING_OP_MKDIRAT: return "mkdirat";
-        default: return "op " + std::to_string(opcode);
+        default:
+            if (opcode < 0 || opcode > 255) return "op ?";
+            return unnamed_opcodes[static_cast<std::size_t>(opcode)].data();
     }
 }
 
@@ -226,7 +244,7 @@ inline void write_profile_report(std::ostream& out, const profiler& p, std::size
                 for (std::size_t op = 0; op < g.io_waited_by_opcode.size(); ++op) {
                     if (g.io_waited_by_opcode[op] == std::chrono::nanoseconds::zero()) continue;
                     if (!by_opcode.empty()) by_opcode += ", ";
-                    by_opcode += io_opcode_name(static_cast<int>(op)) + " " + format_milliseconds(g.io_waited_by_opcode[op]);
+                    by_opcode += std::string(io_opcode_name(static_cast<int>(op))) + " " + format_milliseconds(g.io_waited_by_opcode[op]);
                 }
                 if (!by_opcode.empty()) waits += " (" + by_opcode + ")";
             }

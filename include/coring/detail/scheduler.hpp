@@ -363,11 +363,11 @@ private:
     // Tracing: a kernel operation submitted and completed (async slices named by opcode).
     CORING_NOINLINE void trace_submit(unsigned opcode, io_completion& op) noexcept {
         op.m_trace_opcode = static_cast<std::uint8_t>(opcode);
-        trace_event([&] { m_trace->operation_begins(reinterpret_cast<std::uintptr_t>(&op), io_opcode_name(static_cast<int>(opcode)), m_trace->now_us()); });
+        trace_event([&] { m_trace->operation_begins(reinterpret_cast<std::uintptr_t>(&op), io_opcode_name(static_cast<int>(opcode)), clock::now()); });
     }
     CORING_NOINLINE void trace_complete(io_completion& op, int result) noexcept {
         trace_event([&] {
-            m_trace->operation_ends(reinterpret_cast<std::uintptr_t>(&op), io_opcode_name(op.m_trace_opcode), result, m_trace->now_us());
+            m_trace->operation_ends(reinterpret_cast<std::uintptr_t>(&op), io_opcode_name(op.m_trace_opcode), result, clock::now());
         });
     }
 

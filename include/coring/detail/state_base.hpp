@@ -21,13 +21,16 @@
 #include <coring/detail/intrusive_list.hpp>
 #include <coring/detail/ready_queue.hpp>
 #include <coring/detail/scheduler.hpp>
+#include <coring/detail/source_location.hpp>
 #include <coring/errors.hpp>
 
+#include <algorithm>
+#include <array>
+#include <charconv>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
 #include <memory>
-#include <coring/detail/source_location.hpp>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -136,6 +139,10 @@ public:
     [[nodiscard]] scheduler* loop() const noexcept { return m_loop; }
     [[nodiscard]] std::uint64_t id() const noexcept { return m_id; }
     [[nodiscard]] std::string name() const;
+    /// The name without allocating (tracing writes one per step): a default name ("Task-<id>",
+    /// "Future") is written into `scratch`; a custom one is viewed where it is kept.
+    using name_scratch = std::array<char, 32>;
+    [[nodiscard]] std::string_view name_view(name_scratch& scratch) const noexcept;
     void set_name(std::string name);
     [[nodiscard]] bool has_custom_name() const noexcept { return m_extras != nullptr && !m_extras->name.empty(); }
     /// Profile mode and tracing: where the task is (allocated on first use); null if it could
@@ -313,8 +320,17 @@ inline bool is_cancellation(const std::exception_ptr& error) noexcept {
 }
 
 inline std::string state_base::name() const {
+    name_scratch scratch;
+    return std::string(name_view(scratch));
+}
+
+inline std::string_view state_base::name_view(name_scratch& scratch) const noexcept {
     if (has_custom_name()) return m_extras->name;
-    return m_is_task ? "Task-" + std::to_string(static_cast<std::uint64_t>(m_id)) : std::string("Future");
+    if (!m_is_task) return "Future";
+    constexpr std::string_view prefix = "Task-";
+    std::copy(prefix.begin(), prefix.end(), scratch.begin());
+    const auto end = std::to_chars(scratch.data() + prefix.size(), scratch.data() + scratch.size(), static_cast<std::uint64_t>(m_id)).ptr;
+    return {scratch.data(), static_cast<std::size_t>(end - scratch.data())};
 }
 
 inline void state_base::set_name(std::string name) {
@@ -403,7 +419,7 @@ CORING_NOINLINE inline void scheduler::instrumented_step(state_base* task, std::
     const clock::time_point start = clock::now();
     if (mark != nullptr && m_profiler) m_profiler->step_begins(*mark, m_options.virtual_time ? m_virtual_now : start);
     if (mark != nullptr && m_trace && mark->flow != 0) {
-        trace_event([&] { m_trace->flow_finishes(mark->flow_kind, mark->flow, m_trace->to_us(start)); });
+        trace_event([&] { m_trace->flow_finishes(mark->flow_kind, mark->flow, start); });
         mark->flow = 0;
     }
     const clock::duration nested_before = m_nested_step_time;
@@ -415,8 +431,8 @@ CORING_NOINLINE inline void scheduler::instrumented_step(state_base* task, std::
         m_profiler->step_ends(*mark, took - m_nested_step_time, m_options.virtual_time ? m_virtual_now : end, task->suspended_in(), task->done());
     if (m_trace) {
         trace_event([&] {
-            m_trace->step(task != nullptr ? task->name() : std::string("(coroutine)"), task != nullptr ? task->id() : 0, m_trace->to_us(start),
-                          std::chrono::duration<double, std::micro>(took).count());
+            state_base::name_scratch scratch;
+            m_trace->step(task != nullptr ? task->name_view(scratch) : std::string_view("(coroutine)"), task != nullptr ? task->id() : 0, start, took);
         });
     }
     m_nested_step_time = nested_before + took;
@@ -433,7 +449,7 @@ CORING_NOINLINE inline void scheduler::trace_created(state_base& task) noexcept 
     trace_event([&] {
         mark->flow = m_trace->file_next_flow();
         mark->flow_kind = "create_task";
-        m_trace->flow_starts("create_task", mark->flow, m_trace->now_us());
+        m_trace->flow_starts("create_task", mark->flow, clock::now());
     });
 }
 
@@ -447,7 +463,7 @@ CORING_NOINLINE inline void scheduler::trace_wake(state_base* task) noexcept {
     trace_event([&] {
         mark->flow = m_trace->file_next_flow();
         mark->flow_kind = "wake";
-        m_trace->flow_starts("wake", mark->flow, m_trace->now_us());
+        m_trace->flow_starts("wake", mark->flow, clock::now());
     });
 }
 

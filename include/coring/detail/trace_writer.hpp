@@ -30,8 +30,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -77,9 +79,8 @@ public:
     std::uint32_t new_track() noexcept { return ++m_tracks; }
     /// A flow id unused in this file.
     std::uint64_t next_flow() noexcept { return ++m_flows; }
-    /// Real time since the file was opened, in microseconds.
-    [[nodiscard]] double now_us() const noexcept { return to_us(clock::now()); }
-    [[nodiscard]] double to_us(clock::time_point t) const noexcept { return std::chrono::duration<double, std::micro>(t - m_origin).count(); }
+    /// When the file was opened: the trace's time zero.
+    [[nodiscard]] clock::time_point origin() const noexcept { return m_origin; }
     /// The file's size without its closing bracket.
     [[nodiscard]] std::uint64_t bytes_written() const noexcept { return m_bytes.load(std::memory_order_relaxed); }
 
@@ -127,7 +128,9 @@ private:
     clock::time_point m_origin;
 };
 
-/// One loop's events, on their way to its trace file.
+/// One loop's events, on their way to its trace file. Each event is formatted straight into
+/// the buffer, integers and timestamps by hand: snprintf's floating-point formatting would be
+/// most of a traced step's cost (bench/README.md, "Profiling").
 class trace_writer {
 public:
     static constexpr std::size_t default_buffer_limit = std::size_t{1} << 20;
@@ -135,57 +138,62 @@ public:
     trace_writer(std::shared_ptr<trace_file> file, std::size_t buffer_limit = default_buffer_limit)
         : m_file(std::move(file)), m_limit(buffer_limit), m_track(m_file->new_track()) {
         m_buffer.reserve(m_limit);
-        char text[160];
-        std::snprintf(text, sizeof text, R"({"name":"thread_name","ph":"M","pid":1,"tid":%u,"args":{"name":"loop %u"}})", m_track, m_track);
-        add(text);
+        begin_event(64);
+        put(R"({"name":"thread_name","ph":"M","pid":1,"tid":)");
+        append_number(m_track);
+        put(R"(,"args":{"name":"loop )");
+        append_number(m_track);
+        put("\"}}");
+        end_event();
     }
     trace_writer(const trace_writer&) = delete;
     trace_writer& operator=(const trace_writer&) = delete;
     ~trace_writer() { flush(); }
 
-    [[nodiscard]] double now_us() const noexcept { return m_file->now_us(); }
-    [[nodiscard]] double to_us(clock::time_point t) const noexcept { return m_file->to_us(t); }
     [[nodiscard]] std::uint64_t file_next_flow() noexcept { return m_file->next_flow(); }
 
-    /// A task's step, from `start` for `duration` microseconds.
-    void step(std::string_view task_name, std::uint64_t task_id, double start, double duration) {
-        std::string event = R"({"name":)";
-        append_json_string(event, task_name);
-        char text[200];
-        std::snprintf(text, sizeof text, R"(,"cat":"step","ph":"X","ts":%.3f,"dur":%.3f,"pid":1,"tid":%u,"args":{"task":%llu}})", start, duration, m_track,
-                      static_cast<unsigned long long>(task_id));
-        event += text;
-        add(event);
+    /// A task's step, from `start` for `took`.
+    void step(std::string_view task_name, std::uint64_t task_id, clock::time_point start, clock::duration took) {
+        begin_event(task_name.size() * 6 + 160);  // the most a name's JSON escapes take
+        put(R"({"name":)");
+        append_json_string(task_name);
+        put(R"(,"cat":"step","ph":"X","ts":)");
+        append_microseconds(since_origin(start));
+        put(R"(,"dur":)");
+        append_microseconds(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+        append_track();
+        put(R"(,"args":{"task":)");
+        append_number(task_id);
+        put("}}");
+        end_event();
     }
 
     /// A kernel operation `id` begins (at its submission) or ends (at its completion, with
     /// `result`).
-    void operation_begins(std::uintptr_t id, std::string_view opcode, double at) {
-        char text[200];
-        std::snprintf(text, sizeof text, R"({"name":"%.*s","cat":"io","ph":"b","id":"0x%llx","ts":%.3f,"pid":1,"tid":%u})", static_cast<int>(opcode.size()),
-                      opcode.data(), static_cast<unsigned long long>(id), at, m_track);
-        add(text);
+    void operation_begins(std::uintptr_t id, std::string_view opcode, clock::time_point at) {
+        begin_operation(id, opcode, "b", at);
+        m_buffer += '}';
+        end_event();
     }
-    void operation_ends(std::uintptr_t id, std::string_view opcode, int result, double at) {
-        char text[220];
-        std::snprintf(text, sizeof text, R"({"name":"%.*s","cat":"io","ph":"e","id":"0x%llx","ts":%.3f,"pid":1,"tid":%u,"args":{"result":%d}})",
-                      static_cast<int>(opcode.size()), opcode.data(), static_cast<unsigned long long>(id), at, m_track, result);
-        add(text);
+    void operation_ends(std::uintptr_t id, std::string_view opcode, int result, clock::time_point at) {
+        begin_operation(id, opcode, "e", at);
+        put(R"(,"args":{"result":)");
+        append_number(result);
+        put("}}");
+        end_event();
     }
 
     /// A flow from the running step (`start`) to a task's next step (`finish`): `kind` is
     /// "create_task" or "wake".
-    void flow_starts(const char* kind, std::uint64_t flow_id, double at) {
-        char text[200];
-        std::snprintf(text, sizeof text, R"({"name":"%s","cat":"flow","ph":"s","id":%llu,"ts":%.3f,"pid":1,"tid":%u})", kind,
-                      static_cast<unsigned long long>(flow_id), at, m_track);
-        add(text);
+    void flow_starts(std::string_view kind, std::uint64_t flow_id, clock::time_point at) {
+        begin_flow(kind, "s", flow_id, at);
+        m_buffer += '}';
+        end_event();
     }
-    void flow_finishes(const char* kind, std::uint64_t flow_id, double at) {
-        char text[200];
-        std::snprintf(text, sizeof text, R"({"name":"%s","cat":"flow","ph":"f","bp":"e","id":%llu,"ts":%.3f,"pid":1,"tid":%u})", kind,
-                      static_cast<unsigned long long>(flow_id), at, m_track);
-        add(text);
+    void flow_finishes(std::string_view kind, std::uint64_t flow_id, clock::time_point at) {
+        begin_flow(kind, "f", flow_id, at);
+        put(R"(,"bp":"e"})");
+        end_event();
     }
 
     /// Writes what is buffered to the file.
@@ -201,33 +209,96 @@ public:
     [[nodiscard]] const trace_file& file() const noexcept { return *m_file; }
 
 private:
-    void add(std::string_view event) {
-        const std::size_t needed = event.size() + (m_buffer.empty() ? 0 : 2);
-        if (!m_buffer.empty() && m_buffer.size() + needed > m_limit) flush();
-        if (!m_buffer.empty()) m_buffer += ",\n";
-        m_buffer += event;
+    // An event of at most `most` bytes starts: the buffer is written out first if it would
+    // not fit, and the separator from the previous event is added.
+    void begin_event(std::size_t most) {
+        if (!m_buffer.empty() && m_buffer.size() + 2 + most > m_limit) flush();
+        if (!m_buffer.empty()) put(",\n");
+    }
+    // A literal's length is known at compile time: no strlen.
+    template <std::size_t N>
+    void put(const char (&text)[N]) {
+        m_buffer.append(text, N - 1);
+    }
+    void end_event() noexcept {
         if (m_buffer.size() > m_high_water) m_high_water = m_buffer.size();
     }
 
-    static void append_json_string(std::string& out, std::string_view text) {
-        out += '"';
+    void begin_operation(std::uintptr_t id, std::string_view opcode, std::string_view phase, clock::time_point at) {
+        begin_event(opcode.size() + 160);
+        put(R"({"name":)");
+        append_json_string(opcode);
+        put(R"(,"cat":"io","ph":")");
+        m_buffer += phase;
+        put(R"(","id":"0x)");
+        append_number(id, 16);
+        put(R"(","ts":)");
+        append_microseconds(since_origin(at));
+        append_track();
+    }
+    void begin_flow(std::string_view kind, std::string_view phase, std::uint64_t flow_id, clock::time_point at) {
+        begin_event(kind.size() + 160);
+        put(R"({"name":")");
+        m_buffer += kind;
+        put(R"(","cat":"flow","ph":")");
+        m_buffer += phase;
+        put(R"(","id":)");
+        append_number(flow_id);
+        put(R"(,"ts":)");
+        append_microseconds(since_origin(at));
+        append_track();
+    }
+
+    void append_track() {
+        put(R"(,"pid":1,"tid":)");
+        append_number(m_track);
+    }
+    [[nodiscard]] std::int64_t since_origin(clock::time_point t) const noexcept {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(t - m_file->origin()).count();
+    }
+    template <class Integer>
+    void append_number(Integer value, int base = 10) {
+        char text[24];
+        const auto end = std::to_chars(text, text + sizeof text, value, base).ptr;
+        m_buffer.append(text, end);
+    }
+    // Nanoseconds as microseconds with three decimals ("12.345"), the format's unit.
+    void append_microseconds(std::int64_t ns) {
+        if (ns < 0) {
+            m_buffer += '-';
+            ns = -ns;
+        }
+        append_number(ns / 1000);
+        const auto fraction = static_cast<unsigned>(ns % 1000);
+        const char digits[4] = {'.', static_cast<char>('0' + fraction / 100), static_cast<char>('0' + fraction / 10 % 10), static_cast<char>('0' + fraction % 10)};
+        m_buffer.append(digits, sizeof digits);
+    }
+    void append_json_string(std::string_view text) {
+        m_buffer += '"';
+        const auto plain = [](char c) { return c != '"' && c != '\\' && static_cast<unsigned char>(c) >= 0x20; };
+        if (std::all_of(text.begin(), text.end(), plain)) {  // the usual name: no escapes
+            m_buffer += text;
+            m_buffer += '"';
+            return;
+        }
         for (const char c : text) {
             switch (c) {
-                case '"': out += "\\\""; break;
-                case '\\': out += "\\\\"; break;
-                case '\n': out += "\\n"; break;
-                case '\t': out += "\\t"; break;
+                case '"': m_buffer += "\\\""; break;
+                case '\\': m_buffer += "\\\\"; break;
+                case '\n': m_buffer += "\\n"; break;
+                case '\t': m_buffer += "\\t"; break;
                 default:
                     if (static_cast<unsigned char>(c) < 0x20) {
-                        char escaped[8];
-                        std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-                        out += escaped;
+                        static constexpr char hex[] = "0123456789abcdef";
+                        const auto byte = static_cast<unsigned char>(c);
+                        const char escaped[6] = {'\\', 'u', '0', '0', hex[byte >> 4], hex[byte & 0xf]};
+                        m_buffer.append(escaped, sizeof escaped);
                     } else {
-                        out += c;
+                        m_buffer += c;
                     }
             }
         }
-        out += '"';
+        m_buffer += '"';
     }
 
     std::shared_ptr<trace_file> m_file;
