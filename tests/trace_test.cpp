@@ -22,6 +22,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -107,6 +108,21 @@ coring::task<> many_steps(int n) {
     for (int i = 0; i < n; ++i) co_await coring::sleep(0s);
 }
 
+coring::task<> run_named(std::string name) {
+    co_await coring::create_task(many_steps(1), std::move(name));
+}
+
+/// The bytes of `text` in hex, as Python's bytes.hex() writes them.
+std::string hex_of(std::string_view text) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string hex;
+    for (const char c : text) {
+        hex += digits[static_cast<unsigned char>(c) >> 4];
+        hex += digits[static_cast<unsigned char>(c) & 0xf];
+    }
+    return hex;
+}
+
 }  // namespace
 
 TEST_CASE("trace - steps, kernel operations and flows of a scripted program", "[trace]") {
@@ -128,6 +144,19 @@ TEST_CASE("trace - steps, kernel operations and flows of a scripted program", "[
     CHECK(std::stoi(wakes) >= 1);
     CHECK(wakes.substr(wakes.find('/') + 1) == wakes.substr(0, wakes.find('/')));  // each one finished
     CHECK(facts["io read"] == "1/1");
+}
+
+TEST_CASE("trace - a task's name reaches the file intact, whatever its characters", "[trace]") {
+    coring_test::temp_dir dir;
+    const std::string path = dir.file("names.json");
+    const std::string name = "say \"hi\" \\ to\n\tthe \x01 loop \xc3\xa9";  // quotes, backslash, controls, UTF-8
+    coring::run(run_named(name), {.trace_file = path.c_str()});
+    // Python decodes the JSON strings; the slice whose name starts with "say" is printed as bytes.
+    const auto [status, text] = run_command("python3 -c \"import json, sys; "
+                                            "print(' '.join(sorted({e['name'].encode().hex() for e in json.load(open(sys.argv[1])) "
+                                            "if e.get('ph') == 'X' and e['name'].startswith('say')})))\" " + path);
+    CHECK(status == 0);
+    CHECK(text == hex_of(name) + "\n");
 }
 
 TEST_CASE("trace - loops made one after the other share the file, a track each", "[trace]") {

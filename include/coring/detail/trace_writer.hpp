@@ -225,7 +225,7 @@ private:
     }
 
     void begin_operation(std::uintptr_t id, std::string_view opcode, std::string_view phase, clock::time_point at) {
-        begin_event(opcode.size() + 160);
+        begin_event(opcode.size() * 6 + 160);
         put(R"({"name":)");
         append_json_string(opcode);
         put(R"(,"cat":"io","ph":")");
